@@ -1,1 +1,120 @@
-//! placeholder
+//! # world-substrate: isolated Linux worlds
+//!
+//! A *world* is a sandbox made of Linux primitives (there is no usable KVM
+//! on our hosts): user, mount, pid, uts, ipc, net and cgroup namespaces;
+//! cgroup limits; `no_new_privs`, a seccomp denylist and a cut capability
+//! set; a root filesystem that is a writable btrfs snapshot of an image.
+//!
+//! ## Using it
+//! ```no_run
+//! use world_substrate::{LinuxSubstrate, Substrate, SubstrateConfig, CreateOptions, ExecRequest};
+//! let sub = LinuxSubstrate::new(SubstrateConfig::system_default());
+//! let w = sub.create(&CreateOptions::default())?;
+//! let out = sub.exec_output(&w.id, &ExecRequest::new(&["python3", "-c", "print(6*7)"]), b"")?;
+//! assert_eq!(out.stdout, b"42\n");
+//! sub.destroy(&w.id)?;
+//! # Ok::<(), world_substrate::Error>(())
+//! ```
+//!
+//! ## The supervisor entry point (for the `world` CLI)
+//! `create` starts `config.supervisor_cmd` plus one JSON argument. The CLI
+//! must dispatch its hidden `argv[1] == SUPERVISOR_ARG` to
+//! [`supervisor_main`] first thing in `main`, before starting any thread or
+//! async runtime (the supervisor forks and enters namespaces):
+//! ```no_run
+//! let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+//! if args.get(1).is_some_and(|a| a == world_substrate::SUPERVISOR_ARG) {
+//!     world_substrate::supervisor_main(&args[2..]);
+//! }
+//! ```
+//! [`SubstrateConfig::system_default`] already points `supervisor_cmd` at
+//! the current executable with that marker. No daemon: each world's init
+//! keeps running after `create` returns; later processes reach it over
+//! `<run_dir>/worlds/<id>/ctl.sock` (see [`supervisor`] for the tree).
+//!
+//! ## Design decisions
+//! * Filesystem: btrfs subvolumes on a loop-mounted image in the state dir
+//!   (see [`storage`]). Snapshot/branch (issue 4) = read-only/writable
+//!   snapshots: O(1), every generation is a flat peer subvolume.
+//! * Ids: world root maps to host uids `uid_base..uid_base+65536`
+//!   (default 1e9), one fixed range for all worlds, so branches of one
+//!   lineage share files; never host root.
+//! * Process layout and issue 4: PID 1 of each world is its init (the
+//!   supervisor). For branching, a forked Python session cannot change pid
+//!   namespace, and pid/user namespaces nest at most 32 deep, so issue 4
+//!   should give a lineage one shared user namespace and a lineage pid
+//!   namespace whose init forks per-world inits; forked sessions stay in the
+//!   lineage pid namespace and per-world processes in a child pid namespace.
+//!   Everything else here (btrfs layout, cgroup per world, control socket,
+//!   per-request agents) carries over unchanged.
+//! * Exec timeout kills the whole tree: the per-request agent is a child
+//!   subreaper, so even daemonised descendants are found and killed.
+//! * `ptrace` is denied in worlds (seccomp) and the init is not dumpable.
+//! * /sys is not mounted in worlds; /proc is the world's own.
+
+#![deny(missing_docs)]
+
+pub mod bench;
+pub mod btrfs;
+pub mod cgroup;
+pub mod config;
+pub mod error;
+pub mod image;
+pub mod linux;
+pub mod proto;
+pub mod seccomp;
+pub mod storage;
+pub mod supervisor;
+mod sys;
+pub mod types;
+
+pub use config::{SubstrateConfig, DEFAULT_UID_BASE};
+pub use error::{Error, ExecError, Result, WorldError};
+pub use image::{ImageInfo, ImageKind};
+pub use linux::LinuxSubstrate;
+pub use supervisor::supervisor_main;
+pub use types::{
+    CreateOptions, Created, ExecOutput, ExecRequest, ExecStatus, Limits, WorldId, WorldInfo,
+    WorldState,
+};
+
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
+/// The hidden `argv[1]` that makes a program run [`supervisor_main`].
+pub const SUPERVISOR_ARG: &str = "__world-supervisor";
+
+/// Standard streams of an exec; `None` means /dev/null. Output streams as
+/// it is written: the command writes straight into these fds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecStdio<'a> {
+    /// Standard input.
+    pub stdin: Option<BorrowedFd<'a>>,
+    /// Standard output.
+    pub stdout: Option<BorrowedFd<'a>>,
+    /// Standard error.
+    pub stderr: Option<BorrowedFd<'a>>,
+}
+
+/// A world backend. The Linux namespace backend is [`LinuxSubstrate`]; a
+/// microVM backend can implement the same trait on hosts with real KVM.
+pub trait Substrate {
+    /// Creates and starts a world; returns once it accepts exec.
+    fn create(&self, opts: &CreateOptions) -> Result<Created>;
+    /// All worlds.
+    fn list(&self) -> Result<Vec<WorldInfo>>;
+    /// One world, with current usage.
+    fn inspect(&self, id: &WorldId) -> Result<WorldInfo>;
+    /// Runs a command with the given stdio; returns how it ended. A program
+    /// that is not found is `Err(ExecError::CommandNotFound)` (exit 127).
+    fn exec(&self, id: &WorldId, req: &ExecRequest, stdio: ExecStdio<'_>) -> Result<ExecStatus>;
+    /// Runs a command feeding `stdin` and capturing stdout and stderr
+    /// (output of background processes after the command exits is dropped).
+    fn exec_output(&self, id: &WorldId, req: &ExecRequest, stdin: &[u8]) -> Result<ExecOutput>;
+    /// Copies a host file or directory into directory `world_dir`.
+    fn copy_in(&self, id: &WorldId, host_src: &Path, world_dir: &str) -> Result<()>;
+    /// Copies a world file or directory into host directory `host_dir`.
+    fn copy_out(&self, id: &WorldId, world_src: &str, host_dir: &Path) -> Result<()>;
+    /// Kills everything in the world and removes all its traces.
+    fn destroy(&self, id: &WorldId) -> Result<()>;
+}

@@ -1,0 +1,146 @@
+//! Opening the database: one process at a time, with retry and backoff.
+//!
+//! DuckDB allows a single process to hold a database file read-write, and
+//! refuses other processes while it does. WorldRuntime therefore keeps
+//! connections short: every `world` command opens the file, does its work in
+//! one transaction and closes it. When the file is held by another `world`
+//! process, [`Store::open`] retries with exponential backoff (1 ms doubling
+//! to 50 ms, with jitter) until [`OpenOptions::busy_timeout`] passes, then
+//! fails with [`Error::Busy`]. Long-running work (the demo, a daemon) must
+//! likewise open the store only around its writes.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use duckdb::Connection;
+
+use crate::{schema, Error, Result};
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How long to wait for another process to release the file.
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An open WorldRuntime database.
+pub struct Store {
+    pub(crate) conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` with default options.
+    pub fn open(path: &Path) -> Result<Store> {
+        Self::open_with(path, &OpenOptions::default())
+    }
+
+    /// Opens the database at `path`, waiting for other processes as configured.
+    pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(1);
+        let mut attempt: u64 = 0;
+        loop {
+            match Connection::open(path) {
+                Ok(conn) => {
+                    // Another process may still be migrating a fresh file, so
+                    // a lock error during migration is retried as well.
+                    match schema::migrate(&conn) {
+                        Ok(_) => {
+                            return Ok(Store {
+                                conn,
+                                path: Some(path.to_path_buf()),
+                            })
+                        }
+                        Err(Error::Db(e)) if is_busy(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) if is_busy(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if start.elapsed() >= opts.busy_timeout {
+                return Err(Error::Busy {
+                    path: path.to_path_buf(),
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+            attempt += 1;
+            std::thread::sleep(delay + jitter(attempt, delay));
+            delay = (delay * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Opens a private in-memory database (tests, benchmarks).
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        schema::migrate(&conn)?;
+        Ok(Store { conn, path: None })
+    }
+
+    /// The file this store was opened from (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?)
+    }
+
+    /// Direct access for read-only ad-hoc queries (the CLI's `sql` command).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `f` inside one transaction; commits on `Ok`, rolls back on `Err`.
+    pub(crate) fn in_transaction<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        match f(&self.conn) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether a DuckDB error means "another process holds the file".
+fn is_busy(e: &duckdb::Error) -> bool {
+    let msg = e.to_string();
+    msg.contains("Could not set lock") || msg.contains("Conflicting lock")
+}
+
+/// A small deterministic jitter (0..delay/2) so that waiting processes do not
+/// retry in lock-step.
+fn jitter(attempt: u64, delay: Duration) -> Duration {
+    let r = world_core::seed::splitmix64_output(std::process::id() as u64, attempt);
+    let half = (delay.as_micros() as u64 / 2).max(1);
+    Duration::from_micros(r % half)
+}

@@ -1,0 +1,238 @@
+//! `world bench substrate`: create-to-ready, exec round trip of `true`,
+//! destroy and memory per idle world, beside the `unshare` and `bwrap`
+//! baselines measured in the same run. Returns a table; not a timed test.
+
+use std::fmt;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::cgroup::WorldCgroup;
+use crate::error::Result;
+use crate::types::{CreateOptions, ExecRequest, Limits, WorldId};
+use crate::{ExecStdio, LinuxSubstrate, Substrate};
+
+/// One measured operation.
+#[derive(Debug, Clone)]
+pub struct BenchRow {
+    /// What was measured.
+    pub name: String,
+    /// Samples taken.
+    pub n: usize,
+    /// Median, ms (or MB for memory rows).
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Unit of p50/p90.
+    pub unit: &'static str,
+}
+
+/// The benchmark table.
+#[derive(Debug, Clone, Default)]
+pub struct BenchReport {
+    /// Rows in order.
+    pub rows: Vec<BenchRow>,
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<44} {:>5} {:>10} {:>10}",
+            "operation", "n", "p50", "p90"
+        )?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "{:<44} {:>5} {:>7.2} {:<2} {:>7.2} {:<2}",
+                r.name, r.n, r.p50, r.unit, r.p90, r.unit
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+fn row(name: &str, mut v: Vec<f64>, unit: &'static str) -> BenchRow {
+    BenchRow {
+        name: name.into(),
+        n: v.len(),
+        p50: pct(&mut v, 0.5),
+        p90: pct(&mut v, 0.9),
+        unit,
+    }
+}
+
+fn time_cmd(n: usize, prog: &str, args: &[&str]) -> Option<Vec<f64>> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let ok = Command::new(prog)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        if !ok {
+            return None;
+        }
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Some(v)
+}
+
+/// PSS of every process of a world, in kB.
+pub fn world_pss_kb(sub: &LinuxSubstrate, id: &WorldId) -> u64 {
+    let cg = WorldCgroup::open(&sub.config().cgroup_name, id.as_str());
+    cg.pids()
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+fn mem_available_kb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the benchmark: `n` samples per timed row, `idle` worlds alive at
+/// once for the memory rows. Destroys every world it made.
+pub fn bench_substrate(sub: &LinuxSubstrate, n: usize, idle: usize) -> Result<BenchReport> {
+    let opts = CreateOptions {
+        limits: Limits::default(),
+        ..Default::default()
+    };
+    // Warm up: builds the host image and mounts the store.
+    let w = sub.create(&opts)?;
+    sub.destroy(&w.id)?;
+
+    let mut rep = BenchReport::default();
+    let (mut create, mut wall, mut destroy) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let c = sub.create(&opts)?;
+        wall.push(t.elapsed().as_secs_f64() * 1e3);
+        create.push(c.create_ms);
+        ids.push(c.id);
+    }
+    let mut rtt = Vec::new();
+    let t_req = ExecRequest::new(&["true"]);
+    for _ in 0..n {
+        let t = Instant::now();
+        sub.exec(&ids[0], &t_req, ExecStdio::default())?;
+        rtt.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut first = Vec::new();
+    for id in ids.iter().skip(1) {
+        let t = Instant::now();
+        sub.exec(id, &t_req, ExecStdio::default())?;
+        first.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    for id in &ids {
+        let t = Instant::now();
+        sub.destroy(id)?;
+        destroy.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    rep.rows
+        .push(row("world create-to-ready (measured inside)", create, "ms"));
+    rep.rows
+        .push(row("world create (caller wall clock)", wall, "ms"));
+    rep.rows
+        .push(row("world exec `true` round trip", rtt, "ms"));
+    rep.rows
+        .push(row("world first exec after create", first, "ms"));
+    rep.rows.push(row("world destroy", destroy, "ms"));
+
+    if let Some(v) = time_cmd(n, "unshare", &["-Umpniu", "--fork", "true"]) {
+        rep.rows
+            .push(row("baseline: unshare -Umpniu --fork true", v, "ms"));
+    }
+    let bw = [
+        "--unshare-all",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "/usr/bin/true",
+    ];
+    if let Some(v) = time_cmd(n, "bwrap", &bw) {
+        rep.rows
+            .push(row("baseline: bwrap --unshare-all ... true", v, "ms"));
+    }
+    let t = Instant::now();
+    if let Some(v) = time_cmd(n, "true", &[]) {
+        let _ = t;
+        rep.rows.push(row("baseline: spawn `true`", v, "ms"));
+    }
+
+    let before = mem_available_kb();
+    let mut idle_ids = Vec::new();
+    let t = Instant::now();
+    for _ in 0..idle {
+        idle_ids.push(sub.create(&opts)?.id);
+    }
+    let spawn_all = t.elapsed().as_secs_f64() * 1e3;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let after = mem_available_kb();
+    let pss: Vec<f64> = idle_ids
+        .iter()
+        .map(|id| world_pss_kb(sub, id) as f64 / 1024.0)
+        .collect();
+    let per_world_host = before.saturating_sub(after) as f64 / 1024.0 / idle.max(1) as f64;
+    rep.rows.push(row(
+        &format!("PSS per idle world ({idle} alive)"),
+        pss,
+        "MB",
+    ));
+    rep.rows.push(BenchRow {
+        name: format!("host memory per idle world ({idle} alive)"),
+        n: idle,
+        p50: per_world_host,
+        p90: per_world_host,
+        unit: "MB",
+    });
+    rep.rows.push(BenchRow {
+        name: format!("create {idle} idle worlds, total"),
+        n: 1,
+        p50: spawn_all,
+        p90: spawn_all,
+        unit: "ms",
+    });
+    for id in &idle_ids {
+        sub.destroy(id)?;
+    }
+    Ok(rep)
+}

@@ -1,0 +1,285 @@
+//! Per-world cgroups: CPU quota, memory, pids (and the freezer for issue 4),
+//! on cgroup v2 or on the v1 controllers of a v1/v2 hybrid host. A limit
+//! whose controller is missing becomes a warning, never a silent no-op.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::types::Limits;
+
+/// Errors of cgroup setup and teardown.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// Writing a cgroup file or directory failed.
+    #[error("cgroup {0}: {1}")]
+    Io(PathBuf, #[source] io::Error),
+    /// Processes did not leave before the deadline.
+    #[error("cgroup {0}: processes still alive after kill")]
+    Busy(PathBuf),
+}
+
+/// Which hierarchy is in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// Unified hierarchy at this mount point.
+    V2(PathBuf),
+    /// v1 controller name -> mount point.
+    V1(Vec<(&'static str, PathBuf)>),
+}
+
+/// The cgroups of one world (one dir in v2, one per controller in v1).
+#[derive(Debug, Clone)]
+pub struct WorldCgroup {
+    /// Directories, first one is the reference for procs/memory.
+    dirs: Vec<(&'static str, PathBuf)>,
+    v2: bool,
+}
+
+fn mounts() -> Vec<(String, String, String)> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some((
+                f.get(4)?.to_string(),
+                f.get(sep + 1)?.to_string(),
+                f.get(sep + 3)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn detect() -> Mode {
+    let m = mounts();
+    let mut v1 = Vec::new();
+    for ctl in ["memory", "pids", "cpu", "freezer"] {
+        if let Some((mp, _, _)) = m
+            .iter()
+            .find(|(_, t, o)| t == "cgroup" && o.split(',').any(|x| x == ctl))
+        {
+            v1.push((ctl, PathBuf::from(mp)));
+        }
+    }
+    if !v1.is_empty() {
+        return Mode::V1(v1);
+    }
+    let v2 = m
+        .iter()
+        .find(|(_, t, _)| t == "cgroup2")
+        .map_or_else(|| PathBuf::from("/sys/fs/cgroup"), |(mp, _, _)| mp.into());
+    Mode::V2(v2)
+}
+
+fn write(p: &Path, v: &str) -> Result<(), CgroupError> {
+    fs::write(p, v).map_err(|e| CgroupError::Io(p.into(), e))
+}
+
+fn mkdir(p: &Path) -> Result<(), CgroupError> {
+    match fs::create_dir_all(p) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(CgroupError::Io(p.into(), e)),
+    }
+}
+
+impl WorldCgroup {
+    /// Creates the world's cgroups and applies `limits`; returns the cgroup
+    /// and warnings for limits that cannot be enforced here.
+    pub fn create(
+        parent: &str,
+        id: &str,
+        limits: &Limits,
+    ) -> Result<(WorldCgroup, Vec<String>), CgroupError> {
+        let mut warnings = Vec::new();
+        let cg = match detect() {
+            Mode::V2(root) => {
+                let top = root.join(parent);
+                mkdir(&top)?;
+                let avail = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+                let want: Vec<&str> = ["memory", "pids", "cpu"]
+                    .into_iter()
+                    .filter(|c| avail.split_whitespace().any(|a| a == *c))
+                    .collect();
+                let ctl: String = want.iter().map(|c| format!("+{c} ")).collect();
+                if !ctl.is_empty() {
+                    let _ = write(&root.join("cgroup.subtree_control"), ctl.trim());
+                    let _ = write(&top.join("cgroup.subtree_control"), ctl.trim());
+                }
+                let dir = top.join(id);
+                mkdir(&dir)?;
+                WorldCgroup {
+                    dirs: vec![("unified", dir)],
+                    v2: true,
+                }
+            }
+            Mode::V1(ctls) => {
+                let mut dirs = Vec::new();
+                for (c, mp) in ctls {
+                    let dir = mp.join(parent).join(id);
+                    mkdir(&dir)?;
+                    dirs.push((c, dir));
+                }
+                WorldCgroup { dirs, v2: false }
+            }
+        };
+        if let Err(e) = cg.apply(limits, &mut warnings) {
+            let _ = cg.remove();
+            return Err(e);
+        }
+        Ok((cg, warnings))
+    }
+
+    /// Reopens the cgroup of an existing world.
+    pub fn open(parent: &str, id: &str) -> WorldCgroup {
+        match detect() {
+            Mode::V2(root) => WorldCgroup {
+                dirs: vec![("unified", root.join(parent).join(id))],
+                v2: true,
+            },
+            Mode::V1(ctls) => WorldCgroup {
+                dirs: ctls
+                    .into_iter()
+                    .map(|(c, mp)| (c, mp.join(parent).join(id)))
+                    .collect(),
+                v2: false,
+            },
+        }
+    }
+
+    fn dir(&self, ctl: &str) -> Option<&Path> {
+        if self.v2 {
+            let d = &self.dirs[0].1;
+            let avail = fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
+            return avail
+                .split_whitespace()
+                .any(|a| a == ctl)
+                .then_some(d.as_path());
+        }
+        self.dirs
+            .iter()
+            .find(|(c, _)| *c == ctl)
+            .map(|(_, d)| d.as_path())
+    }
+
+    fn apply(&self, l: &Limits, warn: &mut Vec<String>) -> Result<(), CgroupError> {
+        let mem = l.mem_size_mib << 20;
+        match (self.dir("memory"), self.v2) {
+            (Some(d), true) => {
+                write(&d.join("memory.max"), &mem.to_string())?;
+                let _ = write(&d.join("memory.swap.max"), "0");
+            }
+            (Some(d), false) => {
+                write(&d.join("memory.limit_in_bytes"), &mem.to_string())?;
+                let sw = d.join("memory.memsw.limit_in_bytes");
+                if sw.exists() {
+                    let _ = write(&sw, &mem.to_string());
+                }
+            }
+            (None, _) => warn.push("memory limit not enforced: no memory cgroup controller".into()),
+        }
+        match self.dir("pids") {
+            Some(d) => write(&d.join("pids.max"), &l.pids_max.to_string())?,
+            None => warn.push("pids limit not enforced: no pids cgroup controller".into()),
+        }
+        let quota = u64::from(l.vcpu_count) * 100_000;
+        match (self.dir("cpu"), self.v2) {
+            (Some(d), true) => write(&d.join("cpu.max"), &format!("{quota} 100000"))?,
+            (Some(d), false) => {
+                write(&d.join("cpu.cfs_period_us"), "100000")?;
+                write(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+            (None, _) => warn.push("cpu quota not enforced: no cpu cgroup controller".into()),
+        }
+        Ok(())
+    }
+
+    /// Files a process writes its pid into to join every world cgroup.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|(_, d)| d.join("cgroup.procs"))
+            .collect()
+    }
+
+    /// Pids currently in the world (any controller's view; all agree).
+    pub fn pids(&self) -> Vec<i32> {
+        let Some((_, d)) = self.dirs.first() else {
+            return vec![];
+        };
+        fs::read_to_string(d.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Memory in use, bytes.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        let d = self.dir("memory")?;
+        let f = if self.v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        fs::read_to_string(d.join(f)).ok()?.trim().parse().ok()
+    }
+
+    /// Tasks in use.
+    pub fn pids_current(&self) -> Option<u64> {
+        let d = self.dir("pids")?;
+        fs::read_to_string(d.join("pids.current"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// SIGKILLs every process and waits up to `wait` for them to go.
+    pub fn kill_all(&self, wait: Duration) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + wait;
+        if self.v2 {
+            let _ = fs::write(self.dirs[0].1.join("cgroup.kill"), "1");
+        }
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return Ok(());
+            }
+            for p in pids {
+                // SAFETY: kill with a pid read from the cgroup; a stale pid
+                // that was reused would not be in this cgroup any more.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            if Instant::now() > deadline {
+                return Err(CgroupError::Busy(self.dirs[0].1.clone()));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Removes the (empty) cgroup directories; missing ones are fine.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        for (_, d) in &self.dirs {
+            let mut tries = 0;
+            loop {
+                match fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 500 => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(e) => return Err(CgroupError::Io(d.clone(), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the cgroup directories exist.
+    pub fn exists(&self) -> bool {
+        self.dirs.iter().any(|(_, d)| d.exists())
+    }
+}

@@ -1,0 +1,59 @@
+//! Where the substrate keeps things and how it starts supervisors: one
+//! [`SubstrateConfig`] value, so tests can point everything at temp dirs.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Host uid/gid that world root maps to. All worlds share this one range
+/// (worlds of one lineage will share files after branching); it is never
+/// host root and lies far above any real user.
+pub const DEFAULT_UID_BASE: u32 = 1_000_000_000;
+/// Number of uids/gids mapped into every world (0..65536 inside).
+pub const UID_COUNT: u32 = 65_536;
+
+/// Paths and knobs of a substrate instance.
+#[derive(Debug, Clone)]
+pub struct SubstrateConfig {
+    /// Persistent state: the btrfs image file, its mount, world and image
+    /// records. Default `/var/lib/world-runtime`.
+    pub state_dir: PathBuf,
+    /// Runtime files: per-world control sockets and logs. Default
+    /// `/run/world-runtime`.
+    pub run_dir: PathBuf,
+    /// Program and leading arguments that start a supervisor, e.g.
+    /// `["/usr/bin/world", "__world-supervisor"]`. The launch spec is appended
+    /// as one more argument; the program must call
+    /// [`crate::supervisor_main`] with it.
+    pub supervisor_cmd: Vec<OsString>,
+    /// Size of the sparse btrfs image created on first use, in MiB.
+    pub storage_size_mib: u64,
+    /// First host uid/gid of the range world ids map to.
+    pub uid_base: u32,
+    /// Name of the cgroup directory that holds all worlds.
+    pub cgroup_name: String,
+}
+
+impl SubstrateConfig {
+    /// Defaults for a root-run host install; `supervisor_cmd` is the current
+    /// executable with the hidden `__world-supervisor` argument.
+    pub fn system_default() -> Self {
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        Self::with_dirs(
+            "/var/lib/world-runtime".into(),
+            "/run/world-runtime".into(),
+            vec![exe.into(), crate::SUPERVISOR_ARG.into()],
+        )
+    }
+
+    /// Defaults with explicit directories and supervisor command.
+    pub fn with_dirs(state_dir: PathBuf, run_dir: PathBuf, supervisor_cmd: Vec<OsString>) -> Self {
+        SubstrateConfig {
+            state_dir,
+            run_dir,
+            supervisor_cmd,
+            storage_size_mib: 32 * 1024,
+            uid_base: DEFAULT_UID_BASE,
+            cgroup_name: "world-runtime".into(),
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Client side of exec and copy: connects to a world's control socket, sends
+//! the request with the caller's fds, and turns the reply into a result.
+//! Safe to call from any thread (no forking here).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use super::LinuxSubstrate;
+use crate::error::{ExecError, Result, WorldError};
+use crate::proto::{self, FailKind, Reply, Request};
+use crate::types::{ExecOutput, ExecRequest, ExecStatus, WorldId};
+use crate::{sys, ExecStdio};
+
+fn connect(s: &LinuxSubstrate, id: &WorldId) -> Result<UnixStream> {
+    s.running(id)?;
+    UnixStream::connect(s.control_socket(id)).map_err(|e| {
+        WorldError::Launch(format!("world '{id}' does not answer ({e}); destroy it")).into()
+    })
+}
+
+fn fail_to_err(kind: FailKind, msg: String) -> crate::Error {
+    match kind {
+        FailKind::NotFound => ExecError::CommandNotFound(msg),
+        FailKind::PermissionDenied => ExecError::PermissionDenied(msg),
+        FailKind::NoSuchPath => ExecError::NoSuchPath(msg),
+        FailKind::BadRequest => ExecError::BadRequest(msg),
+        FailKind::Other => ExecError::Failed(msg),
+    }
+    .into()
+}
+
+fn finish_exec(conn: &UnixStream) -> Result<ExecStatus> {
+    match proto::recv_reply(conn.as_fd())? {
+        Reply::Exited(st) => Ok(st),
+        Reply::Done => Err(ExecError::Failed("unexpected reply".into()).into()),
+        Reply::Failed { kind, msg } => Err(fail_to_err(kind, msg)),
+    }
+}
+
+fn finish_done(conn: &UnixStream) -> Result<()> {
+    match proto::recv_reply(conn.as_fd())? {
+        Reply::Done => Ok(()),
+        Reply::Exited(_) => Err(ExecError::Failed("unexpected reply".into()).into()),
+        Reply::Failed { kind, msg } => Err(fail_to_err(kind, msg)),
+    }
+}
+
+/// Runs a command with the caller's fds as stdio.
+pub fn exec(
+    s: &LinuxSubstrate,
+    id: &WorldId,
+    req: &ExecRequest,
+    stdio: ExecStdio<'_>,
+) -> Result<ExecStatus> {
+    let conn = connect(s, id)?;
+    let null = sys::dev_null()?;
+    let pick =
+        |f: Option<std::os::fd::BorrowedFd<'_>>| f.map_or(null.as_raw_fd(), |b| b.as_raw_fd());
+    let fds = [pick(stdio.stdin), pick(stdio.stdout), pick(stdio.stderr)];
+    proto::send_request(conn.as_fd(), &Request::Exec(req.clone()), &fds)?;
+    drop(null);
+    finish_exec(&conn)
+}
+
+fn set_nonblock(fd: RawFd) {
+    // SAFETY: fcntl flag manipulation on a valid fd.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+}
+
+fn drain(fd: RawFd, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 16384];
+    loop {
+        // SAFETY: valid buffer.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            out.extend_from_slice(&buf[..n as usize]);
+            continue;
+        }
+        // n == 0: EOF; n < 0: EAGAIN (more later) or error.
+        return n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN);
+    }
+}
+
+/// Runs a command, feeding `stdin` and capturing stdout/stderr.
+pub fn exec_output(
+    s: &LinuxSubstrate,
+    id: &WorldId,
+    req: &ExecRequest,
+    stdin: &[u8],
+) -> Result<ExecOutput> {
+    let conn = connect(s, id)?;
+    let (out_r, out_w) = sys::pipe()?;
+    let (err_r, err_w) = sys::pipe()?;
+    let (in_r, in_w) = sys::pipe()?;
+    let fds = [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+    proto::send_request(conn.as_fd(), &Request::Exec(req.clone()), &fds)?;
+    drop((in_r, out_w, err_w));
+    let input = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let mut f = File::from(in_w);
+        let _ = f.write_all(&input);
+    });
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    set_nonblock(out_r.as_raw_fd());
+    set_nonblock(err_r.as_raw_fd());
+    let (mut out_open, mut err_open) = (true, true);
+    loop {
+        let mut p = [
+            libc::pollfd {
+                fd: out_r.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: err_r.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: conn.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        if !out_open {
+            p[0].fd = -1;
+        }
+        if !err_open {
+            p[1].fd = -1;
+        }
+        // SAFETY: three valid pollfds (negative fds are ignored).
+        let n = unsafe { libc::poll(p.as_mut_ptr(), 3, -1) };
+        if n < 0 {
+            continue;
+        }
+        if p[0].revents != 0 && drain(out_r.as_raw_fd(), &mut out) {
+            out_open = false;
+        }
+        if p[1].revents != 0 && drain(err_r.as_raw_fd(), &mut err) {
+            err_open = false;
+        }
+        if p[2].revents != 0 {
+            break;
+        }
+    }
+    let status = finish_exec(&conn);
+    drain(out_r.as_raw_fd(), &mut out);
+    drain(err_r.as_raw_fd(), &mut err);
+    drop((out_r, err_r));
+    let _ = feeder.join();
+    Ok(ExecOutput {
+        status: status?,
+        stdout: out,
+        stderr: err,
+    })
+}
+
+fn stream_pair() -> Result<(OwnedFd, OwnedFd)> {
+    Ok(sys::pipe()?)
+}
+
+/// Streams a tar of `host_src` into directory `world_dir`.
+pub fn copy_in(s: &LinuxSubstrate, id: &WorldId, host_src: &Path, world_dir: &str) -> Result<()> {
+    let meta =
+        std::fs::symlink_metadata(host_src).map_err(|e| WorldError::Io("read copy source", e))?;
+    let conn = connect(s, id)?;
+    let (r, w) = stream_pair()?;
+    let req = Request::CopyIn {
+        dest: world_dir.to_string(),
+    };
+    proto::send_request(conn.as_fd(), &req, &[r.as_raw_fd()])?;
+    drop(r);
+    let src = host_src.to_path_buf();
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut b = tar::Builder::new(File::from(w));
+        b.follow_symlinks(false);
+        let name = src
+            .file_name()
+            .map_or_else(|| ".".into(), std::path::PathBuf::from);
+        if meta.is_dir() {
+            b.append_dir_all(&name, &src)?;
+        } else {
+            b.append_path_with_name(&src, &name)?;
+        }
+        b.into_inner()?.flush()
+    });
+    let res = finish_done(&conn);
+    let w = writer.join().unwrap_or(Ok(()));
+    res?;
+    w.map_err(|e| WorldError::Io("send files", e))?;
+    Ok(())
+}
+
+/// Streams a tar of `world_src` out into host directory `host_dir`.
+pub fn copy_out(s: &LinuxSubstrate, id: &WorldId, world_src: &str, host_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(host_dir).map_err(|e| WorldError::Io("create copy destination", e))?;
+    let conn = connect(s, id)?;
+    let (r, w) = stream_pair()?;
+    let req = Request::CopyOut {
+        src: world_src.to_string(),
+    };
+    proto::send_request(conn.as_fd(), &req, &[w.as_raw_fd()])?;
+    drop(w);
+    // The archive comes from inside the world: the tar crate refuses
+    // entries that would land outside `host_dir`; no ownership or setuid.
+    let mut ar = tar::Archive::new(File::from(r));
+    ar.set_preserve_permissions(false);
+    ar.set_preserve_ownerships(false);
+    ar.set_unpack_xattrs(false);
+    let unpacked = ar.unpack(host_dir);
+    let mut rest = ar.into_inner();
+    let _ = std::io::copy(&mut rest, &mut std::io::sink());
+    let _ = rest.read(&mut [0u8; 1]);
+    finish_done(&conn)?;
+    unpacked.map_err(|e| WorldError::Io("unpack copied files", e))?;
+    Ok(())
+}
+
+/// Health check of the control socket.
+pub fn ping(s: &LinuxSubstrate, id: &WorldId) -> Result<()> {
+    let conn = connect(s, id)?;
+    proto::send_request(conn.as_fd(), &Request::Ping, &[])?;
+    finish_done(&conn)
+}

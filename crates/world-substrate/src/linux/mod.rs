@@ -1,0 +1,325 @@
+//! The Linux backend: [`LinuxSubstrate`] owns world records and lifecycle
+//! (create, list, inspect, destroy, images) on the host side; the namespace
+//! work happens in the supervisor processes it starts. Exec and copy
+//! clients are in `client`.
+
+mod client;
+pub mod record;
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cgroup::WorldCgroup;
+use crate::config::{SubstrateConfig, UID_COUNT};
+use crate::error::{Error, Result, WorldError};
+use crate::image::{self, ImageInfo, HOST_IMAGE};
+use crate::storage::{self, Layout};
+use crate::supervisor::{LaunchResult, LaunchSpec};
+use crate::types::{CreateOptions, Created, WorldId, WorldInfo, WorldState};
+use crate::{btrfs, sys, ExecOutput, ExecRequest, ExecStatus, ExecStdio, Substrate};
+use record::WorldRecord;
+
+/// Worlds on this Linux host.
+#[derive(Debug, Clone)]
+pub struct LinuxSubstrate {
+    cfg: SubstrateConfig,
+    layout: Layout,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl LinuxSubstrate {
+    /// A substrate using `cfg`. Nothing is touched until first use.
+    pub fn new(cfg: SubstrateConfig) -> Self {
+        let layout = Layout::new(&cfg);
+        LinuxSubstrate { cfg, layout }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SubstrateConfig {
+        &self.cfg
+    }
+
+    fn ensure_storage(&self) -> Result<()> {
+        storage::ensure_mounted(&self.layout, self.cfg.storage_size_mib)?;
+        Ok(())
+    }
+
+    /// Imports a root filesystem (directory or tar file) as image `name`.
+    pub fn image_import(&self, name: &str, src: &Path) -> Result<ImageInfo> {
+        self.ensure_storage()?;
+        Ok(image::import(&self.layout, name, src, self.cfg.uid_base)?)
+    }
+
+    /// Lists images (creating the built-in `host` image if needed).
+    pub fn image_list(&self) -> Result<Vec<ImageInfo>> {
+        self.ensure_storage()?;
+        image::get(&self.layout, HOST_IMAGE, self.cfg.uid_base)?;
+        Ok(image::list(&self.layout)?)
+    }
+
+    /// Removes an image; refuses while any world uses it.
+    pub fn image_rm(&self, name: &str) -> Result<()> {
+        self.ensure_storage()?;
+        let users = WorldRecord::all_ids(&self.layout)
+            .iter()
+            .filter_map(|id| WorldRecord::load(&self.layout, id).ok())
+            .filter(|r| r.image == name)
+            .count();
+        Ok(image::remove(&self.layout, name, users)?)
+    }
+
+    /// Unmounts the btrfs store (its loop device detaches). Refuses while
+    /// worlds exist. Tests call it to leave nothing behind.
+    pub fn unmount_storage(&self) -> Result<()> {
+        if !WorldRecord::all_ids(&self.layout).is_empty() {
+            return Err(storage::StorageError::Busy.into());
+        }
+        Ok(storage::unmount(&self.layout)?)
+    }
+
+    fn info(&self, r: &WorldRecord) -> WorldInfo {
+        let cg = WorldCgroup::open(&self.cfg.cgroup_name, r.id.as_str());
+        let state = r.state();
+        let live = state == WorldState::Running;
+        WorldInfo {
+            id: r.id.clone(),
+            image: r.image.clone(),
+            state,
+            limits: r.limits,
+            warnings: r.warnings.clone(),
+            create_ms: r.create_ms,
+            created_at: r.created_at,
+            supervisor_pid: r.pid,
+            memory_bytes: live.then(|| cg.memory_bytes()).flatten(),
+            pids: live.then(|| cg.pids_current()).flatten(),
+            disk_bytes: btrfs::exclusive_bytes(&self.layout.world_root(r.id.as_str())),
+        }
+    }
+
+    pub(crate) fn running(&self, id: &WorldId) -> Result<WorldRecord> {
+        let r = WorldRecord::load(&self.layout, id)?;
+        match r.state() {
+            WorldState::Running => Ok(r),
+            s => Err(WorldError::NotRunning(id.to_string(), s).into()),
+        }
+    }
+
+    fn launch(&self, spec: &LaunchSpec) -> Result<(i32, u64)> {
+        let (prog, args) = self
+            .cfg
+            .supervisor_cmd
+            .split_first()
+            .ok_or_else(|| WorldError::Launch("empty supervisor_cmd".into()))?;
+        let log = fs::File::create(self.layout.world_run(&spec.id).join("log"))
+            .map_err(|e| WorldError::Io("create world log", e))?;
+        let json = serde_json::to_string(spec).expect("spec serializes");
+        let mut child = Command::new(prog)
+            .args(args)
+            .arg(json)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| WorldError::Launch(format!("start {}: {e}", prog.to_string_lossy())))?;
+        let mut out = String::new();
+        if let Some(mut so) = child.stdout.take() {
+            let _ = so.read_to_string(&mut out);
+        }
+        let _ = child.wait();
+        match serde_json::from_str::<LaunchResult>(out.trim()) {
+            Ok(LaunchResult::Ready { pid, start_time }) => Ok((pid, start_time)),
+            Ok(LaunchResult::Failed(m)) => Err(WorldError::Launch(m).into()),
+            Err(_) => Err(WorldError::Launch(format!(
+                "supervisor gave no result (is supervisor_cmd right?): {}",
+                out.trim()
+            ))
+            .into()),
+        }
+    }
+
+    /// Removes everything of a world; tolerant of half-made worlds.
+    fn teardown(&self, id: &str, rec: Option<&WorldRecord>) -> Result<()> {
+        if let Some(r) = rec {
+            if r.state() == WorldState::Running {
+                if let Ok(pfd) = sys::pidfd_open(r.pid) {
+                    if sys::process_start_time(r.pid) == Some(r.start_time) {
+                        let _ = sys::pidfd_kill(&pfd, libc::SIGKILL);
+                        let _ = sys::poll_readable(pfd.as_raw_fd(), 5000);
+                    }
+                }
+            }
+        }
+        let cg = WorldCgroup::open(&self.cfg.cgroup_name, id);
+        if cg.exists() {
+            cg.kill_all(Duration::from_secs(10))?;
+            cg.remove()?;
+        }
+        let root = self.layout.world_root(id);
+        if root.exists() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match btrfs::subvol_delete(&root) {
+                    Ok(()) => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(e) => return Err(WorldError::Io("delete world root", e).into()),
+                }
+            }
+        }
+        let run = self.layout.world_run(id);
+        if run.exists() {
+            fs::remove_dir_all(&run).map_err(|e| WorldError::Io("remove run dir", e))?;
+        }
+        let meta = self.layout.world_meta(id);
+        if meta.exists() {
+            fs::remove_file(&meta).map_err(|e| WorldError::Io("remove world record", e))?;
+        }
+        Ok(())
+    }
+
+    fn create_inner(&self, id: &WorldId, opts: &CreateOptions, t0: Instant) -> Result<Created> {
+        let image_name = opts.image.as_deref().unwrap_or(HOST_IMAGE);
+        let img = image::get(&self.layout, image_name, self.cfg.uid_base)?;
+        let root = self.layout.world_root(id.as_str());
+        fs::create_dir_all(self.layout.world_run(id.as_str()))
+            .map_err(|e| WorldError::Io("create run dir", e))?;
+        btrfs::snapshot(&self.layout.image_root(&img.name), &root, false)
+            .map_err(|e| WorldError::Io("snapshot image", e))?;
+        let mut warnings = Vec::new();
+        if let Some(mib) = opts.limits.disk_mib {
+            if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
+                warnings.push(format!("disk limit not enforced: {e}"));
+            }
+        }
+        let (cg, w) = WorldCgroup::create(&self.cfg.cgroup_name, id.as_str(), &opts.limits)?;
+        warnings.extend(w);
+        let spec = LaunchSpec {
+            id: id.to_string(),
+            root,
+            binds: img.binds.clone(),
+            sock: self.layout.world_sock(id.as_str()),
+            cgroup_procs: cg.procs_files(),
+            uid_base: self.cfg.uid_base,
+            uid_count: UID_COUNT,
+        };
+        let (pid, start_time) = self.launch(&spec)?;
+        let create_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let rec = WorldRecord {
+            id: id.clone(),
+            image: img.name,
+            limits: opts.limits,
+            warnings: warnings.clone(),
+            create_ms,
+            created_at: now(),
+            pid,
+            start_time,
+        };
+        rec.save(&self.layout)?;
+        Ok(Created {
+            id: id.clone(),
+            create_ms,
+            warnings,
+        })
+    }
+}
+
+impl Substrate for LinuxSubstrate {
+    fn create(&self, opts: &CreateOptions) -> Result<Created> {
+        let t0 = Instant::now();
+        opts.limits.validate().map_err(WorldError::InvalidLimits)?;
+        self.ensure_storage()?;
+        let id = opts.id.clone().unwrap_or_else(WorldId::random);
+        let meta = self.layout.world_meta(id.as_str());
+        if meta.exists() || self.layout.world_root(id.as_str()).exists() {
+            return Err(WorldError::Exists(id.to_string()).into());
+        }
+        // Claim the id before doing anything (O_EXCL), so racing creates fail.
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&meta)
+            .map_err(|_| WorldError::Exists(id.to_string()))?;
+        match self.create_inner(&id, opts, t0) {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                if let Err(te) = self.teardown(id.as_str(), None) {
+                    eprintln!("world {id}: cleanup after failed create: {te}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn list(&self) -> Result<Vec<WorldInfo>> {
+        Ok(WorldRecord::all_ids(&self.layout)
+            .iter()
+            .filter_map(|id| WorldRecord::load(&self.layout, id).ok())
+            .map(|r| self.info(&r))
+            .collect())
+    }
+
+    fn inspect(&self, id: &WorldId) -> Result<WorldInfo> {
+        Ok(self.info(&WorldRecord::load(&self.layout, id)?))
+    }
+
+    fn exec(&self, id: &WorldId, req: &ExecRequest, stdio: ExecStdio<'_>) -> Result<ExecStatus> {
+        client::exec(self, id, req, stdio)
+    }
+
+    fn exec_output(&self, id: &WorldId, req: &ExecRequest, stdin: &[u8]) -> Result<ExecOutput> {
+        client::exec_output(self, id, req, stdin)
+    }
+
+    fn copy_in(&self, id: &WorldId, host_src: &Path, world_dir: &str) -> Result<()> {
+        client::copy_in(self, id, host_src, world_dir)
+    }
+
+    fn copy_out(&self, id: &WorldId, world_src: &str, host_dir: &Path) -> Result<()> {
+        client::copy_out(self, id, world_src, host_dir)
+    }
+
+    fn destroy(&self, id: &WorldId) -> Result<()> {
+        let rec = WorldRecord::load(&self.layout, id)?;
+        self.teardown(id.as_str(), Some(&rec))
+    }
+}
+
+impl LinuxSubstrate {
+    /// Path of a world's control socket (for tools and the lead's engine).
+    pub fn control_socket(&self, id: &WorldId) -> std::path::PathBuf {
+        self.layout.world_sock(id.as_str())
+    }
+
+    /// Host path of a world's root subvolume (issue 4 snapshots it).
+    pub fn world_root(&self, id: &WorldId) -> std::path::PathBuf {
+        self.layout.world_root(id.as_str())
+    }
+
+    /// Checks the world answers on its control socket.
+    pub fn ping(&self, id: &WorldId) -> Result<()> {
+        client::ping(self, id)
+    }
+
+    #[doc(hidden)]
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::World(WorldError::Io("io", e))
+    }
+}

@@ -1,0 +1,74 @@
+//! The persistent record of a world (`<state>/meta/worlds/<id>.json`) and
+//! the liveness check of its init (pid + start time, immune to pid reuse).
+
+use std::fs;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::WorldError;
+use crate::storage::Layout;
+use crate::sys;
+use crate::types::{Limits, WorldId, WorldState};
+
+/// What is stored about a world.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorldRecord {
+    /// Id.
+    pub id: WorldId,
+    /// Image name.
+    pub image: String,
+    /// Limits asked for.
+    pub limits: Limits,
+    /// Limits not enforced.
+    pub warnings: Vec<String>,
+    /// Measured create time, ms.
+    pub create_ms: f64,
+    /// Seconds since the epoch.
+    pub created_at: u64,
+    /// Host pid of the world's init.
+    pub pid: i32,
+    /// Its start time.
+    pub start_time: u64,
+}
+
+impl WorldRecord {
+    /// Loads a record.
+    pub fn load(l: &Layout, id: &WorldId) -> Result<WorldRecord, WorldError> {
+        let b = fs::read(l.world_meta(id.as_str()))
+            .map_err(|_| WorldError::NotFound(id.to_string()))?;
+        serde_json::from_slice(&b).map_err(|_| WorldError::NotFound(id.to_string()))
+    }
+
+    /// Saves a record atomically.
+    pub fn save(&self, l: &Layout) -> Result<(), WorldError> {
+        let p = l.world_meta(self.id.as_str());
+        let tmp = p.with_extension("json.tmp");
+        let b = serde_json::to_vec_pretty(self).expect("record serializes");
+        fs::write(&tmp, b).map_err(|e| WorldError::Io("save world record", e))?;
+        fs::rename(&tmp, &p).map_err(|e| WorldError::Io("save world record", e))
+    }
+
+    /// Whether the init recorded here is still the same live process.
+    pub fn state(&self) -> WorldState {
+        if self.pid > 0 && sys::process_start_time(self.pid) == Some(self.start_time) {
+            WorldState::Running
+        } else {
+            WorldState::Dead
+        }
+    }
+
+    /// Ids of all recorded worlds.
+    pub fn all_ids(l: &Layout) -> Vec<WorldId> {
+        let mut ids: Vec<WorldId> = fs::read_dir(l.state.join("meta/worlds"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                WorldId::new(n.strip_suffix(".json")?)
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+}

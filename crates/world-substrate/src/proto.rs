@@ -1,0 +1,200 @@
+//! The control-socket protocol between a client (`world exec`, any process)
+//! and a world's supervisor: one length-prefixed JSON request sent together
+//! with its file descriptors (SCM_RIGHTS), one JSON reply, then close.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{ExecRequest, ExecStatus};
+
+/// Largest request accepted.
+pub const MAX_REQUEST: usize = 1 << 20;
+
+/// Errors of the wire protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    /// Socket I/O failed.
+    #[error("control socket: {0}")]
+    Io(#[from] io::Error),
+    /// The peer sent something unreadable.
+    #[error("control socket: bad message: {0}")]
+    Bad(String),
+}
+
+/// A request. File descriptors travel alongside: exec sends
+/// `[stdin, stdout, stderr]`, copies send `[stream]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Run a command.
+    Exec(ExecRequest),
+    /// Unpack the tar stream read from the fd into directory `dest`.
+    CopyIn {
+        /// Destination directory inside the world.
+        dest: String,
+    },
+    /// Write a tar stream of `src` (file or directory) to the fd.
+    CopyOut {
+        /// Source path inside the world.
+        src: String,
+    },
+    /// Health check.
+    Ping,
+}
+
+/// Why a request failed inside the world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    /// The program was not found in PATH.
+    NotFound,
+    /// The program exists but cannot be executed.
+    PermissionDenied,
+    /// The working directory or path does not exist.
+    NoSuchPath,
+    /// The request was malformed.
+    BadRequest,
+    /// Anything else.
+    Other,
+}
+
+/// The supervisor's reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// The command ended.
+    Exited(ExecStatus),
+    /// A copy or ping finished.
+    Done,
+    /// The request failed before or instead of running.
+    Failed {
+        /// Category.
+        kind: FailKind,
+        /// Human-readable message.
+        msg: String,
+    },
+}
+
+/// Sends a request with fds over a connected stream socket.
+pub fn send_request(sock: BorrowedFd<'_>, req: &Request, fds: &[RawFd]) -> Result<(), ProtoError> {
+    let body = serde_json::to_vec(req).map_err(|e| ProtoError::Bad(e.to_string()))?;
+    let mut msg = (body.len() as u32).to_le_bytes().to_vec();
+    msg.extend_from_slice(&body);
+    let fd_bytes = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: msg.as_ptr() as *mut libc::c_void,
+        iov_len: msg.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    if !fds.is_empty() {
+        mh.msg_control = cbuf.as_mut_ptr().cast();
+        mh.msg_controllen = space as _;
+        // SAFETY: the control buffer is large enough for one header holding
+        // `fds.len()` ints (CMSG_SPACE), and is 8-byte aligned.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&mh);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
+        }
+    }
+    // SAFETY: mh points at live buffers for the duration of the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &mh, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    let n = n as usize;
+    if n < msg.len() {
+        crate::sys::write_all(sock.as_raw_fd(), &msg[n..])?;
+    }
+    Ok(())
+}
+
+/// Receives a request and its fds (close-on-exec) from a stream socket.
+pub fn recv_request(sock: BorrowedFd<'_>) -> Result<(Request, Vec<OwnedFd>), ProtoError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cbuf = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: zeroed msghdr is valid; buffers outlive the call.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf.as_mut_ptr().cast();
+    mh.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    let n = loop {
+        // SAFETY: mh describes live, writable buffers.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut mh, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e.into());
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: walking the control messages the kernel wrote into cbuf, using
+    // the CMSG_* accessors; SCM_RIGHTS data is an array of ints we now own.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<RawFd>();
+                let cnt = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..cnt {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+    }
+    let mut have = buf[..n].to_vec();
+    while have.len() < 4 {
+        let k = crate::sys::read(sock.as_raw_fd(), &mut buf)?;
+        if k == 0 {
+            return Err(ProtoError::Bad("short request".into()));
+        }
+        have.extend_from_slice(&buf[..k]);
+    }
+    let len = u32::from_le_bytes([have[0], have[1], have[2], have[3]]) as usize;
+    if len > MAX_REQUEST {
+        return Err(ProtoError::Bad("request too large".into()));
+    }
+    while have.len() < 4 + len {
+        let k = crate::sys::read(sock.as_raw_fd(), &mut buf)?;
+        if k == 0 {
+            return Err(ProtoError::Bad("short request".into()));
+        }
+        have.extend_from_slice(&buf[..k]);
+    }
+    let req =
+        serde_json::from_slice(&have[4..4 + len]).map_err(|e| ProtoError::Bad(e.to_string()))?;
+    Ok((req, fds))
+}
+
+/// Writes the reply (one JSON document).
+pub fn send_reply(sock: RawFd, r: &Reply) -> Result<(), ProtoError> {
+    let body = serde_json::to_vec(r).map_err(|e| ProtoError::Bad(e.to_string()))?;
+    crate::sys::write_all(sock, &body).map_err(Into::into)
+}
+
+/// Reads the reply until the supervisor closes the connection.
+pub fn recv_reply(sock: BorrowedFd<'_>) -> Result<Reply, ProtoError> {
+    let b = crate::sys::read_to_end(sock.as_raw_fd(), MAX_REQUEST)?;
+    if b.is_empty() {
+        return Err(ProtoError::Bad("supervisor closed without reply".into()));
+    }
+    serde_json::from_slice(&b).map_err(|e| ProtoError::Bad(e.to_string()))
+}

@@ -1,0 +1,224 @@
+//! The on-disk layout and the loop-mounted btrfs filesystem that holds every
+//! image and world root.
+//!
+//! ```text
+//! <state>/storage.img            sparse btrfs image (mkfs.btrfs on first use)
+//! <state>/fs/                    its mount point (loop device, autoclear)
+//!     images/<name>              read-only subvolume per image
+//!     worlds/<id>                writable snapshot of an image = world root
+//!     snapshots/<snap>           (issue 4) read-only snapshot of a world
+//! <state>/meta/images/<name>.json, <state>/meta/worlds/<id>.json   records
+//! <run>/worlds/<id>/ctl.sock     supervisor control socket
+//! <run>/worlds/<id>/log          supervisor stderr
+//! ```
+//!
+//! Snapshot and branch (issue 4) are btrfs snapshots: O(1) in disk size, and
+//! every generation is a peer subvolume, so 200 generations stay flat.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::btrfs;
+use crate::config::SubstrateConfig;
+
+/// Errors of storage setup.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A step of preparing the btrfs store failed.
+    #[error("storage {step}: {source}")]
+    Io {
+        /// What was being done.
+        step: &'static str,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// An external tool failed.
+    #[error("{tool} failed: {msg} (is btrfs-progs installed and are you root?)")]
+    Tool {
+        /// Tool name.
+        tool: &'static str,
+        /// Its stderr.
+        msg: String,
+    },
+    /// Unmount refused because worlds still run.
+    #[error("storage busy: destroy all worlds first")]
+    Busy,
+}
+
+fn io_err(step: &'static str) -> impl FnOnce(io::Error) -> StorageError {
+    move |source| StorageError::Io { step, source }
+}
+
+/// Resolved paths of one substrate instance.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// State dir.
+    pub state: PathBuf,
+    /// Run dir.
+    pub run: PathBuf,
+}
+
+impl Layout {
+    /// Layout for a config.
+    pub fn new(cfg: &SubstrateConfig) -> Self {
+        Layout {
+            state: cfg.state_dir.clone(),
+            run: cfg.run_dir.clone(),
+        }
+    }
+    /// The btrfs image file.
+    pub fn image_file(&self) -> PathBuf {
+        self.state.join("storage.img")
+    }
+    /// The btrfs mount point.
+    pub fn mount_point(&self) -> PathBuf {
+        self.state.join("fs")
+    }
+    /// Image subvolume.
+    pub fn image_root(&self, name: &str) -> PathBuf {
+        self.mount_point().join("images").join(name)
+    }
+    /// World root subvolume.
+    pub fn world_root(&self, id: &str) -> PathBuf {
+        self.mount_point().join("worlds").join(id)
+    }
+    /// Image record.
+    pub fn image_meta(&self, name: &str) -> PathBuf {
+        self.state.join("meta/images").join(format!("{name}.json"))
+    }
+    /// World record.
+    pub fn world_meta(&self, id: &str) -> PathBuf {
+        self.state.join("meta/worlds").join(format!("{id}.json"))
+    }
+    /// Per-world runtime dir.
+    pub fn world_run(&self, id: &str) -> PathBuf {
+        self.run.join("worlds").join(id)
+    }
+    /// Control socket of a world.
+    pub fn world_sock(&self, id: &str) -> PathBuf {
+        self.world_run(id).join("ctl.sock")
+    }
+}
+
+/// Whether `mp` is a btrfs mount point in this mount namespace.
+pub fn is_mounted(mp: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = mp.to_string_lossy();
+    info.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-");
+        f.get(4) == Some(&want.as_ref()) && sep.and_then(|s| f.get(s + 1)) == Some(&"btrfs")
+    })
+}
+
+fn run(tool: &'static str, cmd: &mut Command) -> Result<(), StorageError> {
+    let out = cmd.output().map_err(|e| StorageError::Tool {
+        tool,
+        msg: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(StorageError::Tool {
+            tool,
+            msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Creates (first use) and mounts the btrfs store; idempotent. Serialised
+/// across processes by a lock file.
+pub fn ensure_mounted(l: &Layout, size_mib: u64) -> Result<(), StorageError> {
+    let mp = l.mount_point();
+    if is_mounted(&mp) {
+        return Ok(());
+    }
+    for d in [&l.state, &l.run, &mp] {
+        fs::create_dir_all(d).map_err(io_err("create dirs"))?;
+    }
+    // World inits run as the world uid range and must traverse the state
+    // dir to bind their root subvolume.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let m = fs::metadata(&l.state).map_err(io_err("stat state dir"))?;
+        if m.permissions().mode() & 0o001 == 0 {
+            let mode = m.permissions().mode() | 0o011;
+            fs::set_permissions(&l.state, fs::Permissions::from_mode(mode))
+                .map_err(io_err("chmod state dir"))?;
+        }
+    }
+    for d in ["meta/images", "meta/worlds"] {
+        fs::create_dir_all(l.state.join(d)).map_err(io_err("create dirs"))?;
+    }
+    let _lock = Lock::take(&l.state.join("lock")).map_err(io_err("lock"))?;
+    if is_mounted(&mp) {
+        return Ok(());
+    }
+    let img = l.image_file();
+    if !img.exists() {
+        let tmp = l.state.join("storage.img.tmp");
+        let f = fs::File::create(&tmp).map_err(io_err("create image"))?;
+        f.set_len(size_mib << 20).map_err(io_err("size image"))?;
+        drop(f);
+        run(
+            "mkfs.btrfs",
+            Command::new("mkfs.btrfs").arg("-q").arg("-f").arg(&tmp),
+        )?;
+        fs::rename(&tmp, &img).map_err(io_err("rename image"))?;
+    }
+    run(
+        "mount",
+        Command::new("mount")
+            .arg("-t")
+            .arg("btrfs")
+            .arg("-o")
+            .arg("loop,noatime")
+            .arg(&img)
+            .arg(&mp),
+    )?;
+    for d in ["images", "worlds", "snapshots"] {
+        fs::create_dir_all(mp.join(d)).map_err(io_err("create dirs"))?;
+    }
+    btrfs::quota_enable(&mp).map_err(io_err("enable quota"))?;
+    Ok(())
+}
+
+/// Unmounts the store (the loop device detaches itself).
+pub fn unmount(l: &Layout) -> Result<(), StorageError> {
+    let mp = l.mount_point();
+    if !is_mounted(&mp) {
+        return Ok(());
+    }
+    crate::sys::umount2(&mp, 0).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            StorageError::Busy
+        } else {
+            StorageError::Io {
+                step: "unmount",
+                source: e,
+            }
+        }
+    })
+}
+
+/// An exclusive `flock` held until dropped.
+pub struct Lock(#[allow(dead_code)] fs::File);
+
+impl Lock {
+    /// Blocks until the lock at `path` is held.
+    pub fn take(path: &Path) -> io::Result<Lock> {
+        use std::os::fd::AsRawFd;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // SAFETY: flock on a valid fd.
+        crate::sys::cvt(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } as libc::c_long)?;
+        Ok(Lock(f))
+    }
+}

@@ -1,0 +1,205 @@
+//! The per-world supervisor: the only code that forks and enters namespaces.
+//!
+//! Process tree of one world (all single-threaded, no daemon):
+//!
+//! ```text
+//! create() ──spawn──> launcher (host)            exits once the world is ready
+//!                       └─fork─> unsharer          unshare(user,mnt,uts,ipc,net,cgroup,pid), exits
+//!                                  └─fork─> init   PID 1 of the world: mounts, pivot_root,
+//!                                                  listens on ctl.sock, reaps
+//!                                           └─fork─> agent      one per request: exec/copy,
+//!                                                               subreaper, timeout, reply
+//!                                                    └─fork─> command   caps cut, no_new_privs,
+//!                                                                       seccomp, execve
+//! ```
+//!
+//! The launcher is started by [`crate::linux::LinuxSubstrate::create`] as
+//! `<supervisor_cmd...> <launch-spec-json>`; a program embedding this crate
+//! dispatches that to [`supervisor_main`].
+
+mod agent;
+mod init;
+mod rootfs;
+mod sandbox;
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys;
+
+/// Everything the launcher needs, passed as one JSON argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    /// World id (= hostname).
+    pub id: String,
+    /// Host path of the world's root subvolume.
+    pub root: PathBuf,
+    /// Host directories (relative to `/`) to bind read-only into the root.
+    pub binds: Vec<String>,
+    /// Control socket path.
+    pub sock: PathBuf,
+    /// cgroup.procs files to join before creating the namespaces.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// First host uid/gid of the world range.
+    pub uid_base: u32,
+    /// Number of ids mapped.
+    pub uid_count: u32,
+}
+
+/// What the launcher prints on stdout (one JSON line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum LaunchResult {
+    /// The world is ready; its init has this host pid and start time.
+    Ready {
+        /// Host pid of the world's init.
+        pid: i32,
+        /// Start time of that pid (from /proc/PID/stat).
+        start_time: u64,
+    },
+    /// Setup failed.
+    Failed(String),
+}
+
+/// Entry point of the hidden supervisor command. `args` are the arguments
+/// after the hidden marker (exactly one: the launch spec JSON). Never
+/// returns. Call it first thing in `main`, before any thread is started:
+///
+/// ```no_run
+/// let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+/// if args.get(1).map(|a| a == world_substrate::SUPERVISOR_ARG).unwrap_or(false) {
+///     world_substrate::supervisor_main(&args[2..]);
+/// }
+/// ```
+pub fn supervisor_main(args: &[std::ffi::OsString]) -> ! {
+    let res = match args
+        .first()
+        .and_then(|a| serde_json::from_slice::<LaunchSpec>(a.as_encoded_bytes()).ok())
+    {
+        Some(spec) => launch(&spec).unwrap_or_else(LaunchResult::Failed),
+        None => LaunchResult::Failed("usage: __world-supervisor <launch-spec-json>".into()),
+    };
+    let ok = matches!(res, LaunchResult::Ready { .. });
+    let line = serde_json::to_string(&res).unwrap_or_default();
+    let _ = writeln!(std::io::stdout(), "{line}");
+    let _ = std::io::stdout().flush();
+    sys::exit_now(if ok { 0 } else { 1 })
+}
+
+const NS_FLAGS: libc::c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWPID;
+
+fn launch(spec: &LaunchSpec) -> Result<LaunchResult, String> {
+    // SAFETY: setsid has no memory effects; detaches from the caller's
+    // terminal so its Ctrl-C does not reach the world.
+    unsafe { libc::setsid() };
+    let me = sys::getpid().to_string();
+    for f in &spec.cgroup_procs {
+        std::fs::write(f, &me).map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
+    }
+    // Inherited by the world's init and agents; commands raise theirs to
+    // +500, so an OOM kill takes user processes, not the init. Lowering needs
+    // CAP_SYS_RESOURCE, which some hosts withhold: then init stays at 0.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    let _ = std::fs::remove_file(&spec.sock);
+    let listener =
+        UnixListener::bind(&spec.sock).map_err(|e| format!("bind {}: {e}", spec.sock.display()))?;
+    let (up_r, up_w) = sys::pipe().map_err(|e| e.to_string())?;
+    let (go_r, go_w) = sys::pipe().map_err(|e| e.to_string())?;
+    let (rdy_r, rdy_w) = sys::pipe().map_err(|e| e.to_string())?;
+    let pid = sys::fork().map_err(|e| format!("fork: {e}"))?;
+    if pid == 0 {
+        drop((up_r, go_w, rdy_r));
+        unsharer(spec, listener, up_w, go_r, rdy_w);
+    }
+    drop((up_w, go_r, rdy_w, listener));
+    let fail = |msg: String| {
+        // SAFETY: kill of our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = sys::waitpid(pid, 0);
+        Err(msg)
+    };
+    let mut b = [0u8; 1];
+    if sys::read(up_r.as_raw_fd(), &mut b).ok() != Some(1) {
+        return fail("unshare namespaces failed (see the world log)".into());
+    }
+    let map = format!("0 {} {}\n", spec.uid_base, spec.uid_count);
+    for (file, what) in [("uid_map", &map), ("gid_map", &map)] {
+        if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), what) {
+            return fail(format!("write {file}: {e}"));
+        }
+    }
+    if sys::write_all(go_w.as_raw_fd(), b"g").is_err() {
+        return fail("unsharer died".into());
+    }
+    let mut pb = [0u8; 4];
+    let got = sys::read(up_r.as_raw_fd(), &mut pb).unwrap_or(0);
+    let _ = sys::waitpid(pid, 0);
+    if got != 4 {
+        return Err("fork of world init failed (see the world log)".into());
+    }
+    let init = i32::from_le_bytes(pb);
+    let msg = sys::read_to_end(rdy_r.as_raw_fd(), 4096).unwrap_or_default();
+    if msg != b"ok" {
+        // SAFETY: kill of the init we just started (pid known and alive or zombie-reaped by init(1)).
+        unsafe { libc::kill(init, libc::SIGKILL) };
+        let m = String::from_utf8_lossy(&msg).into_owned();
+        return Err(if m.is_empty() {
+            "world init died during setup".into()
+        } else {
+            m
+        });
+    }
+    let start_time = sys::process_start_time(init).ok_or("world init vanished")?;
+    Ok(LaunchResult::Ready {
+        pid: init,
+        start_time,
+    })
+}
+
+fn unsharer(
+    spec: &LaunchSpec,
+    listener: UnixListener,
+    up: std::os::fd::OwnedFd,
+    go: std::os::fd::OwnedFd,
+    rdy: std::os::fd::OwnedFd,
+) -> ! {
+    // SAFETY: unshare with namespace flags; single-threaded process.
+    if unsafe { libc::unshare(NS_FLAGS) } != 0 {
+        eprintln!(
+            "world {}: unshare: {}",
+            spec.id,
+            std::io::Error::last_os_error()
+        );
+        sys::exit_now(1);
+    }
+    if sys::write_all(up.as_raw_fd(), b"u").is_err() {
+        sys::exit_now(1);
+    }
+    let mut b = [0u8; 1];
+    if sys::read(go.as_raw_fd(), &mut b).ok() != Some(1) {
+        sys::exit_now(1);
+    }
+    match sys::fork() {
+        Ok(0) => {
+            drop((up, go));
+            init::world_init(spec, listener, rdy)
+        }
+        Ok(pid) => {
+            let _ = sys::write_all(up.as_raw_fd(), &pid.to_le_bytes());
+            sys::exit_now(0)
+        }
+        Err(e) => {
+            eprintln!("world {}: fork init: {e}", spec.id);
+            sys::exit_now(1)
+        }
+    }
+}

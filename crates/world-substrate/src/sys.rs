@@ -1,0 +1,263 @@
+//! Thin, documented wrappers over the raw Linux system calls this crate uses
+//! (mount, pidfd, poll, fds, /proc parsing). Everything `unsafe` that is not
+//! specific to one subsystem lives here, so the other modules stay safe code.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Turns a `-1`-on-error libc return value into an `io::Result`.
+pub fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Converts a path to a C string (paths never contain NUL here).
+pub fn cpath(p: impl AsRef<OsStr>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// `mount(2)`.
+pub fn mount(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = src.map(cpath).transpose()?;
+    let target_c = cpath(target)?;
+    let fstype = fstype.map(cpath).transpose()?;
+    let data = data.map(cpath).transpose()?;
+    // SAFETY: all pointers are either null or point to NUL-terminated strings
+    // that outlive the call.
+    let r = unsafe {
+        libc::mount(
+            src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            target_c.as_ptr(),
+            fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            flags,
+            data.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr().cast::<libc::c_void>()),
+        )
+    };
+    cvt(r as libc::c_long)
+        .map(drop)
+        .map_err(|e| io::Error::new(e.kind(), format!("mount {}: {e}", target.display())))
+}
+
+/// `umount2(2)`.
+pub fn umount2(target: &Path, flags: libc::c_int) -> io::Result<()> {
+    let t = cpath(target)?;
+    // SAFETY: `t` is a valid NUL-terminated string.
+    cvt(unsafe { libc::umount2(t.as_ptr(), flags) } as libc::c_long).map(drop)
+}
+
+/// `pivot_root(".", ".")` followed by a lazy unmount of the old root: the
+/// standard way to switch root without a temporary directory.
+pub fn pivot_to(new_root: &Path) -> io::Result<()> {
+    let root = cpath(new_root)?;
+    let dot = cpath(".")?;
+    // SAFETY: valid C strings; the syscalls do not retain the pointers.
+    unsafe {
+        cvt(libc::chdir(root.as_ptr()) as libc::c_long)?;
+        cvt(libc::syscall(
+            libc::SYS_pivot_root,
+            dot.as_ptr(),
+            dot.as_ptr(),
+        ))?;
+        cvt(libc::umount2(dot.as_ptr(), libc::MNT_DETACH) as libc::c_long)?;
+        cvt(libc::chdir(c"/".as_ptr()) as libc::c_long)?;
+    }
+    Ok(())
+}
+
+/// `pipe2(O_CLOEXEC)`: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: pipe2 returned two fresh fds that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Writes all of `buf` to a raw fd (retrying on EINTR).
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid slice.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Reads up to `buf.len()` bytes (retrying on EINTR); 0 means EOF.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is a valid mutable slice.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Reads until EOF or `max` bytes.
+pub fn read_to_end(fd: RawFd, max: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < max {
+        let n = read(fd, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(out)
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a fresh fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)`.
+pub fn pidfd_kill(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: valid pidfd, null siginfo, no flags.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes (-1: forever).
+/// Returns whether it became readable.
+pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if r >= 0 {
+            return Ok(r > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a
+/// process, used with the pid to recognise a process despite pid reuse.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields restart after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// `_exit(2)`: leaves a forked child without running destructors.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+/// `getpid(2)`.
+pub fn getpid() -> i32 {
+    // SAFETY: trivial syscall.
+    unsafe { libc::getpid() }
+}
+
+/// Opens /dev/null read-write.
+pub fn dev_null() -> io::Result<OwnedFd> {
+    Ok(std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into())
+}
+
+/// `dup2(2)` that also clears close-on-exec on the target.
+pub fn dup2(src: RawFd, dst: RawFd) -> io::Result<()> {
+    if src == dst {
+        // SAFETY: F_SETFD on a valid fd.
+        cvt(unsafe { libc::fcntl(dst, libc::F_SETFD, 0) } as libc::c_long)?;
+        return Ok(());
+    }
+    // SAFETY: both are valid fd numbers; dup2 does not touch memory.
+    cvt(unsafe { libc::dup2(src, dst) } as libc::c_long).map(drop)
+}
+
+/// Resets all signal dispositions to default and unblocks all signals, as a
+/// fresh process expects (Rust ignores SIGPIPE; the supervisor blocks SIGCHLD).
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMIN() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting SIG_DFL is always valid for catchable signals.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// `fork(2)`. Only call from a single-threaded process.
+///
+/// Returns 0 in the child and the child's pid in the parent.
+pub fn fork() -> io::Result<i32> {
+    // SAFETY: callers (supervisor and agents) are single-threaded processes,
+    // so the child has a consistent copy of all memory, locks included.
+    let pid = unsafe { libc::fork() };
+    cvt(pid as libc::c_long).map(|p| p as i32)
+}
+
+/// `waitpid(2)`; returns (pid, raw status).
+pub fn waitpid(pid: i32, flags: i32) -> io::Result<(i32, i32)> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if r >= 0 {
+            return Ok((r, status));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}

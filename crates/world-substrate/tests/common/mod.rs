@@ -1,0 +1,86 @@
+//! Shared test harness: a substrate on temp dirs (own btrfs loop image),
+//! root check, and a guard that destroys every world and unmounts the store.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use world_substrate::{
+    CreateOptions, ExecOutput, ExecRequest, LinuxSubstrate, Substrate, SubstrateConfig, WorldId,
+};
+
+/// Whether we can run root-only tests; prints why not.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no side effects.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipping: world-substrate integration tests need root");
+    }
+    root
+}
+
+/// A substrate on private temp dirs, torn down on drop.
+pub struct Env {
+    pub sub: LinuxSubstrate,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("world-substrate-test")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let state = dir.path().join("state");
+        let run = dir.path().join("run");
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_world-supervisor"));
+        let mut cfg = SubstrateConfig::with_dirs(
+            state,
+            run,
+            vec![exe.into(), world_substrate::SUPERVISOR_ARG.into()],
+        );
+        cfg.storage_size_mib = 4096;
+        cfg.cgroup_name = format!("world-runtime-test-{}", std::process::id());
+        Env {
+            sub: LinuxSubstrate::new(cfg),
+            _dir: dir,
+        }
+    }
+
+    pub fn create(&self) -> WorldId {
+        self.create_with(CreateOptions::default())
+    }
+
+    pub fn create_with(&self, o: CreateOptions) -> WorldId {
+        let c = self.sub.create(&o).expect("create world");
+        c.id
+    }
+
+    pub fn sh(&self, id: &WorldId, script: &str) -> ExecOutput {
+        self.sub
+            .exec_output(id, &ExecRequest::new(&["/bin/sh", "-c", script]), b"")
+            .expect("exec")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(ws) = self.sub.list() {
+            for w in ws {
+                let _ = self.sub.destroy(&w.id);
+            }
+        }
+        if let Err(e) = self.sub.unmount_storage() {
+            eprintln!("test cleanup: {e}");
+        }
+        let cg = &self.sub.config().cgroup_name;
+        for c in ["memory", "pids", "cpu", "freezer"] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}/{cg}"));
+        }
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{cg}"));
+    }
+}
+
+pub fn out(o: &ExecOutput) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

@@ -1,0 +1,255 @@
+//! Security tests: code inside a world tries to escape or exhaust the host.
+//! Each attempt must fail or be contained, and the host and other worlds
+//! must keep working (as root). Grow this suite with every capability.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{is_root, out, Env};
+use world_substrate::{CreateOptions, ExecRequest, Limits, Substrate};
+
+fn py(env: &Env, id: &world_substrate::WorldId, code: &str) -> world_substrate::ExecOutput {
+    env.sub
+        .exec_output(id, &ExecRequest::new(&["python3", "-c", code]), b"")
+        .expect("exec python")
+}
+
+#[test]
+fn host_files_are_unreachable() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let marker = tempfile::NamedTempFile::new_in("/var/tmp").unwrap();
+    std::fs::write(marker.path(), "host-secret").unwrap();
+    let o = env.sh(&id, &format!(
+        "cat /etc/shadow; echo rc=$?; ls -A /root; cat {} ; echo rc2=$?; cat /proc/1/root/etc/shadow; echo rc3=$?",
+        marker.path().display()
+    ));
+    let s = out(&o);
+    assert!(
+        s.contains("rc=1") && s.contains("rc2=1") && s.contains("rc3=1"),
+        "{s}"
+    );
+    assert!(!s.contains("host-secret") && !s.contains("root:$"), "{s}");
+    // /usr is the host's, read-only; writes elsewhere stay in the world.
+    let o = env.sh(
+        &id,
+        "touch /usr/bin/evil; echo rc=$?; echo x > /work/inside && cat /work/inside",
+    );
+    assert!(out(&o).contains("rc=1"), "{}", out(&o));
+    assert!(!std::path::Path::new("/usr/bin/evil").exists());
+    // Who am I on the host? An unprivileged uid, never host root.
+    let o = env.sh(&id, "cat /proc/self/uid_map");
+    let map: Vec<u64> = out(&o)
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(map[0], 0);
+    assert!(map[1] >= 100_000, "world root maps to host uid {}", map[1]);
+}
+
+#[test]
+fn host_processes_are_invisible_and_unsignalable() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let mut host = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let pid = host.id();
+    let o = env.sh(
+        &id,
+        &format!("ps -e -o pid= | wc -l; kill -9 {pid}; echo rc=$?; ls /proc | grep -c '^[0-9]'"),
+    );
+    let s = out(&o);
+    assert!(s.contains("rc=1"), "{s}");
+    let nprocs: usize = s.lines().next().unwrap().trim().parse().unwrap();
+    assert!(nprocs < 10, "world sees {nprocs} processes");
+    assert!(
+        host.try_wait().unwrap().is_none(),
+        "host process was killed"
+    );
+    // The world's init cannot be killed or traced from inside.
+    let o = env.sh(&id, "kill -9 1; echo rc=$?");
+    assert!(out(&o).contains("rc=0") || out(&o).contains("rc=1"));
+    env.sub.ping(&id).unwrap();
+    let o = py(&env, &id, "import ctypes;l=ctypes.CDLL(None,use_errno=True);print(l.ptrace(16,1,0,0),ctypes.get_errno())");
+    assert_eq!(out(&o).trim(), "-1 1", "ptrace attach to init");
+    host.kill().unwrap();
+    host.wait().unwrap();
+}
+
+#[test]
+fn kernel_interfaces_are_denied() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let o = env.sh(
+        &id,
+        "mount -t tmpfs none /mnt; echo rc=$?; unshare -U true; echo rc2=$?",
+    );
+    let s = out(&o);
+    assert!(
+        s.contains("rc=") && !s.contains("rc=0") && !s.contains("rc2=0"),
+        "{s}"
+    );
+    // (name, x86_64 syscall number): module loading, kexec, bpf, keys,
+    // clock, reboot, mount, perf, userfaultfd: each must fail with EPERM.
+    let calls =
+        "[('init_module',175),('finit_module',313),('delete_module',176),('kexec_load',246),\
+        ('bpf',321),('keyctl',250),('add_key',248),('clock_settime',227),('settimeofday',164),\
+        ('reboot',169),('mount',165),('perf_event_open',298),('userfaultfd',323),('swapon',167),\
+        ('unshare',272),('setns',308),('iopl',172),('ioperm',173),('acct',163)]";
+    let code = format!(
+        "import ctypes\nl=ctypes.CDLL(None,use_errno=True)\nfor n,nr in {calls}:\n r=l.syscall(nr,0,0,0,0,0)\n print(n,r,ctypes.get_errno())"
+    );
+    let o = py(&env, &id, &code);
+    for line in out(&o).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f[1], "-1", "{line}");
+        assert_eq!(f[2], "1", "expected EPERM: {line}");
+    }
+    assert_eq!(
+        out(&o).lines().count(),
+        19,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // TIOCSTI (typing into the caller's terminal) is denied.
+    let o = py(&env, &id, "import fcntl,termios,ctypes\ntry:\n fcntl.ioctl(0,termios.TIOCSTI,b'x')\nexcept OSError as e: print(e.errno)");
+    assert_eq!(out(&o).trim(), "1");
+    // Only a container-like capability set remains.
+    let o = env.sh(&id, "grep CapEff /proc/self/status");
+    assert!(out(&o).contains("00000000a80425fb"), "{}", out(&o));
+}
+
+#[test]
+fn network_is_loopback_only() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let code = format!(
+        "import socket\ns=socket.socket();s.settimeout(2)\ntry:\n s.connect(('127.0.0.1',{port}));print('connected')\nexcept OSError as e: print('refused',e.errno)\n\
+import os\nprint(sorted(os.listdir('/sys/class/net')) if os.path.exists('/sys/class/net') else 'nosys')"
+    );
+    let o = py(&env, &id, &code);
+    assert!(out(&o).starts_with("refused"), "{}", out(&o));
+    assert!(l.accept().is_err(), "host listener got a connection");
+    let o = env.sh(
+        &id,
+        "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '",
+    );
+    assert_eq!(out(&o).trim(), "lo");
+    // Loopback inside the world works.
+    let o = py(&env, &id, "import socket\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen();c=socket.create_connection(s.getsockname());a,_=s.accept();c.send(b'ok');print(a.recv(2).decode())");
+    assert_eq!(out(&o).trim(), "ok");
+}
+
+#[test]
+fn memory_pids_and_disk_exhaustion_are_contained() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let small = env
+        .sub
+        .create(&CreateOptions {
+            limits: Limits {
+                mem_size_mib: 64,
+                pids_max: 64,
+                disk_mib: Some(64),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(small.warnings.is_empty(), "{:?}", small.warnings);
+    let other = env.create();
+    // Twice the memory limit: the OOM killer acts inside the world.
+    let o = py(
+        &env,
+        &small.id,
+        "b=bytearray(128<<20)\nfor i in range(0,len(b),4096): b[i]=1\nprint('survived')",
+    );
+    assert_ne!(o.status.exit_code, 0);
+    assert!(!out(&o).contains("survived"));
+    assert_eq!(o.status.signal, Some(libc::SIGKILL), "{:?}", o.status);
+    env.sub.ping(&small.id).unwrap();
+    // Fork bomb, cut by the pids limit and then by the exec timeout.
+    let mut bomb = ExecRequest::new(&["sh", "-c", "b() { b | b & }; b; sleep 5"]);
+    bomb.timeout = Some(Duration::from_secs(2));
+    let sub2 = env.sub.clone();
+    let id2 = small.id.clone();
+    let t = std::thread::spawn(move || sub2.exec_output(&id2, &bomb, b""));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        out(&env.sh(&other, "echo alive")),
+        "alive\n",
+        "other world during the bomb"
+    );
+    let _ = t.join().unwrap();
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(o) = env
+            .sub
+            .exec_output(&small.id, &ExecRequest::new(&["echo", "back"]), b"")
+        {
+            if out(&o) == "back\n" {
+                ok = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "world did not recover after the fork bomb");
+    // Filling /tmp stops at the disk limit; the other world can still write.
+    let o = env.sh(
+        &small.id,
+        "dd if=/dev/zero of=/tmp/fill bs=1M count=256 2>&1; sync; echo rc=$?",
+    );
+    let s = out(&o);
+    assert!(s.contains("quota") || s.contains("space"), "{s}");
+    let info = env.sub.inspect(&small.id).unwrap();
+    eprintln!("disk used after fill: {:?}", info.disk_bytes);
+    let o = env.sh(&other, "head -c 1048576 /dev/zero > /tmp/ok && echo wrote");
+    assert_eq!(out(&o), "wrote\n");
+    // The host is fine.
+    let mut f = std::fs::File::open("/proc/self/status").unwrap();
+    let mut s = String::new();
+    f.read_to_string(&mut s).unwrap();
+    assert!(s.contains("State"));
+}
+
+#[test]
+fn worlds_cannot_see_each_other() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let a = env.create();
+    let b = env.create();
+    env.sh(
+        &a,
+        "echo secret-a > /work/secret; sleep 1000 > /dev/null 2>&1 &",
+    );
+    let o = env.sh(&b, "cat /work/secret; ps -eo args | grep -c '[s]leep 1000'");
+    assert!(!out(&o).contains("secret-a"));
+    assert_eq!(out(&o).trim(), "0");
+    let o = env.sh(&a, "cat /work/secret");
+    assert_eq!(out(&o), "secret-a\n");
+}
