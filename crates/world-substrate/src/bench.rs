@@ -236,3 +236,148 @@ pub fn bench_substrate(sub: &LinuxSubstrate, n: usize, idle: usize) -> Result<Be
     }
     Ok(rep)
 }
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn one(name: String, v: f64, unit: &'static str) -> BenchRow {
+    BenchRow {
+        name,
+        n: 1,
+        p50: v,
+        p90: v,
+        unit,
+    }
+}
+
+/// Raw `os.fork()` (+ child exit + wait) of a host Python process holding
+/// `mb` MB, `n` times; the baseline for branching a session.
+fn python_fork_baseline(n: usize, mb: usize) -> Option<Vec<f64>> {
+    let code = format!(
+        "import os,time\nb=b'x'*({mb}<<20)\nfor _ in range({n}):\n t=time.perf_counter();p=os.fork()\n if p==0: os._exit(0)\n os.waitpid(p,0);print((time.perf_counter()-t)*1e3)"
+    );
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", &code])
+        .output()
+        .ok()?;
+    let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    (!v.is_empty()).then_some(v)
+}
+
+/// `world bench branch`: snapshot p50/p90; branch of 1, 3, 10 and 100
+/// children from a world whose session holds 100 MB and from an idle one;
+/// time from the branch call to the first run-code result in a child; PSS
+/// per child; beside a raw `os.fork()` of a Python process of the same
+/// size and `bwrap` create, measured in the same run. `n` samples for the
+/// repeated rows; `counts` are the branch sizes. Destroys what it made.
+pub fn bench_branch(sub: &LinuxSubstrate, n: usize, counts: &[usize]) -> Result<BenchReport> {
+    use crate::snapshot::BranchOptions;
+    let mut rep = BenchReport::default();
+    let opts = BranchOptions::default();
+    let mut worlds = Vec::new();
+    for (label, code) in [
+        ("idle", "x = 1"),
+        ("100MB", "blob = b'x' * (100 << 20)\nx = 1"),
+    ] {
+        let id = sub.create(&CreateOptions::default())?.id;
+        let r = sub.run_code(&id, "default", code, None)?;
+        if let Some(e) = r.error {
+            return Err(crate::error::ExecError::Failed(e).into());
+        }
+        worlds.push((label, id));
+    }
+    for (label, id) in &worlds {
+        let mut snap = Vec::new();
+        for _ in 0..n {
+            let s = sub.snapshot(id, None)?;
+            snap.push(s.snapshot_ms);
+            sub.delete_snapshot(&s.id)?;
+        }
+        rep.rows
+            .push(row(&format!("snapshot, session {label}"), snap, "ms"));
+        let s = sub.snapshot(id, None)?;
+        for &k in counts {
+            let t = Instant::now();
+            let b = sub.branch(&s.id, k, &opts)?;
+            let total = ms(t);
+            let r = sub.run_code(&b.children[0], "default", "x", None)?;
+            let first = ms(t);
+            assert_eq!(r.value_repr.as_deref(), Some("1"));
+            rep.rows.push(one(
+                format!("branch {k} children, session {label}: total"),
+                total,
+                "ms",
+            ));
+            rep.rows.push(one(
+                format!("branch {k} children, session {label}: per child"),
+                total / k as f64,
+                "ms",
+            ));
+            rep.rows.push(one(
+                format!("branch {k}, session {label}: call to first run-code result"),
+                first,
+                "ms",
+            ));
+            if k >= 3 {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let pss: Vec<f64> = b
+                    .children
+                    .iter()
+                    .map(|c| world_pss_kb(sub, c) as f64 / 1024.0)
+                    .collect();
+                rep.rows.push(row(
+                    &format!("PSS per child world (branch {k}, session {label})"),
+                    pss,
+                    "MB",
+                ));
+            }
+            for c in &b.children {
+                sub.destroy(c)?;
+            }
+        }
+        sub.delete_snapshot(&s.id)?;
+    }
+    for (_, id) in &worlds {
+        sub.destroy(id)?;
+    }
+    for (mb, label) in [(0, "idle"), (100, "100 MB")] {
+        if let Some(v) = python_fork_baseline(n.max(5), mb) {
+            rep.rows.push(row(
+                &format!("baseline: python os.fork() {label} (+exit+wait)"),
+                v,
+                "ms",
+            ));
+        }
+    }
+    let bw = [
+        "--unshare-all",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "/usr/bin/true",
+    ];
+    if let Some(v) = time_cmd(n, "bwrap", &bw) {
+        rep.rows
+            .push(row("baseline: bwrap --unshare-all ... true", v, "ms"));
+    }
+    Ok(rep)
+}

@@ -242,6 +242,10 @@ impl WorldCgroup {
         if self.v2 {
             let _ = fs::write(self.dirs[0].1.join("cgroup.kill"), "1");
         }
+        // Frozen tasks only die once thawed.
+        if let Some(d) = self.dir("freezer") {
+            let _ = fs::write(d.join("freezer.state"), "THAWED");
+        }
         loop {
             let pids = self.pids();
             if pids.is_empty() {
@@ -281,5 +285,85 @@ impl WorldCgroup {
     /// Whether the cgroup directories exist.
     pub fn exists(&self) -> bool {
         self.dirs.iter().any(|(_, d)| d.exists())
+    }
+
+    /// Creates cgroups without limits (lineage managers and snapshot
+    /// templates live in these), or reopens them if they exist.
+    pub fn create_plain(parent: &str, id: &str) -> Result<WorldCgroup, CgroupError> {
+        let cg = WorldCgroup::open(parent, id);
+        if cg.v2 {
+            if let Some(top) = cg.dirs[0].1.parent() {
+                mkdir(top)?;
+            }
+        }
+        for (_, d) in &cg.dirs {
+            mkdir(d)?;
+        }
+        Ok(cg)
+    }
+
+    /// Opens every `cgroup.procs` file for writing. A process that was
+    /// handed these fds joins the cgroup by writing `0` to each, even
+    /// without permission on the files themselves (the opener's
+    /// credentials count).
+    pub fn open_procs(&self) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        self.procs_files()
+            .into_iter()
+            .map(|p| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map(Into::into)
+                    .map_err(|e| CgroupError::Io(p, e))
+            })
+            .collect()
+    }
+
+    /// Freezes every process (v1 freezer or v2 `cgroup.freeze`) and waits
+    /// until the kernel reports the cgroup frozen. Returns `Ok(false)` when
+    /// no freezer is available here.
+    pub fn freeze(&self, wait: Duration) -> Result<bool, CgroupError> {
+        self.set_frozen(true, wait)
+    }
+
+    /// Thaws a frozen cgroup.
+    pub fn thaw(&self) -> Result<bool, CgroupError> {
+        self.set_frozen(false, Duration::from_secs(5))
+    }
+
+    fn set_frozen(&self, on: bool, wait: Duration) -> Result<bool, CgroupError> {
+        let deadline = Instant::now() + wait;
+        if self.v2 {
+            let d = &self.dirs[0].1;
+            write(&d.join("cgroup.freeze"), if on { "1" } else { "0" })?;
+            let ev = d.join("cgroup.events");
+            let want = if on { "frozen 1" } else { "frozen 0" };
+            loop {
+                let s = fs::read_to_string(&ev).map_err(|e| CgroupError::Io(ev.clone(), e))?;
+                if s.lines().any(|l| l == want) {
+                    return Ok(true);
+                }
+                if Instant::now() > deadline {
+                    return Err(CgroupError::Busy(d.clone()));
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        let Some(d) = self.dir("freezer") else {
+            return Ok(false);
+        };
+        let f = d.join("freezer.state");
+        let want = if on { "FROZEN" } else { "THAWED" };
+        write(&f, want)?;
+        loop {
+            let s = fs::read_to_string(&f).map_err(|e| CgroupError::Io(f.clone(), e))?;
+            if s.trim() == want {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                return Err(CgroupError::Busy(d.to_path_buf()));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 }

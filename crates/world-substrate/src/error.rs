@@ -80,6 +80,12 @@ pub enum Error {
     /// The control socket.
     #[error(transparent)]
     Proto(#[from] ProtoError),
+    /// Code sessions.
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
+    /// Snapshots and branches.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 impl Error {

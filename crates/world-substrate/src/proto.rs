@@ -21,6 +21,9 @@ pub enum ProtoError {
     /// The peer sent something unreadable.
     #[error("control socket: bad message: {0}")]
     Bad(String),
+    /// The peer closed the connection before sending anything.
+    #[error("control socket: closed by peer")]
+    Closed,
 }
 
 /// A request. File descriptors travel alongside: exec sends
@@ -79,6 +82,22 @@ pub enum Reply {
 
 /// Sends a request with fds over a connected stream socket.
 pub fn send_request(sock: BorrowedFd<'_>, req: &Request, fds: &[RawFd]) -> Result<(), ProtoError> {
+    send_msg(sock, req, fds)
+}
+
+/// Receives a request and its fds (close-on-exec) from a stream socket.
+pub fn recv_request(sock: BorrowedFd<'_>) -> Result<(Request, Vec<OwnedFd>), ProtoError> {
+    recv_msg(sock)
+}
+
+/// Sends any serializable message, length-prefixed, with up to 64 fds
+/// attached (SCM_RIGHTS). Used by every control channel of the crate:
+/// world init, lineage manager, session agents and templates.
+pub fn send_msg<T: Serialize>(
+    sock: BorrowedFd<'_>,
+    req: &T,
+    fds: &[RawFd],
+) -> Result<(), ProtoError> {
     let body = serde_json::to_vec(req).map_err(|e| ProtoError::Bad(e.to_string()))?;
     let mut msg = (body.len() as u32).to_le_bytes().to_vec();
     msg.extend_from_slice(&body);
@@ -119,10 +138,13 @@ pub fn send_request(sock: BorrowedFd<'_>, req: &Request, fds: &[RawFd]) -> Resul
     Ok(())
 }
 
-/// Receives a request and its fds (close-on-exec) from a stream socket.
-pub fn recv_request(sock: BorrowedFd<'_>) -> Result<(Request, Vec<OwnedFd>), ProtoError> {
+/// Receives one length-prefixed message and its fds (close-on-exec).
+/// EOF before the first byte is `ProtoError::Closed`.
+pub fn recv_msg<T: serde::de::DeserializeOwned>(
+    sock: BorrowedFd<'_>,
+) -> Result<(T, Vec<OwnedFd>), ProtoError> {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut cbuf = [0u64; 16];
+    let mut cbuf = [0u64; 40];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -159,6 +181,9 @@ pub fn recv_request(sock: BorrowedFd<'_>) -> Result<(Request, Vec<OwnedFd>), Pro
             }
             c = libc::CMSG_NXTHDR(&mh, c);
         }
+    }
+    if n == 0 {
+        return Err(ProtoError::Closed);
     }
     let mut have = buf[..n].to_vec();
     while have.len() < 4 {

@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 /// The policy file, embedded at build time.
 pub const DEFAULT_POLICY: &str = include_str!("../policy/seccomp-default.json");
+/// Changes for session interpreters (`remove` drops default rules by
+/// syscall name, `rules` are added), embedded at build time.
+pub const SESSION_POLICY: &str = include_str!("../policy/seccomp-session.json");
 
 /// Errors of policy parsing and installation.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,8 @@ pub enum SeccompError {
 struct Policy {
     version: u32,
     default_errno: u32,
+    #[serde(default)]
+    remove: Vec<String>,
     rules: Vec<Rule>,
 }
 
@@ -108,6 +113,11 @@ const COMMON: &[(&str, i64)] = sys_table!(
     SYS_io_uring_enter,
     SYS_io_uring_register,
     SYS_ioctl,
+    SYS_kill,
+    SYS_pidfd_open,
+    SYS_pidfd_getfd,
+    SYS_kcmp,
+    SYS_process_madvise,
 );
 
 #[cfg(target_arch = "x86_64")]
@@ -155,9 +165,26 @@ impl Program {
         Program::compile(DEFAULT_POLICY)
     }
 
+    /// Compiles the policy of session interpreters: the default policy
+    /// changed by [`SESSION_POLICY`].
+    pub fn session_policy() -> Result<Program, SeccompError> {
+        let mut base: Policy = serde_json::from_str(DEFAULT_POLICY)?;
+        let extra: Policy = serde_json::from_str(SESSION_POLICY)?;
+        if extra.version != 1 {
+            return Err(SeccompError::Version(extra.version));
+        }
+        base.rules.retain(|r| !extra.remove.contains(&r.syscall));
+        base.rules.extend(extra.rules);
+        Program::compile_policy(&base)
+    }
+
     /// Compiles a policy given as JSON text.
     pub fn compile(json: &str) -> Result<Program, SeccompError> {
         let p: Policy = serde_json::from_str(json)?;
+        Program::compile_policy(&p)
+    }
+
+    fn compile_policy(p: &Policy) -> Result<Program, SeccompError> {
         if p.version != 1 {
             return Err(SeccompError::Version(p.version));
         }
@@ -249,5 +276,15 @@ mod tests {
     fn bad_version_is_rejected() {
         let e = Program::compile(r#"{"version":2,"default_errno":1,"rules":[]}"#);
         assert!(matches!(e, Err(SeccompError::Version(2))));
+    }
+
+    #[test]
+    fn session_policy_compiles() {
+        let d = Program::default_policy().unwrap();
+        let s = Program::session_policy().unwrap();
+        assert!(s.len() > d.len());
+        for n in ["kill", "pidfd_open", "kcmp"] {
+            assert!(nr(n).is_some(), "{n}");
+        }
     }
 }

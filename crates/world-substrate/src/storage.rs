@@ -100,6 +100,34 @@ impl Layout {
     pub fn world_sock(&self, id: &str) -> PathBuf {
         self.world_run(id).join("ctl.sock")
     }
+    /// Directory of a world's session sockets.
+    pub fn session_dir(&self, id: &str) -> PathBuf {
+        self.world_run(id).join("sessions")
+    }
+    /// Read-only snapshot subvolume.
+    pub fn snapshot_root(&self, id: &str) -> PathBuf {
+        self.mount_point().join("snapshots").join(id)
+    }
+    /// Snapshot record.
+    pub fn snapshot_meta(&self, id: &str) -> PathBuf {
+        self.state.join("meta/snapshots").join(format!("{id}.json"))
+    }
+    /// Runtime dir of a snapshot (template sockets).
+    pub fn snapshot_run(&self, id: &str) -> PathBuf {
+        self.run.join("snapshots").join(id)
+    }
+    /// Lineage record.
+    pub fn lineage_meta(&self, id: &str) -> PathBuf {
+        self.state.join("meta/lineages").join(format!("{id}.json"))
+    }
+    /// Runtime dir of a lineage manager.
+    pub fn lineage_run(&self, id: &str) -> PathBuf {
+        self.run.join("lineages").join(id)
+    }
+    /// Journals of snapshot/branch operations in flight (see `repair`).
+    pub fn pending_dir(&self) -> PathBuf {
+        self.state.join("meta/pending")
+    }
 }
 
 /// Whether `mp` is a btrfs mount point in this mount namespace.
@@ -151,7 +179,13 @@ pub fn ensure_mounted(l: &Layout, size_mib: u64) -> Result<(), StorageError> {
                 .map_err(io_err("chmod state dir"))?;
         }
     }
-    for d in ["meta/images", "meta/worlds"] {
+    for d in [
+        "meta/images",
+        "meta/worlds",
+        "meta/snapshots",
+        "meta/lineages",
+        "meta/pending",
+    ] {
         fs::create_dir_all(l.state.join(d)).map_err(io_err("create dirs"))?;
     }
     let _lock = Lock::take(&l.state.join("lock")).map_err(io_err("lock"))?;

@@ -261,3 +261,141 @@ pub fn waitpid(pid: i32, flags: i32) -> io::Result<(i32, i32)> {
         }
     }
 }
+
+/// `clone(2)` used like `fork(2)` (no new stack), creating the namespaces
+/// in `flags`. Only call from a single-threaded process. Returns 0 in the
+/// child and the child's pid in the parent.
+pub fn clone_fork(flags: libc::c_int) -> io::Result<i32> {
+    if flags == 0 {
+        return fork();
+    }
+    // SAFETY: raw clone without CLONE_VM and with a null stack behaves like
+    // fork: the child gets a copy-on-write copy of this single-threaded
+    // process. Arguments: flags, stack, parent_tid, child_tid, tls.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    cvt(pid).map(|p| p as i32)
+}
+
+/// `accept4(SOCK_CLOEXEC)` on a listening socket; `None` on error.
+pub fn accept(lfd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: accept4 on a listening socket with null address out-ptrs.
+    let c = unsafe {
+        libc::accept4(
+            lfd,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    // SAFETY: a fresh fd we own.
+    (c >= 0).then(|| unsafe { OwnedFd::from_raw_fd(c) })
+}
+
+/// Sets send and receive timeouts on a socket.
+pub fn set_timeouts(fd: RawFd, ms: u64) {
+    let tv = libc::timeval {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: setsockopt with a pointer to a live timeval and its size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
+/// A connected `AF_UNIX` stream socket pair (close-on-exec).
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } as libc::c_long)?;
+    // SAFETY: two fresh fds we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Turns on SO_PASSCRED: every message read from `fd` then carries the
+/// sender's pid, translated by the kernel into our pid namespace.
+pub fn pass_cred(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a live int and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } as libc::c_long)
+    .map(drop)
+}
+
+/// Reads one message (up to `max` bytes) with the sender's credentials;
+/// returns the bytes and the sender pid (0 when none came). Waits at most
+/// `timeout_ms` (-1: forever); a timeout is `TimedOut`.
+pub fn recv_with_pid(fd: RawFd, max: usize, timeout_ms: i32) -> io::Result<(Vec<u8>, i32)> {
+    if !poll_readable(fd, timeout_ms)? {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer"));
+    }
+    let mut buf = vec![0u8; max];
+    let mut cbuf = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: zeroed msghdr is valid; buffers outlive the call.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf.as_mut_ptr().cast();
+    mh.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    let n = loop {
+        // SAFETY: mh describes live, writable buffers.
+        let n = unsafe { libc::recvmsg(fd, &mut mh, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    let mut pid = 0;
+    // SAFETY: walking control messages the kernel wrote into cbuf with the
+    // CMSG_* accessors; SCM_CREDENTIALS data is a struct ucred.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
+                let u = libc::CMSG_DATA(c).cast::<libc::ucred>().read_unaligned();
+                pid = u.pid;
+            }
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+    }
+    buf.truncate(n);
+    Ok((buf, pid))
+}

@@ -4,13 +4,12 @@
 //! clients are in `client`.
 
 mod client;
+pub(crate) mod lineage;
 pub mod record;
 
 use std::fs;
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::WorldCgroup;
@@ -18,7 +17,7 @@ use crate::config::{SubstrateConfig, UID_COUNT};
 use crate::error::{Error, Result, WorldError};
 use crate::image::{self, ImageInfo, HOST_IMAGE};
 use crate::storage::{self, Layout};
-use crate::supervisor::{LaunchResult, LaunchSpec};
+use crate::supervisor::LaunchSpec;
 use crate::types::{CreateOptions, Created, WorldId, WorldInfo, WorldState};
 use crate::{btrfs, sys, ExecOutput, ExecRequest, ExecStatus, ExecStdio, Substrate};
 use record::WorldRecord;
@@ -30,7 +29,7 @@ pub struct LinuxSubstrate {
     layout: Layout,
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -113,41 +112,8 @@ impl LinuxSubstrate {
         }
     }
 
-    fn launch(&self, spec: &LaunchSpec) -> Result<(i32, u64)> {
-        let (prog, args) = self
-            .cfg
-            .supervisor_cmd
-            .split_first()
-            .ok_or_else(|| WorldError::Launch("empty supervisor_cmd".into()))?;
-        let log = fs::File::create(self.layout.world_run(&spec.id).join("log"))
-            .map_err(|e| WorldError::Io("create world log", e))?;
-        let json = serde_json::to_string(spec).expect("spec serializes");
-        let mut child = Command::new(prog)
-            .args(args)
-            .arg(json)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| WorldError::Launch(format!("start {}: {e}", prog.to_string_lossy())))?;
-        let mut out = String::new();
-        if let Some(mut so) = child.stdout.take() {
-            let _ = so.read_to_string(&mut out);
-        }
-        let _ = child.wait();
-        match serde_json::from_str::<LaunchResult>(out.trim()) {
-            Ok(LaunchResult::Ready { pid, start_time }) => Ok((pid, start_time)),
-            Ok(LaunchResult::Failed(m)) => Err(WorldError::Launch(m).into()),
-            Err(_) => Err(WorldError::Launch(format!(
-                "supervisor gave no result (is supervisor_cmd right?): {}",
-                out.trim()
-            ))
-            .into()),
-        }
-    }
-
     /// Removes everything of a world; tolerant of half-made worlds.
-    fn teardown(&self, id: &str, rec: Option<&WorldRecord>) -> Result<()> {
+    pub(crate) fn teardown(&self, id: &str, rec: Option<&WorldRecord>) -> Result<()> {
         if let Some(r) = rec {
             if r.state() == WorldState::Running {
                 if let Ok(pfd) = sys::pidfd_open(r.pid) {
@@ -205,6 +171,8 @@ impl LinuxSubstrate {
         }
         let (cg, w) = WorldCgroup::create(&self.cfg.cgroup_name, id.as_str(), &opts.limits)?;
         warnings.extend(w);
+        let lin = self.launch_lineage()?;
+        let seed = crate::seed::random_seed();
         let spec = LaunchSpec {
             id: id.to_string(),
             root,
@@ -213,20 +181,39 @@ impl LinuxSubstrate {
             cgroup_procs: cg.procs_files(),
             uid_base: self.cfg.uid_base,
             uid_count: UID_COUNT,
+            env: world_env(id, seed),
         };
-        let (pid, start_time) = self.launch(&spec)?;
-        let create_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let rec = WorldRecord {
-            id: id.clone(),
-            image: img.name,
-            limits: opts.limits,
-            warnings: warnings.clone(),
-            create_ms,
-            created_at: now(),
-            pid,
-            start_time,
+        let started = (|| {
+            let conn = self.manager(&lin.id)?;
+            let p = self.request_world(&conn, &spec, &cg)?;
+            let r = p.wait("world init", Duration::from_secs(30))?;
+            let create_ms = t0.elapsed().as_secs_f64() * 1000.0;
+            let rec = WorldRecord {
+                id: id.clone(),
+                image: img.name.clone(),
+                limits: opts.limits,
+                warnings: warnings.clone(),
+                create_ms,
+                created_at: now(),
+                pid: r.0,
+                start_time: r.1,
+                lineage: Some(lin.id.clone()),
+                parent: None,
+                snapshot: None,
+                branch_index: None,
+                seed,
+                services: Vec::new(),
+            };
+            rec.save(&self.layout)?;
+            Ok::<f64, Error>(create_ms)
+        })();
+        let create_ms = match started {
+            Ok(ms) => ms,
+            Err(e) => {
+                let _ = self.stop_lineage(&lin.id);
+                return Err(e);
+            }
         };
-        rec.save(&self.layout)?;
         Ok(Created {
             id: id.clone(),
             create_ms,
@@ -292,7 +279,11 @@ impl Substrate for LinuxSubstrate {
 
     fn destroy(&self, id: &WorldId) -> Result<()> {
         let rec = WorldRecord::load(&self.layout, id)?;
-        self.teardown(id.as_str(), Some(&rec))
+        self.teardown(id.as_str(), Some(&rec))?;
+        if let Some(l) = &rec.lineage {
+            self.release_lineage(l)?;
+        }
+        Ok(())
     }
 }
 
@@ -316,6 +307,14 @@ impl LinuxSubstrate {
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
+}
+
+/// Environment every process of a world gets: its id and seed.
+pub(crate) fn world_env(id: &WorldId, seed: u64) -> Vec<(String, String)> {
+    vec![
+        ("WORLD_ID".into(), id.to_string()),
+        ("WORLD_SEED".into(), seed.to_string()),
+    ]
 }
 
 impl From<std::io::Error> for Error {

@@ -29,6 +29,24 @@ pub struct WorldRecord {
     pub pid: i32,
     /// Its start time.
     pub start_time: u64,
+    /// Lineage (manager) the world belongs to.
+    #[serde(default)]
+    pub lineage: Option<String>,
+    /// The world this one was branched from (through `snapshot`).
+    #[serde(default)]
+    pub parent: Option<WorldId>,
+    /// The snapshot this world was branched from.
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// Index among the children of that branch call.
+    #[serde(default)]
+    pub branch_index: Option<u64>,
+    /// Deterministic seed (`WORLD_SEED`).
+    #[serde(default)]
+    pub seed: u64,
+    /// Declared services, started again in every branch.
+    #[serde(default)]
+    pub services: Vec<crate::snapshot::Service>,
 }
 
 impl WorldRecord {

@@ -56,6 +56,7 @@ fn build_env(r: &ExecRequest) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    env.extend(std::env::vars().filter(|(k, _)| k.starts_with("WORLD_")));
     for (k, v) in &r.env {
         env.retain(|(ek, _)| ek != k);
         env.push((k.clone(), v.clone()));

@@ -9,7 +9,7 @@ use super::{agent, rootfs, LaunchSpec};
 use crate::seccomp::Program;
 use crate::sys;
 
-fn become_root() -> std::io::Result<()> {
+pub(super) fn become_root() -> std::io::Result<()> {
     // SAFETY: credential syscalls with integer/null args; we hold
     // CAP_SETUID/CAP_SETGID in the new user namespace.
     unsafe {
@@ -38,6 +38,11 @@ fn setup(spec: &LaunchSpec) -> Result<Program, String> {
 
 /// Runs the world's init. Never returns.
 pub fn world_init(spec: &LaunchSpec, listener: UnixListener, rdy: OwnedFd) -> ! {
+    for (k, v) in &spec.env {
+        // Single-threaded process: setting the environment is safe; every
+        // agent forked from here passes WORLD_* variables on to commands.
+        std::env::set_var(k, v);
+    }
     let prog = match setup(spec) {
         Ok(p) => p,
         Err(e) => {
@@ -57,7 +62,7 @@ pub fn world_init(spec: &LaunchSpec, listener: UnixListener, rdy: OwnedFd) -> ! 
     serve(&listener, &sfd, &prog)
 }
 
-fn sigchld_fd() -> std::io::Result<OwnedFd> {
+pub(super) fn sigchld_fd() -> std::io::Result<OwnedFd> {
     // SAFETY: building a sigset on the stack, blocking SIGCHLD and creating
     // a signalfd for it; all pointers are to live locals.
     unsafe {
@@ -72,7 +77,7 @@ fn sigchld_fd() -> std::io::Result<OwnedFd> {
     }
 }
 
-fn reap(sfd: &OwnedFd) {
+pub(super) fn reap(sfd: &OwnedFd) {
     let mut buf = [0u8; 128 * 8];
     while sys::read(sfd.as_raw_fd(), &mut buf)
         .map(|n| n > 0)

@@ -1,26 +1,33 @@
 //! The per-world supervisor: the only code that forks and enters namespaces.
 //!
-//! Process tree of one world (all single-threaded, no daemon):
+//! Process tree of one lineage (all single-threaded, no daemon):
 //!
 //! ```text
-//! create() ──spawn──> launcher (host)            exits once the world is ready
-//!                       └─fork─> unsharer          unshare(user,mnt,uts,ipc,net,cgroup,pid), exits
-//!                                  └─fork─> init   PID 1 of the world: mounts, pivot_root,
-//!                                                  listens on ctl.sock, reaps
-//!                                           └─fork─> agent      one per request: exec/copy,
-//!                                                               subreaper, timeout, reply
-//!                                                    └─fork─> command   caps cut, no_new_privs,
-//!                                                                       seccomp, execve
+//! create() ──spawn──> launcher (host)        exits once the manager is ready
+//!             └─fork─> unsharer               unshare(user, mnt, pid), exits
+//!                └─fork─> manager             PID 1 of the lineage pid ns; serves
+//!                    │                        lineage.sock; reaps
+//!                    ├─clone─> world init     PID 1 of a world pid ns (+mnt,net,uts,ipc,
+//!                    │   │                    cgroup ns): mounts, pivot_root, ctl.sock
+//!                    │   └─fork─> agent       one per request: exec/copy, subreaper
+//!                    │       └─fork─> command caps cut, no_new_privs, seccomp, execve
+//!                    └─fork─> session         python agent, active in the lineage pid ns,
+//!                        │                    setns'd into its world; children in the world
+//!                        └─fork─> template    frozen copy at a snapshot (own cgroup)
+//!                            └─fork─> session of a branch child (setns into the child)
 //! ```
 //!
-//! The launcher is started by [`crate::linux::LinuxSubstrate::create`] as
-//! `<supervisor_cmd...> <launch-spec-json>`; a program embedding this crate
-//! dispatches that to [`supervisor_main`].
+//! The launcher is started by `Substrate::create` of [`crate::LinuxSubstrate`] as
+//! `<supervisor_cmd...> <lineage-spec-json>`; a program embedding this crate
+//! dispatches that to [`supervisor_main`]. Worlds and sessions are then
+//! started by requests on the manager's socket.
 
 mod agent;
 mod init;
+mod manager;
 mod rootfs;
-mod sandbox;
+pub(crate) mod sandbox;
+pub mod session;
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -29,6 +36,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lineage::LineageSpec;
 use crate::sys;
 
 /// Everything the launcher needs, passed as one JSON argument.
@@ -48,6 +56,10 @@ pub struct LaunchSpec {
     pub uid_base: u32,
     /// Number of ids mapped.
     pub uid_count: u32,
+    /// Extra environment of every command run in the world (`WORLD_ID`,
+    /// `WORLD_SEED`, ...).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
 }
 
 /// What the launcher prints on stdout (one JSON line).
@@ -65,8 +77,9 @@ pub enum LaunchResult {
 }
 
 /// Entry point of the hidden supervisor command. `args` are the arguments
-/// after the hidden marker (exactly one: the launch spec JSON). Never
-/// returns. Call it first thing in `main`, before any thread is started:
+/// after the hidden marker (exactly one: the launch spec JSON, a
+/// [`crate::lineage::LineageSpec`]). Never returns. Call it first thing in
+/// `main`, before any thread is started:
 ///
 /// ```no_run
 /// let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -77,7 +90,7 @@ pub enum LaunchResult {
 pub fn supervisor_main(args: &[std::ffi::OsString]) -> ! {
     let res = match args
         .first()
-        .and_then(|a| serde_json::from_slice::<LaunchSpec>(a.as_encoded_bytes()).ok())
+        .and_then(|a| serde_json::from_slice::<LineageSpec>(a.as_encoded_bytes()).ok())
     {
         Some(spec) => launch(&spec).unwrap_or_else(LaunchResult::Failed),
         None => LaunchResult::Failed("usage: __world-supervisor <launch-spec-json>".into()),
@@ -89,25 +102,21 @@ pub fn supervisor_main(args: &[std::ffi::OsString]) -> ! {
     sys::exit_now(if ok { 0 } else { 1 })
 }
 
-const NS_FLAGS: libc::c_int = libc::CLONE_NEWUSER
-    | libc::CLONE_NEWNS
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP
-    | libc::CLONE_NEWPID;
+/// Namespaces of a lineage: its user namespace, its pid namespace (the
+/// manager is PID 1) and a private mount namespace for the manager.
+const LINEAGE_NS: libc::c_int = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
 
-fn launch(spec: &LaunchSpec) -> Result<LaunchResult, String> {
+fn launch(spec: &LineageSpec) -> Result<LaunchResult, String> {
     // SAFETY: setsid has no memory effects; detaches from the caller's
-    // terminal so its Ctrl-C does not reach the world.
+    // terminal so its Ctrl-C does not reach the lineage.
     unsafe { libc::setsid() };
     let me = sys::getpid().to_string();
     for f in &spec.cgroup_procs {
         std::fs::write(f, &me).map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
     }
-    // Inherited by the world's init and agents; commands raise theirs to
-    // +500, so an OOM kill takes user processes, not the init. Lowering needs
-    // CAP_SYS_RESOURCE, which some hosts withhold: then init stays at 0.
+    // Inherited by the manager and world inits; commands raise theirs to
+    // +500 and sessions to +300, so an OOM kill takes user processes, not
+    // an init. Lowering needs CAP_SYS_RESOURCE, which some hosts withhold.
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     let _ = std::fs::remove_file(&spec.sock);
     let listener =
@@ -144,39 +153,39 @@ fn launch(spec: &LaunchSpec) -> Result<LaunchResult, String> {
     let got = sys::read(up_r.as_raw_fd(), &mut pb).unwrap_or(0);
     let _ = sys::waitpid(pid, 0);
     if got != 4 {
-        return Err("fork of world init failed (see the world log)".into());
+        return Err("fork of lineage manager failed (see the world log)".into());
     }
-    let init = i32::from_le_bytes(pb);
+    let mgr = i32::from_le_bytes(pb);
     let msg = sys::read_to_end(rdy_r.as_raw_fd(), 4096).unwrap_or_default();
     if msg != b"ok" {
-        // SAFETY: kill of the init we just started (pid known and alive or zombie-reaped by init(1)).
-        unsafe { libc::kill(init, libc::SIGKILL) };
+        // SAFETY: kill of the manager we just started.
+        unsafe { libc::kill(mgr, libc::SIGKILL) };
         let m = String::from_utf8_lossy(&msg).into_owned();
         return Err(if m.is_empty() {
-            "world init died during setup".into()
+            "lineage manager died during setup".into()
         } else {
             m
         });
     }
-    let start_time = sys::process_start_time(init).ok_or("world init vanished")?;
+    let start_time = sys::process_start_time(mgr).ok_or("lineage manager vanished")?;
     Ok(LaunchResult::Ready {
-        pid: init,
+        pid: mgr,
         start_time,
     })
 }
 
 fn unsharer(
-    spec: &LaunchSpec,
+    spec: &LineageSpec,
     listener: UnixListener,
     up: std::os::fd::OwnedFd,
     go: std::os::fd::OwnedFd,
     rdy: std::os::fd::OwnedFd,
 ) -> ! {
     // SAFETY: unshare with namespace flags; single-threaded process.
-    if unsafe { libc::unshare(NS_FLAGS) } != 0 {
+    if unsafe { libc::unshare(LINEAGE_NS) } != 0 {
         eprintln!(
-            "world {}: unshare: {}",
-            spec.id,
+            "lineage {}: unshare: {}",
+            spec.lineage,
             std::io::Error::last_os_error()
         );
         sys::exit_now(1);
@@ -191,14 +200,14 @@ fn unsharer(
     match sys::fork() {
         Ok(0) => {
             drop((up, go));
-            init::world_init(spec, listener, rdy)
+            manager::manager_main(spec, listener, rdy)
         }
         Ok(pid) => {
             let _ = sys::write_all(up.as_raw_fd(), &pid.to_le_bytes());
             sys::exit_now(0)
         }
         Err(e) => {
-            eprintln!("world {}: fork init: {e}", spec.id);
+            eprintln!("lineage {}: fork manager: {e}", spec.lineage);
             sys::exit_now(1)
         }
     }

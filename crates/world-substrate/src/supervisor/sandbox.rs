@@ -39,12 +39,30 @@ struct CapData {
     inheritable: u32,
 }
 
+/// Capabilities of session interpreters: [`KEEP_CAPS`] plus
+/// CAP_SYS_ADMIN (21), which `setns` needs when a template's fork enters
+/// a branch child's namespaces. Held in the lineage user namespace only;
+/// the agent drops it from the bounding set, so programs the session
+/// executes do not get it. See the residual risks in [`crate::snapshot`].
+pub const SESSION_CAPS: &[u32] = &[0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 21, 27, 29, 31];
+
 /// Drops capabilities, sets no_new_privs and installs the seccomp filter.
 /// Returns the failing step's errno on error.
 pub fn lock_down(prog: &Program) -> Result<(), (&'static str, i32)> {
+    lock_down_with(prog, KEEP_CAPS, KEEP_CAPS)
+}
+
+/// [`lock_down`] keeping the capabilities `keep` (bounding, permitted,
+/// effective) and `inherit` (inheritable: what programs executed as root
+/// later get besides the bounding set).
+pub fn lock_down_with(
+    prog: &Program,
+    keep: &[u32],
+    inherit: &[u32],
+) -> Result<(), (&'static str, i32)> {
     let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
     for cap in 0..64u32 {
-        if KEEP_CAPS.contains(&cap) {
+        if keep.contains(&cap) {
             continue;
         }
         // SAFETY: prctl with integer args.
@@ -53,8 +71,10 @@ pub fn lock_down(prog: &Program) -> Result<(), (&'static str, i32)> {
             return Err(("drop capability", errno()));
         }
     }
-    let mask: u64 = KEEP_CAPS.iter().fold(0, |m, c| m | (1u64 << c));
+    let mask: u64 = keep.iter().fold(0, |m, c| m | (1u64 << c));
     let (lo, hi) = (mask as u32, (mask >> 32) as u32);
+    let imask: u64 = inherit.iter().fold(0, |m, c| m | (1u64 << c)) & mask;
+    let (ilo, ihi) = (imask as u32, (imask >> 32) as u32);
     let hdr = CapHeader {
         version: 0x2008_0522,
         pid: 0,
@@ -63,12 +83,12 @@ pub fn lock_down(prog: &Program) -> Result<(), (&'static str, i32)> {
         CapData {
             effective: lo,
             permitted: lo,
-            inheritable: lo,
+            inheritable: ilo,
         },
         CapData {
             effective: hi,
             permitted: hi,
-            inheritable: hi,
+            inheritable: ihi,
         },
     ];
     // SAFETY: capset with a v3 header and a two-element data array, both

@@ -65,11 +65,17 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        if let Ok(ss) = self.sub.snapshots() {
+            for s in ss {
+                let _ = self.sub.delete_snapshot(&s.id);
+            }
+        }
         if let Ok(ws) = self.sub.list() {
             for w in ws {
                 let _ = self.sub.destroy(&w.id);
             }
         }
+        let _ = self.sub.repair();
         if let Err(e) = self.sub.unmount_storage() {
             eprintln!("test cleanup: {e}");
         }

@@ -1,0 +1,242 @@
+//! Host side of lineages: starting and stopping a lineage manager, and
+//! asking it for new world inits and session interpreters. Readiness comes
+//! back on a socket pair with SO_PASSCRED, which also tells us the host pid
+//! of the new process (the kernel translates it).
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::LinuxSubstrate;
+use crate::cgroup::WorldCgroup;
+use crate::config::UID_COUNT;
+use crate::error::{Result, WorldError};
+use crate::lineage::{self, LineageRecord, LineageSpec, ManagerReply, ManagerRequest};
+use crate::supervisor::{LaunchResult, LaunchSpec};
+use crate::{proto, sys};
+
+/// A process the manager forked, whose ready message is awaited.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    ready: OwnedFd,
+}
+
+impl Pending {
+    /// Waits for "ok"; returns the host pid and its start time.
+    pub(crate) fn wait(self, what: &str, timeout: Duration) -> Result<(i32, u64)> {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let (msg, pid) = sys::recv_with_pid(self.ready.as_raw_fd(), 4096, ms)
+            .map_err(|e| WorldError::Launch(format!("{what}: no ready message: {e}")))?;
+        if msg != b"ok" {
+            let m = String::from_utf8_lossy(&msg).into_owned();
+            return Err(WorldError::Launch(if m.is_empty() {
+                format!("{what} died during setup")
+            } else {
+                m
+            })
+            .into());
+        }
+        let st = sys::process_start_time(pid)
+            .ok_or_else(|| WorldError::Launch(format!("{what} vanished")))?;
+        Ok((pid, st))
+    }
+}
+
+fn launch_err(m: impl std::fmt::Display) -> crate::Error {
+    WorldError::Launch(m.to_string()).into()
+}
+
+impl LinuxSubstrate {
+    /// Starts a new lineage manager.
+    pub(crate) fn launch_lineage(&self) -> Result<LineageRecord> {
+        let id = lineage::random_id("l");
+        let cg = WorldCgroup::create_plain(&self.cfg.cgroup_name, &lineage::cgroup_id(&id))?;
+        let run = self.layout.lineage_run(&id);
+        let res = (|| {
+            fs::create_dir_all(&run).map_err(|e| WorldError::Io("create lineage dir", e))?;
+            let spec = LineageSpec {
+                lineage: id.clone(),
+                sock: run.join("ctl.sock"),
+                cgroup_procs: cg.procs_files(),
+                uid_base: self.cfg.uid_base,
+                uid_count: UID_COUNT,
+            };
+            let (prog, args) = self
+                .cfg
+                .supervisor_cmd
+                .split_first()
+                .ok_or_else(|| launch_err("empty supervisor_cmd"))?;
+            let log = fs::File::create(run.join("log"))
+                .map_err(|e| WorldError::Io("create lineage log", e))?;
+            let json = serde_json::to_string(&spec).expect("spec serializes");
+            let mut child = Command::new(prog)
+                .args(args)
+                .arg(json)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| launch_err(format!("start {}: {e}", prog.to_string_lossy())))?;
+            let mut out = String::new();
+            if let Some(mut so) = child.stdout.take() {
+                let _ = so.read_to_string(&mut out);
+            }
+            let _ = child.wait();
+            let (pid, start_time) = match serde_json::from_str::<LaunchResult>(out.trim()) {
+                Ok(LaunchResult::Ready { pid, start_time }) => (pid, start_time),
+                Ok(LaunchResult::Failed(m)) => return Err(launch_err(m)),
+                Err(_) => {
+                    return Err(launch_err(format!(
+                        "supervisor gave no result (is supervisor_cmd right?): {}",
+                        out.trim()
+                    )))
+                }
+            };
+            let rec = LineageRecord {
+                id: id.clone(),
+                pid,
+                start_time,
+                created_at: super::now(),
+            };
+            rec.save(&self.layout)
+                .map_err(|e| WorldError::Io("save lineage record", e))?;
+            Ok(rec)
+        })();
+        if res.is_err() {
+            let _ = self.stop_lineage(&id);
+        }
+        res
+    }
+
+    /// Kills a lineage manager (and with it every process of the lineage)
+    /// and removes its traces.
+    pub(crate) fn stop_lineage(&self, id: &str) -> Result<()> {
+        if let Some(r) = LineageRecord::load(&self.layout, id) {
+            if r.alive() {
+                if let Ok(pfd) = sys::pidfd_open(r.pid) {
+                    if r.alive() {
+                        let _ = sys::pidfd_kill(&pfd, libc::SIGKILL);
+                        let _ = sys::poll_readable(pfd.as_raw_fd(), 5000);
+                    }
+                }
+            }
+        }
+        let cg = WorldCgroup::open(&self.cfg.cgroup_name, &lineage::cgroup_id(id));
+        if cg.exists() {
+            cg.kill_all(Duration::from_secs(10))?;
+            cg.remove()?;
+        }
+        let run = self.layout.lineage_run(id);
+        if run.exists() {
+            fs::remove_dir_all(&run).map_err(|e| WorldError::Io("remove lineage dir", e))?;
+        }
+        let meta = self.layout.lineage_meta(id);
+        if meta.exists() {
+            fs::remove_file(&meta).map_err(|e| WorldError::Io("remove lineage record", e))?;
+        }
+        Ok(())
+    }
+
+    /// Stops a lineage once no world and no snapshot uses it.
+    pub(crate) fn release_lineage(&self, id: &str) -> Result<()> {
+        let worlds = super::record::WorldRecord::all_ids(&self.layout)
+            .iter()
+            .filter_map(|w| super::record::WorldRecord::load(&self.layout, w).ok())
+            .any(|r| r.lineage.as_deref() == Some(id));
+        let snaps = crate::snapshot::SnapshotRecord::all(&self.layout)
+            .iter()
+            .any(|s| s.lineage == id);
+        if !worlds && !snaps {
+            self.stop_lineage(id)?;
+        }
+        Ok(())
+    }
+
+    /// Connects to a live lineage manager.
+    pub(crate) fn manager(&self, id: &str) -> Result<UnixStream> {
+        let r = LineageRecord::load(&self.layout, id)
+            .filter(LineageRecord::alive)
+            .ok_or_else(|| {
+                launch_err(format!(
+                    "lineage {id} is gone (its manager died; destroy its worlds)"
+                ))
+            })?;
+        let _ = r;
+        let c = UnixStream::connect(self.layout.lineage_run(id).join("ctl.sock"))
+            .map_err(|e| launch_err(format!("lineage {id} does not answer: {e}")))?;
+        sys::set_timeouts(c.as_raw_fd(), 30_000);
+        Ok(c)
+    }
+
+    /// Asks the manager for a new world init; the world's control socket
+    /// is bound here (as host root) and handed over.
+    pub(crate) fn request_world(
+        &self,
+        conn: &UnixStream,
+        spec: &LaunchSpec,
+        cg: &WorldCgroup,
+    ) -> Result<Pending> {
+        let _ = fs::remove_file(&spec.sock);
+        let l = UnixListener::bind(&spec.sock)
+            .map_err(|e| WorldError::Io("bind world control socket", e))?;
+        let cg_fds = cg.open_procs()?;
+        let mut fds = vec![l.as_raw_fd()];
+        let (mine, theirs) = sys::socketpair()?;
+        sys::pass_cred(mine.as_raw_fd())?;
+        fds.push(theirs.as_raw_fd());
+        fds.extend(cg_fds.iter().map(|f| f.as_raw_fd()));
+        let req = ManagerRequest::NewWorld { spec: spec.clone() };
+        self.manager_call(conn, &req, &fds)?;
+        Ok(Pending { ready: mine })
+    }
+
+    /// Asks the manager for a session interpreter. `fds` are the session
+    /// listener, net/uts/ipc/cgroup/pid/mnt namespace fds and the
+    /// cgroup.procs fds; the ready socket is added here.
+    pub(crate) fn request_session(
+        &self,
+        conn: &UnixStream,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        listener: &UnixListener,
+        ns: &[OwnedFd],
+        cg: &[OwnedFd],
+    ) -> Result<Pending> {
+        let (mine, theirs) = sys::socketpair()?;
+        sys::pass_cred(mine.as_raw_fd())?;
+        let mut fds = vec![listener.as_raw_fd(), theirs.as_raw_fd()];
+        fds.extend(ns.iter().map(|f| f.as_raw_fd()));
+        fds.extend(cg.iter().map(|f| f.as_raw_fd()));
+        self.manager_call(conn, &ManagerRequest::NewSession { argv, env }, &fds)?;
+        Ok(Pending { ready: mine })
+    }
+
+    fn manager_call(&self, conn: &UnixStream, req: &ManagerRequest, fds: &[i32]) -> Result<()> {
+        proto::send_msg(conn.as_fd(), req, fds)?;
+        match proto::recv_msg::<ManagerReply>(conn.as_fd())?.0 {
+            ManagerReply::Forked { .. } | ManagerReply::Done => Ok(()),
+            ManagerReply::Failed { msg } => Err(launch_err(msg)),
+        }
+    }
+}
+
+/// Opens the namespaces of a world's init (host pid) in the order
+/// [`crate::supervisor::session::NS_ORDER`] wants.
+pub(crate) fn world_ns_fds(init_pid: i32) -> Result<Vec<OwnedFd>> {
+    crate::supervisor::session::NS_ORDER
+        .iter()
+        .map(|(n, _)| {
+            fs::File::open(format!("/proc/{init_pid}/ns/{n}"))
+                .map(OwnedFd::from)
+                .map_err(|e| WorldError::Io("open world namespace", e).into())
+        })
+        .collect()
+}
+
+/// Pending wrapper for a ready socket created elsewhere.
+pub(crate) fn pending(ready: OwnedFd) -> Pending {
+    Pending { ready }
+}

@@ -1,0 +1,313 @@
+# WorldRuntime session agent (embedded in world-substrate; the interpreter
+# gets it in $WORLD_AGENT, see AGENT_BOOT). Serves one persistent Python namespace on a
+# Unix listening socket (fd 3). Requests: 4-byte little-endian length + JSON,
+# with fds (SCM_RIGHTS); reply: one JSON line, then close.
+#   run       fds [stdout, stderr]   execute code, Jupyter-like
+#   snapshot  fds [listener, cgroup.procs...]   fork a template
+#   branch    (to a template) fds [listener, ready, net, uts, ipc, cgroup,
+#             pid, mnt, cgroup.procs...]   fork a session into a new world
+#   ping
+# Fixed fds: 3 listener, 4 lineage pid ns, 5 world pid ns, 6 ready socket.
+import ast, builtins, ctypes, gc, io, json, linecache, os, random, signal
+import socket, struct, sys, time, traceback
+
+FD_LISTEN, FD_LPID, FD_WPID, FD_READY = 3, 4, 5, 6
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x20000000, 0x40000000
+CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWCGROUP = 0x4000000, 0x8000000, 0x2000000
+NS_ORDER = [CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWCGROUP,
+            CLONE_NEWPID, CLONE_NEWNS]
+_libc = ctypes.CDLL(None, use_errno=True)
+_ns = {"__name__": "__main__", "__builtins__": builtins}
+_cell = [0]
+_state = {"seed": None, "apply_seed": True}
+
+
+def _setns(fd, kind):
+    if _libc.setns(fd, kind) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "setns: " + os.strerror(e))
+
+
+def _prctl_name(name):
+    _libc.prctl(15, ctypes.c_char_p(name.encode()), 0, 0, 0)  # PR_SET_NAME
+
+
+def _recv(conn):
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 64)
+    if not data:
+        return None, []
+    while len(data) < 4:
+        more = conn.recv(1 << 16)
+        if not more:
+            return None, fds
+        data += more
+    n = struct.unpack("<I", data[:4])[0]
+    while len(data) < 4 + n:
+        more = conn.recv(1 << 16)
+        if not more:
+            return None, fds
+        data += more
+    return json.loads(data[4:4 + n]), fds
+
+
+def _reply(conn, obj):
+    conn.sendall((json.dumps(obj) + "\n").encode())
+
+
+class _Timeout(KeyboardInterrupt):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Timeout("timeout")
+
+
+def _run(code, timeout_ms):
+    _cell[0] += 1
+    fname = "<cell-%d>" % _cell[0]
+    linecache.cache[fname] = (len(code), None, code.splitlines(True), fname)
+    res = {"value": None, "error": None, "timed_out": False}
+    t0 = time.monotonic()
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    if timeout_ms:
+        signal.setitimer(signal.ITIMER_REAL, timeout_ms / 1000.0)
+    try:
+        tree = ast.parse(code, fname, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, fname, "exec"), _ns)
+        if last is not None:
+            v = eval(compile(last, fname, "eval"), _ns)
+            if v is not None:
+                _ns["_"] = v
+                r = repr(v)
+                res["value"] = r if len(r) <= 1 << 20 else r[: 1 << 20] + "..."
+    except _Timeout as e:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        res["timed_out"] = True
+        res["error"] = _format(e, "KeyboardInterrupt: timeout after %d ms\n" % timeout_ms)
+    except SyntaxError as e:
+        res["error"] = "".join(traceback.format_exception_only(type(e), e))
+    except BaseException as e:  # noqa: B902 - report everything, stay alive
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if isinstance(e, SystemExit):
+            res["error"] = "SystemExit: %r (the session stays alive)\n" % (e.code,)
+        else:
+            res["error"] = _format(e, None)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    res["duration_ms"] = (time.monotonic() - t0) * 1000.0
+    return res
+
+
+def _format(e, last_line):
+    tb = e.__traceback__
+    # Drop the agent's own frames.
+    while tb is not None and tb.tb_frame.f_code.co_filename in ("<string>", "<world-agent>"):
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(e), e, tb)
+    if last_line:
+        lines[-1] = last_line
+    return "".join(lines)
+
+
+def _with_stdio(fds, fn):
+    """Runs fn with fds[0]/fds[1] as fd 1/2 and sys.stdout/stderr."""
+    saved = (os.dup(1), os.dup(2))
+    out = err = None
+    try:
+        if len(fds) >= 2:
+            os.dup2(fds[0], 1)
+            os.dup2(fds[1], 2)
+        for f in fds:
+            os.close(f)
+        out = io.open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+        err = io.open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+        sys.stdout, sys.stderr = out, err
+        return fn()
+    finally:
+        for s in (sys.stdout, sys.stderr, out, err):
+            try:
+                if s is not None:
+                    s.flush()
+            except Exception:
+                pass
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _join_cgroup(fds):
+    for f in fds:
+        os.write(f, b"0")
+        os.close(f)
+
+
+def _keep_only(keep):
+    """Closes every fd >= 3 not in keep (user files and sockets are not
+    carried into templates or branches)."""
+    lo = 3
+    for k in sorted(set(keep)):
+        if k > lo:
+            os.closerange(lo, k)
+        lo = max(lo, k + 1)
+    os.closerange(lo, 1 << 20)
+
+
+def _place(pairs):
+    """dup2 each (src, dst) without clobbering a source that sits on some
+    other pair's destination."""
+    tmp = [(fcntl_dup(src), dst) for src, dst in pairs]
+    for t, dst in tmp:
+        os.dup2(t, dst)
+        os.close(t)
+
+
+def fcntl_dup(fd):
+    import fcntl
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100)
+
+
+def _snapshot(fds):
+    listener, cg = fds[0], fds[1:]
+    cwd = os.getcwd()
+    gc.freeze()  # objects move to the permanent generation: pages stay shared
+    _setns(FD_LPID, CLONE_NEWPID)  # the template must be active in the lineage pid ns
+    try:
+        pid = os.fork()
+    except BaseException:
+        _setns(FD_WPID, CLONE_NEWPID)
+        raise
+    if pid != 0:
+        _setns(FD_WPID, CLONE_NEWPID)
+    if pid == 0:
+        try:
+            _template(listener, cg, cwd)
+        finally:
+            os._exit(1)
+    gc.unfreeze()
+    os.close(listener)
+    for f in cg:
+        os.close(f)
+    return {"ok": True, "pid": pid}
+
+
+def _template(listener, cg, cwd):
+    """A frozen copy of the session. Waits for branch requests; each one
+    forks a session into a new world. Never runs user code."""
+    _join_cgroup(cg)
+    _prctl_name("world-template")
+    _place([(listener, FD_LISTEN)])
+    _keep_only([FD_LISTEN, FD_LPID])
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
+    srv = socket.socket(fileno=FD_LISTEN)
+    while True:
+        conn, _ = srv.accept()
+        try:
+            while True:
+                req, fds = _recv(conn)
+                if req is None:
+                    break
+                if req.get("op") != "branch":
+                    _reply(conn, {"error": "templates only branch"})
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        conn.close()
+                        srv.close()
+                        _child(req, fds, cwd)
+                    except BaseException as e:  # report and die
+                        try:
+                            os.write(fds[1], ("branch child: %r" % (e,)).encode())
+                        except Exception:
+                            pass
+                    os._exit(1)
+                for f in fds:
+                    os.close(f)
+                _reply(conn, {"ok": True, "pid": pid})
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def _child(req, fds, cwd):
+    listener, ready, ns, cg = fds[0], fds[1], fds[2:8], fds[8:]
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    _join_cgroup(cg)
+    for fd, kind in zip(ns, NS_ORDER):
+        _setns(fd, kind)
+    _place([(listener, FD_LISTEN), (ns[4], FD_WPID), (ready, FD_READY)])
+    _keep_only([FD_LISTEN, FD_LPID, FD_WPID, FD_READY])
+    try:
+        os.chdir(cwd)
+    except OSError:
+        os.chdir("/")
+    wid = req.get("world", "")
+    os.environ["WORLD_ID"] = wid
+    os.environ["HOSTNAME"] = socket.gethostname()
+    seed = req.get("seed")
+    _state["apply_seed"] = req.get("apply_seed", True)
+    if seed is not None:
+        os.environ["WORLD_SEED"] = str(seed)
+        _state["seed"] = seed
+        if _state["apply_seed"]:
+            random.seed(seed)
+    _prctl_name("world-session")
+    _serve()
+
+
+def _serve():
+    srv = socket.socket(fileno=FD_LISTEN)
+    try:
+        os.write(FD_READY, b"ok")
+    finally:
+        os.close(FD_READY)
+    while True:
+        conn, _ = srv.accept()
+        try:
+            req, fds = _recv(conn)
+            if req is None:
+                continue
+            op = req.get("op")
+            if op == "run":
+                r = _with_stdio(fds, lambda: _run(req.get("code", ""), req.get("timeout_ms")))
+                _reply(conn, r)
+            elif op == "snapshot":
+                _reply(conn, _snapshot(fds))
+            elif op == "ping":
+                for f in fds:
+                    os.close(f)
+                _reply(conn, {"ok": True, "pid": os.getpid()})
+            else:
+                for f in fds:
+                    os.close(f)
+                _reply(conn, {"error": "unknown op %r" % (op,)})
+        except Exception as e:
+            try:
+                _reply(conn, {"error": "agent: %r" % (e,)})
+            except Exception:
+                pass
+        finally:
+            conn.close()
+
+
+def _main():
+    # Programs this session executes must not inherit CAP_SYS_ADMIN.
+    _libc.prctl(24, 21, 0, 0, 0)  # PR_CAPBSET_DROP, CAP_SYS_ADMIN
+    _prctl_name("world-session")
+    seed = os.environ.get("WORLD_SEED")
+    _state["apply_seed"] = os.environ.pop("WORLD_APPLY_SEED", "1") == "1"
+    if seed is not None and _state["apply_seed"]:
+        random.seed(int(seed))
+    sys.argv = [""]
+    _serve()
+
+
+_main()

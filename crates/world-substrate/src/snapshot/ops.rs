@@ -1,0 +1,591 @@
+//! Snapshot, branch, delete, services and repair on [`LinuxSubstrate`].
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+use super::record::{stale_journals, Journal, JournalGuard, Service, SnapshotRecord};
+use super::{BranchOptions, Branched, RepairReport, SnapshotError, SnapshotInfo, MAX_BRANCH};
+use crate::cgroup::WorldCgroup;
+use crate::config::UID_COUNT;
+use crate::error::{Result, WorldError};
+use crate::lineage::{random_id, LineageRecord};
+use crate::linux::lineage::{pending, world_ns_fds};
+use crate::linux::record::WorldRecord;
+use crate::session::{write_pid, SessionLock};
+use crate::supervisor::LaunchSpec;
+use crate::types::{ExecRequest, WorldId, WorldState};
+use crate::{btrfs, image, proto, seed, sys, LinuxSubstrate, Substrate};
+
+/// Prints phase timings when `WORLD_SUBSTRATE_TRACE` is set.
+pub(crate) fn trace(what: &str, t0: Instant) {
+    if std::env::var_os("WORLD_SUBSTRATE_TRACE").is_some() {
+        eprintln!("[trace] {what}: {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
+fn snap_cgroup(id: &str) -> String {
+    format!("snap.{id}")
+}
+
+fn valid_snapshot_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+fn failed(m: impl std::fmt::Display) -> crate::Error {
+    SnapshotError::Failed(m.to_string()).into()
+}
+
+impl LinuxSubstrate {
+    /// Takes a snapshot of a running world: a read-only btrfs snapshot of
+    /// its root (O(1) in disk size) plus a frozen fork (template) of every
+    /// session, taken while the world's cgroup is frozen. The world keeps
+    /// running; nothing it does afterwards shows in the snapshot.
+    pub fn snapshot(&self, id: &WorldId, name: Option<&str>) -> Result<SnapshotInfo> {
+        self.snapshot_with(id, name, Duration::from_secs(30))
+    }
+
+    /// [`LinuxSubstrate::snapshot`] waiting at most `busy_wait` for
+    /// sessions that are running code.
+    pub fn snapshot_with(
+        &self,
+        id: &WorldId,
+        name: Option<&str>,
+        busy_wait: Duration,
+    ) -> Result<SnapshotInfo> {
+        let t0 = Instant::now();
+        let rec = self.running(id)?;
+        let lineage = rec
+            .lineage
+            .clone()
+            .ok_or_else(|| failed(format!("world '{id}' has no lineage")))?;
+        let sid = random_id("s");
+        let name = name.map_or_else(|| sid.clone(), str::to_string);
+        if !valid_snapshot_name(&name) {
+            return Err(SnapshotError::InvalidName(name).into());
+        }
+        if SnapshotRecord::all(self.layout())
+            .iter()
+            .any(|s| s.name == name)
+        {
+            return Err(SnapshotError::NameTaken(name).into());
+        }
+        let journal = JournalGuard::begin(
+            self.layout(),
+            Journal {
+                op: sid.clone(),
+                snapshot: Some(sid.clone()),
+                worlds: vec![],
+            },
+        )
+        .map_err(|e| WorldError::Io("write journal", e))?;
+        let res = self.snapshot_inner(&rec, &lineage, &sid, &name, busy_wait, t0);
+        if res.is_err() {
+            let _ = self.remove_snapshot(&sid);
+        }
+        journal.finish();
+        res
+    }
+
+    fn snapshot_inner(
+        &self,
+        rec: &WorldRecord,
+        lineage: &str,
+        sid: &str,
+        name: &str,
+        busy_wait: Duration,
+        t0: Instant,
+    ) -> Result<SnapshotInfo> {
+        let id = &rec.id;
+        let sessions = self.sessions(id)?;
+        let mut locks = Vec::new();
+        for s in &sessions {
+            let p = self.session_paths(id, s);
+            match SessionLock::take(&p.lock, Some(busy_wait)) {
+                Ok(Some(l)) => locks.push(l),
+                Ok(None) => {
+                    return Err(SnapshotError::SessionBusy(
+                        id.to_string(),
+                        s.clone(),
+                        busy_wait.as_millis() as u64,
+                    )
+                    .into())
+                }
+                Err(e) => return Err(WorldError::Io("lock session", e).into()),
+            }
+        }
+        trace("snapshot: locks", t0);
+        let scg = WorldCgroup::create_plain(&self.config().cgroup_name, &snap_cgroup(sid))?;
+        let run = self.layout().snapshot_run(sid);
+        fs::create_dir_all(&run).map_err(|e| WorldError::Io("create snapshot dir", e))?;
+        let mut taken = Vec::new();
+        let mut warnings = Vec::new();
+        for s in &sessions {
+            let p = self.session_paths(id, s);
+            let tsock = run.join(format!("{s}.sock"));
+            let l = UnixListener::bind(&tsock)
+                .map_err(|e| WorldError::Io("bind template socket", e))?;
+            let cg = scg.open_procs()?;
+            let mut fds = vec![l.as_raw_fd()];
+            fds.extend(cg.iter().map(|f| f.as_raw_fd()));
+            match self.session_call(&p.sock, &serde_json::json!({"op": "snapshot"}), &fds) {
+                Ok(v) if v.get("ok").is_some() => taken.push(s.clone()),
+                Ok(v) => return Err(failed(format!("session '{s}': {v}"))),
+                Err(e) => {
+                    let _ = fs::remove_file(&tsock);
+                    warnings.push(format!("session '{s}' is gone ({e}); not in the snapshot"));
+                }
+            }
+        }
+        // Quiesce: sessions are idle (we hold their locks); freeze every
+        // other process so files and memory agree, then snapshot the root.
+        trace("snapshot: templates", t0);
+        let wcg = WorldCgroup::open(&self.config().cgroup_name, id.as_str());
+        let frozen = wcg.freeze(Duration::from_secs(10))?;
+        trace("snapshot: frozen", t0);
+        if !frozen {
+            warnings.push("no cgroup freezer here: the world was not quiesced".into());
+        }
+        let snap = btrfs::snapshot(
+            &self.world_root(id),
+            &self.layout().snapshot_root(sid),
+            true,
+        );
+        if frozen {
+            wcg.thaw()?;
+        }
+        snap.map_err(|e| WorldError::Io("snapshot world root", e))?;
+        trace("snapshot: btrfs + thaw", t0);
+        drop(locks);
+        let init = rec.pid;
+        let others = wcg
+            .pids()
+            .into_iter()
+            .filter(|p| *p != init)
+            .filter(|p| {
+                let c = fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                c.trim() != "world-session"
+            })
+            .count();
+        if others > 0 {
+            warnings.push(format!(
+                "{others} process(es) that are not sessions (background servers, running execs) \
+                 are not carried into branches: their files are, their memory is not; \
+                 declare services to start them again in every branch"
+            ));
+        }
+        let snapshot_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let sr = SnapshotRecord {
+            id: sid.to_string(),
+            name: name.to_string(),
+            world: id.clone(),
+            lineage: lineage.to_string(),
+            image: rec.image.clone(),
+            limits: rec.limits,
+            seed: rec.seed,
+            sessions: taken,
+            services: rec.services.clone(),
+            created_at: crate::linux::now(),
+            snapshot_ms,
+            template_pids: scg.pids().into_iter().map(|p| (String::new(), p)).collect(),
+        };
+        sr.save(self.layout())
+            .map_err(|e| WorldError::Io("save snapshot record", e))?;
+        Ok(SnapshotInfo::from_record(&sr, warnings))
+    }
+
+    /// Finds a snapshot by id or name.
+    pub fn snapshot_info(&self, snap: &str) -> Result<SnapshotInfo> {
+        Ok(SnapshotInfo::from_record(
+            &self.snapshot_record(snap)?,
+            vec![],
+        ))
+    }
+
+    pub(crate) fn snapshot_record(&self, snap: &str) -> Result<SnapshotRecord> {
+        if let Some(r) = SnapshotRecord::load(self.layout(), snap) {
+            return Ok(r);
+        }
+        SnapshotRecord::all(self.layout())
+            .into_iter()
+            .find(|r| r.name == snap)
+            .ok_or_else(|| SnapshotError::NotFound(snap.to_string()).into())
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        Ok(SnapshotRecord::all(self.layout())
+            .iter()
+            .map(|r| SnapshotInfo::from_record(r, vec![]))
+            .collect())
+    }
+
+    /// Deletes a snapshot (by id or name): its templates are killed and its
+    /// subvolume deleted. Worlds branched from it are not affected (they
+    /// share nothing with it that deleting it could take away).
+    pub fn delete_snapshot(&self, snap: &str) -> Result<()> {
+        let r = self.snapshot_record(snap)?;
+        self.remove_snapshot(&r.id)?;
+        self.release_lineage(&r.lineage)
+    }
+
+    fn remove_snapshot(&self, sid: &str) -> Result<()> {
+        let cg = WorldCgroup::open(&self.config().cgroup_name, &snap_cgroup(sid));
+        if cg.exists() {
+            cg.kill_all(Duration::from_secs(10))?;
+            cg.remove()?;
+        }
+        let root = self.layout().snapshot_root(sid);
+        if root.exists() {
+            btrfs::subvol_delete(&root).map_err(|e| WorldError::Io("delete snapshot", e))?;
+        }
+        let run = self.layout().snapshot_run(sid);
+        if run.exists() {
+            fs::remove_dir_all(&run).map_err(|e| WorldError::Io("remove snapshot dir", e))?;
+        }
+        let meta = self.layout().snapshot_meta(sid);
+        if meta.exists() {
+            fs::remove_file(&meta).map_err(|e| WorldError::Io("remove snapshot record", e))?;
+        }
+        Ok(())
+    }
+
+    /// Starts `count` worlds from a snapshot (id or name). Each child has
+    /// the snapshot's files and sessions and then diverges on its own.
+    /// All or nothing: on any failure every child made so far is removed.
+    pub fn branch(&self, snap: &str, count: usize, opts: &BranchOptions) -> Result<Branched> {
+        let t0 = Instant::now();
+        if count == 0 || count > MAX_BRANCH {
+            return Err(SnapshotError::BadCount(count, MAX_BRANCH).into());
+        }
+        let sr = self.snapshot_record(snap)?;
+        if !LineageRecord::load(self.layout(), &sr.lineage).is_some_and(|l| l.alive()) {
+            return Err(SnapshotError::LineageGone(sr.id.clone()).into());
+        }
+        let ids: Vec<WorldId> = (0..count).map(|_| WorldId::random()).collect();
+        let journal = JournalGuard::begin(
+            self.layout(),
+            Journal {
+                op: random_id("b"),
+                snapshot: None,
+                worlds: ids.clone(),
+            },
+        )
+        .map_err(|e| WorldError::Io("write journal", e))?;
+        let res = self.branch_inner(&sr, &ids, opts, t0);
+        if res.is_err() {
+            for c in &ids {
+                let r = WorldRecord::load(self.layout(), c).ok();
+                let _ = self.teardown(c.as_str(), r.as_ref());
+            }
+        }
+        journal.finish();
+        res
+    }
+
+    /// Snapshot plus branch in one call. The snapshot is deleted afterwards
+    /// unless `opts.keep_snapshot`.
+    pub fn branch_world(
+        &self,
+        id: &WorldId,
+        count: usize,
+        opts: &BranchOptions,
+    ) -> Result<Branched> {
+        if count == 0 || count > MAX_BRANCH {
+            return Err(SnapshotError::BadCount(count, MAX_BRANCH).into());
+        }
+        let s = self.snapshot_with(id, None, opts.busy_wait)?;
+        let r = self.branch(&s.id, count, opts);
+        if !opts.keep_snapshot {
+            let _ = self.delete_snapshot(&s.id);
+        }
+        let mut b = r?;
+        b.snapshot_ms = Some(s.snapshot_ms);
+        b.warnings.extend(s.warnings);
+        if !opts.keep_snapshot {
+            b.snapshot = None;
+        }
+        Ok(b)
+    }
+
+    fn branch_inner(
+        &self,
+        sr: &SnapshotRecord,
+        ids: &[WorldId],
+        opts: &BranchOptions,
+        t0: Instant,
+    ) -> Result<Branched> {
+        let img = image::get(self.layout(), &sr.image, self.config().uid_base)?;
+        let seeds: Vec<u64> = (0..ids.len() as u64)
+            .map(|i| seed::child_seed(sr.seed, i))
+            .collect();
+        let src = self.layout().snapshot_root(&sr.id);
+        let mut cgs = Vec::new();
+        let mut warnings = Vec::new();
+        for c in ids {
+            let root = self.world_root(c);
+            fs::create_dir_all(self.layout().session_dir(c.as_str()))
+                .map_err(|e| WorldError::Io("create run dir", e))?;
+            btrfs::snapshot(&src, &root, false).map_err(|e| WorldError::Io("branch root", e))?;
+            if let Some(mib) = sr.limits.disk_mib {
+                if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
+                    warnings.push(format!("disk limit not enforced: {e}"));
+                }
+            }
+            let (cg, w) = WorldCgroup::create(&self.config().cgroup_name, c.as_str(), &sr.limits)?;
+            if warnings.is_empty() {
+                warnings.extend(w);
+            }
+            cgs.push(cg);
+        }
+        trace("branch: roots + cgroups", t0);
+        // World inits, pipelined: all requests first, then all readies.
+        let conn = self.manager(&sr.lineage)?;
+        let mut pend = Vec::new();
+        for (i, c) in ids.iter().enumerate() {
+            let spec = LaunchSpec {
+                id: c.to_string(),
+                root: self.world_root(c),
+                binds: img.binds.clone(),
+                sock: self.control_socket(c),
+                cgroup_procs: cgs[i].procs_files(),
+                uid_base: self.config().uid_base,
+                uid_count: UID_COUNT,
+                env: crate::linux::world_env(c, seeds[i]),
+            };
+            pend.push(self.request_world(&conn, &spec, &cgs[i])?);
+        }
+        drop(conn);
+        let mut pids = Vec::new();
+        for (i, (c, p)) in ids.iter().zip(pend).enumerate() {
+            let (pid, st) = p.wait("world init", Duration::from_secs(30))?;
+            pids.push(pid);
+            WorldRecord {
+                id: c.clone(),
+                image: sr.image.clone(),
+                limits: sr.limits,
+                warnings: warnings.clone(),
+                create_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                created_at: crate::linux::now(),
+                pid,
+                start_time: st,
+                lineage: Some(sr.lineage.clone()),
+                parent: Some(sr.world.clone()),
+                snapshot: Some(sr.id.clone()),
+                branch_index: Some(i as u64),
+                seed: seeds[i],
+                services: sr.services.clone(),
+            }
+            .save(self.layout())?;
+        }
+        trace("branch: inits ready", t0);
+        // Sessions: each template forks one session per child.
+        let mut readies = Vec::new();
+        for s in &sr.sessions {
+            let tsock = self.layout().snapshot_run(&sr.id).join(format!("{s}.sock"));
+            let tc = UnixStream::connect(&tsock)
+                .map_err(|e| failed(format!("template of session '{s}' does not answer: {e}")))?;
+            sys::set_timeouts(tc.as_raw_fd(), 30_000);
+            let mut lines = BufReader::new(&tc);
+            for (i, c) in ids.iter().enumerate() {
+                let paths = self.session_paths(c, s);
+                let l = UnixListener::bind(&paths.sock)
+                    .map_err(|e| WorldError::Io("bind session socket", e))?;
+                let ns = world_ns_fds(pids[i])?;
+                let cg = cgs[i].open_procs()?;
+                let (mine, theirs) = sys::socketpair()?;
+                sys::pass_cred(mine.as_raw_fd())?;
+                let mut fds = vec![l.as_raw_fd(), theirs.as_raw_fd()];
+                fds.extend(ns.iter().map(|f| f.as_raw_fd()));
+                fds.extend(cg.iter().map(|f| f.as_raw_fd()));
+                let req = serde_json::json!({
+                    "op": "branch", "world": c.as_str(), "seed": seeds[i],
+                    "apply_seed": opts.apply_seeds,
+                });
+                proto::send_msg(tc.as_fd(), &req, &fds)?;
+                let mut line = String::new();
+                lines
+                    .read_line(&mut line)
+                    .map_err(|e| failed(format!("template '{s}': {e}")))?;
+                let v: serde_json::Value = serde_json::from_str(line.trim())
+                    .map_err(|_| failed(format!("template '{s}' failed: {}", line.trim())))?;
+                if v.get("ok").is_none() {
+                    return Err(failed(format!("template '{s}': {v}")));
+                }
+                readies.push((paths.pid, pending(mine)));
+            }
+        }
+        trace("branch: sessions forked", t0);
+        for (pidfile, p) in readies {
+            let (pid, st) = p.wait("branch session", Duration::from_secs(30))?;
+            write_pid(&pidfile, pid, st);
+        }
+        let branch_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        if opts.start_services {
+            for c in ids {
+                for svc in &sr.services {
+                    if let Err(e) = self.start_service(c, svc) {
+                        warnings.push(format!("world {c}: service '{}': {e}", svc.name));
+                    }
+                }
+            }
+        }
+        Ok(Branched {
+            snapshot: Some(sr.id.clone()),
+            children: ids.to_vec(),
+            seeds,
+            snapshot_ms: None,
+            branch_ms,
+            warnings,
+        })
+    }
+
+    /// Declares a service: a command started now (in the background) and
+    /// again in every world branched from this one later. Replaces a
+    /// service of the same name.
+    pub fn declare_service(&self, id: &WorldId, name: &str, req: &ExecRequest) -> Result<()> {
+        if !crate::session::valid_name(name) {
+            return Err(SnapshotError::InvalidName(name.into()).into());
+        }
+        let mut rec = self.running(id)?;
+        let svc = Service {
+            name: name.to_string(),
+            request: req.clone(),
+        };
+        rec.services.retain(|s| s.name != name);
+        rec.services.push(svc.clone());
+        rec.save(self.layout())?;
+        self.start_service(id, &svc)
+    }
+
+    /// Declared services of a world.
+    pub fn services(&self, id: &WorldId) -> Result<Vec<Service>> {
+        Ok(WorldRecord::load(self.layout(), id)?.services)
+    }
+
+    fn start_service(&self, id: &WorldId, svc: &Service) -> Result<()> {
+        let script = format!(
+            "mkdir -p /var/log/world-services && (\"$0\" \"$@\" >>/var/log/world-services/{}.log 2>&1 </dev/null &)",
+            svc.name
+        );
+        let mut argv = vec!["/bin/sh".to_string(), "-c".into(), script];
+        argv.extend(svc.request.argv.iter().cloned());
+        let req = ExecRequest {
+            argv,
+            env: svc.request.env.clone(),
+            cwd: svc.request.cwd.clone(),
+            timeout: Some(Duration::from_secs(30)),
+        };
+        let o = self.exec_output(id, &req, b"")?;
+        if o.status.exit_code != 0 {
+            return Err(failed(format!(
+                "service start exited {}: {}",
+                o.status.exit_code,
+                String::from_utf8_lossy(&o.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where a world came from: (lineage, parent world, snapshot, seed).
+    pub fn world_origin(&self, id: &WorldId) -> Result<super::Origin> {
+        let r = WorldRecord::load(self.layout(), id)?;
+        Ok(super::Origin {
+            lineage: r.lineage,
+            parent: r.parent,
+            snapshot: r.snapshot,
+            branch_index: r.branch_index,
+            seed: r.seed,
+        })
+    }
+
+    /// Repairs what a crash (e.g. `kill -9` during a branch) left behind.
+    /// Call it once at startup, before other operations: half-made worlds
+    /// and snapshots of dead operations are removed, subvolumes without a
+    /// record are deleted, dead lineage managers are cleaned up and unused
+    /// ones stopped. Worlds whose init died stay listed as dead (destroy
+    /// them).
+    pub fn repair(&self) -> Result<RepairReport> {
+        crate::storage::ensure_mounted(self.layout(), self.config().storage_size_mib)?;
+        let l = self.layout().clone();
+        let mut rep = RepairReport::default();
+        for (path, j) in stale_journals(&l) {
+            for w in &j.worlds {
+                let r = WorldRecord::load(&l, w).ok();
+                if r.is_some() || self.world_root(w).exists() || l.world_run(w.as_str()).exists() {
+                    self.teardown(w.as_str(), r.as_ref())?;
+                    rep.removed_worlds.push(w.clone());
+                }
+            }
+            if let Some(s) = &j.snapshot {
+                if SnapshotRecord::load(&l, s).is_none() || l.snapshot_root(s).exists() {
+                    self.remove_snapshot(s)?;
+                    rep.removed_snapshots.push(s.clone());
+                }
+            }
+            let _ = fs::remove_file(path);
+        }
+        // Protected: whatever a live operation is making right now.
+        let mut busy: Vec<String> = Vec::new();
+        for e in fs::read_dir(l.pending_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(b) = fs::read(e.path()) {
+                if let Ok(j) = serde_json::from_slice::<Journal>(&b) {
+                    busy.extend(j.worlds.iter().map(|w| w.to_string()));
+                    busy.extend(j.snapshot);
+                }
+            }
+        }
+        for e in fs::read_dir(l.mount_point().join("worlds"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if busy.contains(&n) || l.world_meta(&n).exists() {
+                continue;
+            }
+            self.teardown(&n, None)?;
+            rep.removed_subvolumes.push(format!("worlds/{n}"));
+        }
+        for e in fs::read_dir(l.mount_point().join("snapshots"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if busy.contains(&n) || l.snapshot_meta(&n).exists() {
+                continue;
+            }
+            self.remove_snapshot(&n)?;
+            rep.removed_subvolumes.push(format!("snapshots/{n}"));
+        }
+        for lid in LineageRecord::all_ids(&l) {
+            let alive = LineageRecord::load(&l, &lid).is_some_and(|r| r.alive());
+            if !alive {
+                self.stop_lineage(&lid)?;
+                rep.stopped_lineages.push(lid);
+            } else {
+                self.release_lineage(&lid)?;
+                if LineageRecord::load(&l, &lid).is_none() {
+                    rep.stopped_lineages.push(lid);
+                }
+            }
+        }
+        rep.dead_worlds = self
+            .list()?
+            .into_iter()
+            .filter(|w| w.state == WorldState::Dead)
+            .map(|w| w.id)
+            .collect();
+        Ok(rep)
+    }
+}

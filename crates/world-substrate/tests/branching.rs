@@ -1,0 +1,470 @@
+//! Code sessions, snapshots and branches (issue 4), as root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{is_root, out, Env};
+use world_substrate::snapshot::BranchOptions;
+use world_substrate::{Error, SessionError, Substrate, WorldId};
+
+fn run(env: &Env, id: &WorldId, code: &str) -> world_substrate::CodeResult {
+    env.sub
+        .run_code(id, "default", code, None)
+        .expect("run code")
+}
+
+fn val(env: &Env, id: &WorldId, code: &str) -> String {
+    let r = run(env, id, code);
+    assert!(r.error.is_none(), "{code}: {:?}", r.error);
+    r.value_repr.unwrap_or_default()
+}
+
+#[test]
+fn sessions_are_jupyter_like() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let t = Instant::now();
+    let r = run(
+        &env,
+        &id,
+        "x = 20\nprint('hi'); import sys; print('err', file=sys.stderr)\nx * 2",
+    );
+    eprintln!("first run (session start) {:?}", t.elapsed());
+    assert_eq!(r.stdout, b"hi\n");
+    assert_eq!(r.stderr, b"err\n");
+    assert_eq!(r.value_repr.as_deref(), Some("40"));
+    assert!(r.error.is_none());
+    let t = Instant::now();
+    assert_eq!(val(&env, &id, "x + 1"), "21");
+    eprintln!("second run {:?}", t.elapsed());
+    // Exceptions keep the session alive.
+    let r = run(&env, &id, "def f():\n    return 1/0\nf()");
+    let e = r.error.unwrap();
+    assert!(
+        e.contains("ZeroDivisionError") && e.contains("<cell-"),
+        "{e}"
+    );
+    assert!(!e.contains("_run"), "agent frames leak: {e}");
+    assert_eq!(val(&env, &id, "x"), "20");
+    let r = run(&env, &id, "def broken(:");
+    assert!(r.error.unwrap().contains("SyntaxError"));
+    let r = run(&env, &id, "import sys; sys.exit(3)");
+    assert!(r.error.unwrap().contains("SystemExit"));
+    // Timeout interrupts with KeyboardInterrupt; the session survives.
+    let t = Instant::now();
+    let r = env
+        .sub
+        .run_code(
+            &id,
+            "default",
+            "import time\ny = 1\ntime.sleep(30)",
+            Some(Duration::from_millis(300)),
+        )
+        .unwrap();
+    assert!(r.timed_out && t.elapsed() < Duration::from_secs(5), "{r:?}");
+    assert!(r.error.unwrap().contains("KeyboardInterrupt"));
+    assert_eq!(val(&env, &id, "y"), "1");
+    // Subprocess output is captured too; children land in the world.
+    let r = run(
+        &env,
+        &id,
+        "import subprocess; subprocess.run(['sh','-c','echo from-sh; hostname'])",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("from-sh\n{id}\n")
+    );
+    // Named sessions are separate interpreters.
+    let r = env
+        .sub
+        .run_code(&id, "other", "'x' in globals()", None)
+        .unwrap();
+    assert_eq!(r.value_repr.as_deref(), Some("False"));
+    assert_eq!(env.sub.sessions(&id).unwrap(), vec!["default", "other"]);
+    env.sub.stop_session(&id, "other").unwrap();
+    assert_eq!(env.sub.sessions(&id).unwrap(), vec!["default"]);
+    // Session files land in the world.
+    val(&env, &id, "open('/work/f.txt','w').write('abc')");
+    assert_eq!(out(&env.sh(&id, "cat /work/f.txt")), "abc");
+    let e = env.sub.run_code(&id, "Bad Name", "1", None).unwrap_err();
+    assert!(
+        matches!(e, Error::Session(SessionError::InvalidName(_))),
+        "{e}"
+    );
+    env.sub.destroy(&id).unwrap();
+    let e = env.sub.run_code(&id, "default", "1", None).unwrap_err();
+    eprintln!("run-code in destroyed world: {e}");
+}
+
+#[test]
+fn snapshot_and_branch_carry_state_and_diverge() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(
+        &env,
+        &id,
+        "import random\nsecret = 'parent-var'\nopen('/work/f','w').write('before')",
+    );
+    let s = env.sub.snapshot(&id, Some("snap1")).unwrap();
+    eprintln!("snapshot {:.2} ms warnings {:?}", s.snapshot_ms, s.warnings);
+    // The parent changes after the snapshot: not in the snapshot.
+    val(
+        &env,
+        &id,
+        "secret = 'changed'\nopen('/work/f','w').write('after')",
+    );
+    let b = env.sub.branch(&s.id, 3, &BranchOptions::default()).unwrap();
+    eprintln!("branch 3: {:.2} ms", b.branch_ms);
+    assert_eq!(b.children.len(), 3);
+    for (i, c) in b.children.iter().enumerate() {
+        assert_eq!(val(&env, c, "secret"), "'parent-var'");
+        assert_eq!(val(&env, c, "open('/work/f').read()"), "'before'");
+        assert_eq!(
+            val(&env, c, "import os; os.environ['WORLD_SEED']"),
+            format!("'{}'", b.seeds[i])
+        );
+        assert_eq!(
+            out(&env.sh(c, "hostname; echo $WORLD_SEED")),
+            format!("{c}\n{}\n", b.seeds[i])
+        );
+        val(
+            &env,
+            c,
+            &format!("secret = 'child-{i}'\nopen('/work/f','w').write('child-{i}')"),
+        );
+    }
+    for (i, c) in b.children.iter().enumerate() {
+        assert_eq!(val(&env, c, "secret"), format!("'child-{i}'"));
+        assert_eq!(out(&env.sh(c, "cat /work/f")), format!("child-{i}"));
+    }
+    assert_eq!(val(&env, &id, "secret"), "'changed'");
+    assert_eq!(out(&env.sh(&id, "cat /work/f")), "after");
+    // Seeds: the same index replays the same random choices.
+    let b2 = env
+        .sub
+        .branch("snap1", 2, &BranchOptions::default())
+        .unwrap();
+    assert_eq!(b2.seeds[..], b.seeds[..2]);
+    let r0 = val(&env, &b.children[0], "random.random()");
+    let r0b = val(&env, &b2.children[0], "random.random()");
+    let r1 = val(&env, &b2.children[1], "random.random()");
+    assert_eq!(r0, r0b);
+    assert_ne!(r0, r1);
+    // Seeds off: CPython's reseed from the OS.
+    let b3 = env
+        .sub
+        .branch(
+            "snap1",
+            1,
+            &BranchOptions {
+                apply_seeds: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_ne!(val(&env, &b3.children[0], "random.random()"), r0);
+    // A later snapshot of a child has the child's state.
+    let s2 = env.sub.snapshot(&b.children[1], None).unwrap();
+    let g = env
+        .sub
+        .branch(&s2.id, 1, &BranchOptions::default())
+        .unwrap();
+    assert_eq!(val(&env, &g.children[0], "secret"), "'child-1'");
+    assert_eq!(env.sub.snapshots().unwrap().len(), 2);
+}
+
+#[test]
+fn delete_snapshot_and_destroy_parent_leave_children_working() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "v = 7");
+    let s = env.sub.snapshot(&id, None).unwrap();
+    let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
+    // Destroying the parent: the snapshot and the children stay.
+    env.sub.destroy(&id).unwrap();
+    assert_eq!(val(&env, &b.children[0], "v"), "7");
+    let b2 = env.sub.branch(&s.id, 1, &BranchOptions::default()).unwrap();
+    assert_eq!(val(&env, &b2.children[0], "v"), "7");
+    // Deleting the snapshot: children keep running; no new branches.
+    env.sub.delete_snapshot(&s.id).unwrap();
+    assert_eq!(val(&env, &b.children[1], "v + 1"), "8");
+    assert_eq!(out(&env.sh(&b.children[1], "echo ok")), "ok\n");
+    let e = env
+        .sub
+        .branch(&s.id, 1, &BranchOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("no snapshot"), "{e}");
+    // Bad input.
+    let e = env
+        .sub
+        .branch("nope", 1, &BranchOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("no snapshot 'nope'"), "{e}");
+    let s2 = env.sub.snapshot(&b.children[0], Some("named")).unwrap();
+    for n in [0, 5000] {
+        let e = env
+            .sub
+            .branch(&s2.id, n, &BranchOptions::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+    }
+    let e = env.sub.snapshot(&b.children[0], Some("named")).unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    let e = env.sub.snapshot(&id, None).unwrap_err();
+    assert!(e.to_string().contains("no world"), "{e}");
+    // The whole lineage goes away with its last world and snapshot.
+    for c in b.children.iter().chain(&b2.children) {
+        env.sub.destroy(c).unwrap();
+    }
+    env.sub.delete_snapshot("named").unwrap();
+    let rep = env.sub.repair().unwrap();
+    assert!(rep.stopped_lineages.is_empty(), "{rep:?}");
+}
+
+#[test]
+fn busy_session_and_background_processes_at_snapshot() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "z = 1");
+    // A running cell: the snapshot waits for it, then gives up.
+    let sub = env.sub.clone();
+    let id2 = id.clone();
+    let t = std::thread::spawn(move || {
+        sub.run_code(&id2, "default", "import time; time.sleep(1.5); z = 2", None)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let e = env
+        .sub
+        .snapshot_with(&id, None, Duration::from_millis(200))
+        .unwrap_err();
+    assert!(e.to_string().contains("still running code"), "{e}");
+    let s = env
+        .sub
+        .snapshot_with(&id, None, Duration::from_secs(10))
+        .unwrap();
+    t.join().unwrap().unwrap();
+    // Background servers are reported, not carried; services are.
+    env.sh(&id, "sleep 1000 >/dev/null 2>&1 &");
+    let s2 = env.sub.snapshot(&id, None).unwrap();
+    assert!(
+        s2.warnings.iter().any(|w| w.contains("not carried")),
+        "{:?}",
+        s2.warnings
+    );
+    let req = world_substrate::ExecRequest::new(&[
+        "sh",
+        "-c",
+        "echo svc-$WORLD_ID > /tmp/svc; exec sleep 1000",
+    ]);
+    env.sub.declare_service(&id, "ticker", &req).unwrap();
+    let b = env
+        .sub
+        .branch_world(&id, 2, &BranchOptions::default())
+        .unwrap();
+    assert!(b.snapshot.is_none() && b.snapshot_ms.is_some());
+    for c in &b.children {
+        assert_eq!(val(&env, c, "z"), "2");
+        let o = env.sh(
+            c,
+            "sleep 0.3; cat /tmp/svc; ps -eo args | grep -c '[s]leep 1000'",
+        );
+        assert_eq!(out(&o), format!("svc-{c}\n1\n"));
+    }
+    assert_eq!(env.sub.services(&b.children[0]).unwrap().len(), 1);
+    // The snapshot taken before the cell finished has z == 2? No: it
+    // waited for the cell, so it has z == 2 too.
+    let b2 = env.sub.branch(&s.id, 1, &BranchOptions::default()).unwrap();
+    assert_eq!(val(&env, &b2.children[0], "z"), "2");
+}
+
+#[test]
+fn failed_branch_leaves_nothing() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "a = 1");
+    let s = env.sub.snapshot(&id, None).unwrap();
+    let worlds_dir = env.sub.config().state_dir.join("fs/worlds");
+    let before = std::fs::read_dir(&worlds_dir).unwrap().count();
+    // Break the template: the branch fails after the world inits started.
+    let tsock = env
+        .sub
+        .config()
+        .run_dir
+        .join(format!("snapshots/{}/default.sock", s.id));
+    std::fs::remove_file(&tsock).unwrap();
+    let e = env
+        .sub
+        .branch(&s.id, 3, &BranchOptions::default())
+        .unwrap_err();
+    eprintln!("expected failure: {e}");
+    assert_eq!(env.sub.list().unwrap().len(), 1);
+    assert_eq!(std::fs::read_dir(&worlds_dir).unwrap().count(), before);
+    let pending = env.sub.config().state_dir.join("meta/pending");
+    assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 0);
+    assert_eq!(val(&env, &id, "a"), "1");
+}
+
+/// Generations: a branch of a branch ... 200 deep (env GENERATIONS), each
+/// op timed; the last generations must not be 2x slower than the first.
+#[test]
+fn deep_generations_stay_flat() {
+    if !is_root() {
+        return;
+    }
+    let n: usize = std::env::var("GENERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    // Each generation's snapshot and grandparent are deleted as it goes
+    // (two worlds alive), unless GENERATIONS_KEEP=1 keeps all of them.
+    let delete = std::env::var_os("GENERATIONS_KEEP").is_none();
+    let env = Env::new();
+    let mut cur = env.create();
+    val(&env, &cur, "gen = 0");
+    let (mut snap_ms, mut branch_ms, mut run_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut prev: Option<WorldId> = None;
+    for g in 1..=n {
+        let t = Instant::now();
+        let s = env.sub.snapshot(&cur, None).unwrap();
+        snap_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let b = env.sub.branch(&s.id, 1, &BranchOptions::default()).unwrap();
+        branch_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let c = b.children[0].clone();
+        let t = Instant::now();
+        assert_eq!(val(&env, &c, "gen += 1\ngen"), g.to_string());
+        run_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if delete {
+            env.sub.delete_snapshot(&s.id).unwrap();
+            if let Some(p) = prev.take() {
+                env.sub.destroy(&p).unwrap();
+            }
+        }
+        prev = Some(cur);
+        cur = c;
+    }
+    assert_eq!(out(&env.sh(&cur, "echo alive")), "alive\n");
+    let med = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    // Medians of the first and last quarter. Run-code in a child must stay
+    // flat (the namespace layout does not deepen). Snapshot and branch are
+    // printed, not asserted: on this shared 2-core VM their btrfs part
+    // grows while btrfs cleans deleted subvolumes in the background (and,
+    // with GENERATIONS_KEEP, fork of a deep fork chain grows with the
+    // kernel's anon_vma chains); see the crate docs, "Known limits".
+    let w = (n / 4).max(1);
+    for (name, v) in [
+        ("snapshot", &snap_ms),
+        ("branch", &branch_ms),
+        ("run", &run_ms),
+    ] {
+        let (first, last) = (med(&v[..w]), med(&v[v.len() - w..]));
+        eprintln!("{name}: first {w} median {first:.2} ms, last {w} median {last:.2} ms");
+        if name == "run" {
+            assert!(
+                last <= 2.0 * first + 2.0,
+                "{name} got slower: {first:.2} -> {last:.2} ms"
+            );
+        }
+    }
+}
+
+/// Not a test on its own: the process `kill9_during_branch_is_repaired`
+/// starts and kills while it branches.
+#[test]
+#[ignore]
+fn helper_branch_for_kill9() {
+    let Ok(state) = std::env::var("HELPER_STATE") else {
+        return;
+    };
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_world-supervisor"));
+    let mut cfg = world_substrate::SubstrateConfig::with_dirs(
+        state.into(),
+        std::env::var("HELPER_RUN").unwrap().into(),
+        vec![exe.into(), world_substrate::SUPERVISOR_ARG.into()],
+    );
+    cfg.storage_size_mib = 4096;
+    cfg.cgroup_name = std::env::var("HELPER_CGROUP").unwrap();
+    let sub = world_substrate::LinuxSubstrate::new(cfg);
+    let snap = std::env::var("HELPER_SNAP").unwrap();
+    sub.branch(&snap, 40, &BranchOptions::default()).unwrap();
+}
+
+#[test]
+fn kill9_during_branch_is_repaired() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "k = 9");
+    let s = env.sub.snapshot(&id, None).unwrap();
+    let cfg = env.sub.config().clone();
+    let worlds_dir = cfg.state_dir.join("fs/worlds");
+    let pending = cfg.state_dir.join("meta/pending");
+    let before = std::fs::read_dir(&worlds_dir).unwrap().count();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "helper_branch_for_kill9",
+            "--ignored",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("HELPER_STATE", &cfg.state_dir)
+        .env("HELPER_RUN", &cfg.run_dir)
+        .env("HELPER_CGROUP", &cfg.cgroup_name)
+        .env("HELPER_SNAP", &s.id)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has made part of the children (worlds on disk).
+    let t = Instant::now();
+    while std::fs::read_dir(&worlds_dir).unwrap().count() < before + 5 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "helper made no worlds"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(
+        std::fs::read_dir(&pending).unwrap().count(),
+        1,
+        "journal left"
+    );
+    let rep = env.sub.repair().unwrap();
+    eprintln!("repair: {rep:?}");
+    assert!(!rep.removed_worlds.is_empty(), "{rep:?}");
+    assert_eq!(env.sub.list().unwrap().len(), 1);
+    assert_eq!(std::fs::read_dir(&worlds_dir).unwrap().count(), before);
+    assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 0);
+    for w in &rep.removed_worlds {
+        let cg = format!("/sys/fs/cgroup/pids/{}/{w}", cfg.cgroup_name);
+        assert!(!std::path::Path::new(&cg).exists(), "cgroup {cg} left");
+        assert!(!cfg.run_dir.join("worlds").join(w.as_str()).exists());
+    }
+    // Everything still works.
+    let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
+    assert_eq!(val(&env, &b.children[1], "k"), "9");
+}
