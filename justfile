@@ -1,6 +1,6 @@
 # The original design's nine WorldRuntime recipes, each a thin call of the
 # `world` CLI. Build first (./scripts/demo.sh or cargo build --release) and
-# put the binary on PATH, or set WORLD_BIN.
+# put the binary on PATH, or set WORLD_BIN. Extra arguments pass through.
 
 set positional-arguments
 
@@ -8,23 +8,23 @@ world := env("WORLD_BIN", "world")
 
 # Create new world
 world-runtime-create *args:
-    @echo "world-runtime-create: worlds (sandboxes) are not available in this build yet; they arrive with the substrate (issue 3)." >&2; exit 3
+    {{world}} create "$@"
 
-# Snapshot current state
+# Snapshot current state: just world-runtime-snapshot WORLD [--name N]
 world-runtime-snapshot *args:
-    @echo "world-runtime-snapshot: snapshots of live worlds are not available in this build yet (issue 4)." >&2; exit 3
+    {{world}} snapshot "$@"
 
-# Branch into 3 verses
-world-runtime-branch *args:
-    @echo "world-runtime-branch: branching live worlds is not available in this build yet (issue 4)." >&2; exit 3
+# Branch into 3 verses' worlds: just world-runtime-branch SNAPSHOT_OR_WORLD
+world-runtime-branch source *args:
+    {{world}} branch "$@" --count 3
 
-# push_down operation: partition VERSE into nash/optimal/chaos (ledger)
-world-runtime-push-down verse *args:
-    {{world}} verse partition "$@"
+# push_down operation: just world-runtime-push-down WORLD (nash/optimal/chaos)
+world-runtime-push-down *args:
+    {{world}} push-down "$@"
 
-# pull_up with oracle: resolve PARTITION (e.g. --winner v3, or --oracle weighted --seed 1)
-world-runtime-pull-up partition *args:
-    {{world}} verse resolve "$@"
+# pull_up with oracle: just world-runtime-pull-up PARTITION [--oracle score --lowest | --oracle explicit --winner V]
+world-runtime-pull-up *args:
+    {{world}} pull-up "$@"
 
 # Performance metrics
 world-runtime-metrics *args:

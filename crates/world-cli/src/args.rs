@@ -22,6 +22,70 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a world; prints its id.
+    Create(CreateArgs),
+    /// List worlds.
+    List,
+    /// A world's state, limits and usage.
+    Inspect {
+        /// World id.
+        id: String,
+    },
+    /// Run a command in a world: `world exec ID -- CMD ARGS`.
+    Exec(ExecArgs),
+    /// Copy files or directories: `world cp SRC ID:/dir` or `world cp ID:/path DIR`.
+    Cp {
+        /// Source: a host path, or ID:/path in a world.
+        src: String,
+        /// Destination directory: ID:/dir in a world, or a host directory.
+        dst: String,
+    },
+    /// Destroy worlds (everything in them is gone).
+    Destroy {
+        /// World ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Images worlds start from.
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Run code in a persistent Python session of a world (variables persist).
+    RunCode(RunCodeArgs),
+    /// Snapshot a running world: its files and the memory of its sessions.
+    Snapshot {
+        /// World id.
+        id: String,
+        /// A name for the snapshot (unique).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List snapshots, or delete one (`world snapshots rm SNAP`).
+    Snapshots {
+        #[command(subcommand)]
+        cmd: Option<SnapshotsCmd>,
+    },
+    /// Start N worlds from a snapshot, or from a running world (snapshot + branch).
+    Branch(BranchArgs),
+    /// Declared services: commands started again in every branch of a world.
+    #[command(subcommand)]
+    Service(ServiceCmd),
+    /// Clean up what a crash left (half-made branches, orphaned files, dead worlds).
+    Repair,
+    /// Split a world into verses, one world each (default nash / optimal / chaos).
+    PushDown {
+        /// The world.
+        world: String,
+        /// A child as NAME:PROB:TRIT (repeat; default the seed's triple).
+        #[arg(long = "child", value_name = "NAME:PROB:TRIT")]
+        children: Vec<String>,
+        /// Accept children whose trits do not sum to 0 mod 3.
+        #[arg(long)]
+        allow_nonconserving: bool,
+    },
+    /// Run code in verses' worlds in parallel.
+    RunVerses(RunVersesArgs),
+    /// Resolve a partition over worlds with an oracle, collapse the losers, pull balances up.
+    PullUp(PullUpArgs),
     /// The verse ledger: create, partition, push-down, pull-up, resolve, balances.
     #[command(subcommand)]
     Verse(VerseCmd),
@@ -40,6 +104,199 @@ pub enum Command {
     Bench(BenchCmd),
     /// Run the demo scenario end to end.
     Demo(DemoArgs),
+}
+
+/// `world create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Image to start from.
+    #[arg(long, default_value = "host")]
+    pub image: String,
+    /// CPU quota, in CPUs.
+    #[arg(long, default_value_t = 1)]
+    pub vcpus: u32,
+    /// Memory limit in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub memory: u64,
+    /// Maximum number of processes.
+    #[arg(long, default_value_t = 1024)]
+    pub pids: u32,
+    /// Limit on what the world writes to disk, in MiB (0 = no limit).
+    #[arg(long, default_value_t = 4096)]
+    pub disk: u64,
+    /// Use this id instead of a random one (1-32 of a-z, 0-9, '-').
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+/// `world exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// World id.
+    pub id: String,
+    /// Environment variable KEY=VALUE (repeat).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the world.
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Kill the command (and everything it started) after this many seconds.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub argv: Vec<String>,
+}
+
+/// `world run-code`.
+#[derive(Debug, Args)]
+pub struct RunCodeArgs {
+    /// World id.
+    pub id: String,
+    /// The code (or use -f FILE).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub code: Option<String>,
+    /// Read the code from this file ('-' for stdin).
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Session name (several sessions per world).
+    #[arg(long, default_value = "default")]
+    pub session: String,
+    /// Interrupt the code (KeyboardInterrupt) after this many seconds; the session stays.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+}
+
+/// `world run-verses`.
+#[derive(Debug, Args)]
+pub struct RunVersesArgs {
+    /// Run the same --code in every child of this partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// With --partition: the code for every verse.
+    #[arg(long, requires = "partition")]
+    pub code: Option<String>,
+    /// VERSE=CODE: different code per verse (repeat).
+    #[arg(long = "verse", value_name = "VERSE=CODE")]
+    pub verses: Vec<String>,
+    /// Session name.
+    #[arg(long, default_value = "default")]
+    pub session: String,
+    /// Interrupt each run after this many seconds.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+}
+
+/// Oracles over worlds.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum WorldOracleKind {
+    /// `--winner` names the surviving verse.
+    Explicit,
+    /// The best recorded WORLD_SCORE of the verses' runs wins.
+    Score,
+    /// Draw weighted by conditional probability, from `--seed`.
+    Weighted,
+    /// A command (after `--`) run in each verse's world prints a number; the best wins.
+    Command,
+}
+
+/// `world pull-up`.
+#[derive(Debug, Args)]
+pub struct PullUpArgs {
+    /// The partition (e.g. p1).
+    pub partition: String,
+    /// Which oracle decides.
+    #[arg(long, value_enum, default_value_t = WorldOracleKind::Score)]
+    pub oracle: WorldOracleKind,
+    /// The winner (explicit oracle).
+    #[arg(long)]
+    pub winner: Option<String>,
+    /// Lowest score wins (score and command oracles) instead of highest.
+    #[arg(long)]
+    pub lowest: bool,
+    /// Seed of the weighted draw.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Cost (or welfare) of the worst Nash equilibrium, to record PoA and WEV.
+    #[arg(long, requires = "optimum")]
+    pub nash: Option<f64>,
+    /// Cost (or welfare) of the optimum.
+    #[arg(long, requires = "nash")]
+    pub optimum: Option<f64>,
+    /// Whether the game values are costs or welfare.
+    #[arg(long, value_enum, default_value_t = Sense::Cost)]
+    pub sense: Sense,
+    /// The command oracle's command (after `--`).
+    #[arg(last = true)]
+    pub argv: Vec<String>,
+}
+
+/// `world snapshots` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsCmd {
+    /// Delete a snapshot (worlds branched from it keep running).
+    Rm {
+        /// Snapshot id or name.
+        snapshot: String,
+    },
+}
+
+/// `world branch`.
+#[derive(Debug, Args)]
+pub struct BranchArgs {
+    /// A snapshot (id or name), or a running world.
+    pub source: String,
+    /// How many children.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub count: usize,
+    /// Do not reseed Python's `random` per child (children then differ run to run).
+    #[arg(long)]
+    pub no_seed: bool,
+    /// Do not start the world's declared services in the children.
+    #[arg(long)]
+    pub no_services: bool,
+    /// When branching a running world, keep the snapshot it takes.
+    #[arg(long)]
+    pub keep_snapshot: bool,
+}
+
+/// `world service` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCmd {
+    /// Declare a service and start it now: `world service add ID NAME -- CMD ARGS`.
+    Add {
+        /// World id.
+        id: String,
+        /// Service name.
+        name: String,
+        /// The command (after `--`).
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+    /// List a world's declared services.
+    List {
+        /// World id.
+        id: String,
+    },
+}
+
+/// Image commands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Import a root filesystem (a directory or a .tar) as an image.
+    Import {
+        /// Image name (1-64 of a-z, 0-9, '.', '_', '-').
+        name: String,
+        /// Directory or tar file.
+        src: PathBuf,
+    },
+    /// List images.
+    List,
+    /// Remove an image (refused while a world uses it).
+    Rm {
+        /// Image name.
+        name: String,
+    },
 }
 
 /// Listing options.
@@ -202,6 +459,22 @@ pub struct ResolveArgs {
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// Snapshot and branch of live worlds beside `os.fork()` and `bwrap`.
+    Branch {
+        /// Samples per timed row.
+        #[arg(long, default_value_t = 15)]
+        n: usize,
+    },
+    /// Worlds: create, exec round trip, destroy, memory per idle world,
+    /// beside `unshare` and `bwrap` baselines from the same run.
+    Substrate {
+        /// Samples per timed row.
+        #[arg(long, default_value_t = 30)]
+        n: usize,
+        /// Idle worlds held at once for the memory row.
+        #[arg(long, default_value_t = 50)]
+        idle: usize,
+    },
     /// Ledger throughput: in-memory, parallel executor, persisted batches.
     Ledger {
         /// Operations per measured run.
@@ -213,10 +486,31 @@ pub enum BenchCmd {
     },
 }
 
+/// Demo scenarios.
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Scenario {
+    /// Extract WEV: a routing game split into nash / optimal / chaos worlds.
+    #[default]
+    Wev,
+    /// The three-agent chromatic walk across the verses, GF(3) checked at every step.
+    Chromatic,
+    /// The verse ledger alone (no worlds; runs without root).
+    Ledger,
+}
+
 /// `world demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Seed of the run.
+    /// Which scenario.
+    #[arg(value_enum, default_value_t = Scenario::Wev)]
+    pub scenario: Scenario,
+    /// Seed of the run (the game's initial flows, the verses' seeds).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Agents in the routing game.
+    #[arg(long, default_value_t = 1000)]
+    pub agents: u32,
+    /// Keep the surviving worlds instead of destroying them at the end.
+    #[arg(long)]
+    pub keep: bool,
 }

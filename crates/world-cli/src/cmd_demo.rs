@@ -1,20 +1,20 @@
-//! `world demo`: the original design's "extract WEV" scenario.
+//! `world demo ledger`: the verse ledger alone, without worlds.
 //!
-//! Until worlds (the substrate) are wired in, the demo walks the verse
-//! ledger through the whole lifecycle against the real database, with the
-//! social costs of the Pigou routing game computed by `world_core::games`:
-//! create a root verse, deposit, partition into nash / optimal / chaos
-//! (GF(3) checked), push every balance down, let the score oracle pick the
-//! verse with the lowest social cost, resolve (the other verses evaporate),
-//! pull the balances back up, and print PoA and WEV.
+//! Walks the ledger through the whole lifecycle against the real database,
+//! with the social costs of the Pigou routing game computed by
+//! `world_core::wev::games`: create a root verse, deposit, partition into
+//! nash / optimal / chaos (GF(3) checked), push every balance down, let the
+//! score oracle pick the verse with the lowest social cost, resolve (the
+//! other verses evaporate), pull the balances back up, and print PoA and
+//! WEV. The worlds scenarios are in `cmd_demo_worlds`.
 
 use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::json;
-use world_core::games;
 use world_core::ids::VerseId;
 use world_core::ledger::Op;
+use world_core::wev::games;
 use world_core::wev::GameSense;
 use world_engine::verse::{default_children, owner, token, GameInput, OracleChoice};
 use world_engine::Engine;
@@ -28,31 +28,63 @@ fn step(out: &Out, n: usize, msg: &str) {
     }
 }
 
-/// Runs the demo.
-pub fn run(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
+/// Runs the ledger walkthrough.
+pub fn ledger(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
     let started = Instant::now();
     let usd = token("usd")?;
     let (alice, bob) = (owner("alice")?, owner("bob")?);
     let game = games::pigou(1);
 
-    step(out, 1, "creating a root verse and depositing 1000 usd (alice 600, bob 400)");
+    step(
+        out,
+        1,
+        "creating a root verse and depositing 1000 usd (alice 600, bob 400)",
+    );
     let root = engine.verse_create("demo", a.seed)?;
     engine.apply_batch(&[
-        Op::Deposit { token: usd.clone(), verse: root, owner: alice.clone(), amount: 600 },
-        Op::Deposit { token: usd.clone(), verse: root, owner: bob.clone(), amount: 400 },
+        Op::Deposit {
+            token: usd.clone(),
+            verse: root,
+            owner: alice.clone(),
+            amount: 600,
+        },
+        Op::Deposit {
+            token: usd.clone(),
+            verse: root,
+            owner: bob.clone(),
+            amount: 400,
+        },
     ])?;
 
-    step(out, 2, "partitioning into nash (-1, 0.45) / optimal (0, 0.35) / chaos (+1, 0.20), GF(3) checked");
+    step(
+        out,
+        2,
+        "partitioning into nash (-1, 0.45) / optimal (0, 0.35) / chaos (+1, 0.20), GF(3) checked",
+    );
     let specs = default_children();
     let (partition, verses, gf3) = engine.verse_partition(root, specs.clone(), false)?;
 
     step(out, 3, "pushing every balance down into all three verses");
     engine.apply_batch(&[
-        Op::PushDown { token: usd.clone(), owner: alice.clone(), parent: root, amount: 600 },
-        Op::PushDown { token: usd.clone(), owner: bob.clone(), parent: root, amount: 400 },
+        Op::PushDown {
+            token: usd.clone(),
+            owner: alice.clone(),
+            parent: root,
+            amount: 600,
+        },
+        Op::PushDown {
+            token: usd.clone(),
+            owner: bob.clone(),
+            parent: root,
+            amount: 400,
+        },
     ])?;
 
-    step(out, 4, "each verse plays the Pigou routing game with its strategy (selfish / optimal / random)");
+    step(
+        out,
+        4,
+        "each verse plays the Pigou routing game with its strategy (selfish / optimal / random)",
+    );
     let costs = [
         game.nash,
         game.optimum,
@@ -60,17 +92,38 @@ pub fn run(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
     ];
     let scores: Vec<(VerseId, f64)> = verses.iter().copied().zip(costs).collect();
 
-    step(out, 5, "oracle: lowest social cost wins (ties go to the lower child index)");
+    step(
+        out,
+        5,
+        "oracle: lowest social cost wins (ties go to the lower child index)",
+    );
     let r = engine.verse_resolve(
         partition,
-        &OracleChoice::Score { scores: scores.clone(), highest: false },
-        Some(GameInput { nash: game.nash, optimum: game.optimum, sense: GameSense::Cost }),
+        &OracleChoice::Score {
+            scores: scores.clone(),
+            highest: false,
+        },
+        Some(GameInput {
+            nash: game.nash,
+            optimum: game.optimum,
+            sense: GameSense::Cost,
+        }),
     )?;
 
     step(out, 6, "pulling the surviving balances back up to the root");
     engine.apply_batch(&[
-        Op::PullUp { token: usd.clone(), owner: alice.clone(), partition, amount: 600 },
-        Op::PullUp { token: usd.clone(), owner: bob.clone(), partition, amount: 400 },
+        Op::PullUp {
+            token: usd.clone(),
+            owner: alice.clone(),
+            partition,
+            amount: 600,
+        },
+        Op::PullUp {
+            token: usd.clone(),
+            owner: bob.clone(),
+            partition,
+            amount: 400,
+        },
     ])?;
 
     let ledger = engine.ledger()?;
@@ -86,7 +139,11 @@ pub fn run(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
                 s.trit.to_string(),
                 s.prob.to_string(),
                 format!("{c:.4}"),
-                if *v == r.winner { "survives".into() } else { "collapsed".into() },
+                if *v == r.winner {
+                    "survives".into()
+                } else {
+                    "collapsed".into()
+                },
             ]
         })
         .collect();
@@ -114,7 +171,6 @@ pub fn run(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
             );
             println!("done in {:.1} ms; records in {db}", started.elapsed().as_secs_f64() * 1000.0);
             println!("see them:  duckdb {db} \"SELECT * FROM verse_resolutions ORDER BY resolved_at DESC LIMIT 5\"");
-            println!("note: this is the ledger walkthrough; worlds (sandboxes) per verse arrive with the substrate.");
         },
     )
 }

@@ -35,7 +35,19 @@ pub fn entities(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
         print!(
             "{}",
             table(
-                &["entity", "type", "parent", "snapshot", "trit", "state", "mem_mib", "vcpus", "boot_ms", "created_at", "resolved_at"],
+                &[
+                    "entity",
+                    "type",
+                    "parent",
+                    "snapshot",
+                    "trit",
+                    "state",
+                    "mem_mib",
+                    "vcpus",
+                    "boot_ms",
+                    "created_at",
+                    "resolved_at"
+                ],
                 &r
             )
         );
@@ -62,7 +74,18 @@ pub fn branches(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
             .collect();
         print!(
             "{}",
-            table(&["branch", "type", "parent", "children", "gf3_sum", "snapshot_ms", "branched_at"], &r)
+            table(
+                &[
+                    "branch",
+                    "type",
+                    "parent",
+                    "children",
+                    "gf3_sum",
+                    "snapshot_ms",
+                    "branched_at"
+                ],
+                &r
+            )
         );
     })
 }
@@ -90,7 +113,17 @@ pub fn resolutions(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
         print!(
             "{}",
             table(
-                &["resolution", "verses", "winner", "oracle", "poa", "wev", "evaporated", "pull_up_ms", "resolved_at"],
+                &[
+                    "resolution",
+                    "verses",
+                    "winner",
+                    "oracle",
+                    "poa",
+                    "wev",
+                    "evaporated",
+                    "pull_up_ms",
+                    "resolved_at"
+                ],
                 &r
             )
         );
@@ -113,17 +146,35 @@ pub fn metrics(engine: &Engine, out: &Out) -> Result<()> {
                 ]
             })
             .collect();
-        print!("{}", table(&["operation", "count", "p50_ms", "p90_ms", "max_ms"], &r));
+        print!(
+            "{}",
+            table(&["operation", "count", "p50_ms", "p90_ms", "max_ms"], &r)
+        );
     })
 }
 
 /// Queries that answer "what happened", printed by `world db`.
 pub const QUERIES: &[(&str, &str)] = &[
-    ("entities", "SELECT * FROM world_runtime_entities ORDER BY created_at;"),
-    ("branches", "SELECT * FROM world_branches ORDER BY branched_at;"),
-    ("resolutions", "SELECT * FROM verse_resolutions ORDER BY resolved_at;"),
-    ("ledger", "SELECT seq, op, op_json FROM ledger_journal ORDER BY seq;"),
-    ("live balances", "SELECT b.* FROM balances b JOIN verses v USING (verse_id) WHERE v.status = 'live';"),
+    (
+        "entities",
+        "SELECT * FROM world_runtime_entities ORDER BY created_at;",
+    ),
+    (
+        "branches",
+        "SELECT * FROM world_branches ORDER BY branched_at;",
+    ),
+    (
+        "resolutions",
+        "SELECT * FROM verse_resolutions ORDER BY resolved_at;",
+    ),
+    (
+        "ledger",
+        "SELECT seq, op, op_json FROM ledger_journal ORDER BY seq;",
+    ),
+    (
+        "live balances",
+        "SELECT b.* FROM balances b JOIN verses v USING (verse_id) WHERE v.status = 'live';",
+    ),
 ];
 
 /// `world db`.

@@ -20,14 +20,20 @@ fn invalid(msg: String) -> anyhow::Error {
 
 /// Parses a verse id like `v3`.
 pub fn verse_id(s: &str) -> Result<VerseId> {
-    s.parse()
-        .map_err(|_| invalid(format!("{s:?} is not a verse id (expected v<number>, e.g. v1)")))
+    s.parse().map_err(|_| {
+        invalid(format!(
+            "{s:?} is not a verse id (expected v<number>, e.g. v1)"
+        ))
+    })
 }
 
 /// Parses a partition id like `p2`.
 pub fn partition_id(s: &str) -> Result<PartitionId> {
-    s.parse()
-        .map_err(|_| invalid(format!("{s:?} is not a partition id (expected p<number>, e.g. p1)")))
+    s.parse().map_err(|_| {
+        invalid(format!(
+            "{s:?} is not a partition id (expected p<number>, e.g. p1)"
+        ))
+    })
 }
 
 /// Parses `NAME:PROB:TRIT`.
@@ -39,7 +45,8 @@ pub fn child_spec(s: &str) -> Result<ChildSpec> {
         )));
     }
     let (name, prob, trit) = (parts[2], parts[1], parts[0]);
-    let prob = Prob::parse(prob).map_err(|e| invalid(format!("child {s:?}: probability {prob:?}: {e}")))?;
+    let prob = Prob::parse(prob)
+        .map_err(|e| invalid(format!("child {s:?}: probability {prob:?}: {e}")))?;
     let trit: Trit = trit
         .parse()
         .map_err(|_| invalid(format!("child {s:?}: trit {trit:?} must be -1, 0 or +1")))?;
@@ -51,7 +58,9 @@ pub fn child_spec(s: &str) -> Result<ChildSpec> {
 }
 
 fn moved(out: &Out, what: &str, detail: serde_json::Value, human: String) -> Result<()> {
-    out.emit(&json!({ "ok": true, "op": what, "detail": detail }), || println!("{human}"))
+    out.emit(&json!({ "ok": true, "op": what, "detail": detail }), || {
+        println!("{human}")
+    })
 }
 
 /// Runs one `world verse` subcommand.
@@ -59,9 +68,10 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
     match cmd {
         VerseCmd::Create { name, seed } => {
             let v = engine.verse_create(&name, seed)?;
-            out.emit(&json!({ "verse": v.to_string(), "name": name, "seed": seed }), || {
-                println!("{v}")
-            })
+            out.emit(
+                &json!({ "verse": v.to_string(), "name": name, "seed": seed }),
+                || println!("{v}"),
+            )
         }
         VerseCmd::Partition {
             parent,
@@ -72,13 +82,24 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
             let specs = if children.is_empty() {
                 default_children()
             } else {
-                children.iter().map(|c| child_spec(c)).collect::<Result<Vec<_>>>()?
+                children
+                    .iter()
+                    .map(|c| child_spec(c))
+                    .collect::<Result<Vec<_>>>()?
             };
-            let (p, kids, gf3) = engine.verse_partition(parent, specs.clone(), allow_nonconserving)?;
+            let (p, kids, gf3) =
+                engine.verse_partition(parent, specs.clone(), allow_nonconserving)?;
             let rows: Vec<Vec<String>> = kids
                 .iter()
                 .zip(&specs)
-                .map(|(k, s)| vec![k.to_string(), s.name.clone(), s.trit.to_string(), s.prob.to_string()])
+                .map(|(k, s)| {
+                    vec![
+                        k.to_string(),
+                        s.name.clone(),
+                        s.trit.to_string(),
+                        s.prob.to_string(),
+                    ]
+                })
                 .collect();
             out.emit(
                 &json!({
@@ -101,8 +122,15 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
                 amount: a.amount,
             };
             engine.apply(op)?;
-            moved(out, "deposit", json!({"verse": a.verse, "amount": a.amount}),
-                format!("deposited {} {} to {} in {}", a.amount, a.token, a.owner, a.verse))
+            moved(
+                out,
+                "deposit",
+                json!({"verse": a.verse, "amount": a.amount}),
+                format!(
+                    "deposited {} {} to {} in {}",
+                    a.amount, a.token, a.owner, a.verse
+                ),
+            )
         }
         VerseCmd::Withdraw(a) => {
             let op = Op::Withdraw {
@@ -112,8 +140,15 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
                 amount: a.amount,
             };
             engine.apply(op)?;
-            moved(out, "withdraw", json!({"verse": a.verse, "amount": a.amount}),
-                format!("withdrew {} {} from {} in {}", a.amount, a.token, a.owner, a.verse))
+            moved(
+                out,
+                "withdraw",
+                json!({"verse": a.verse, "amount": a.amount}),
+                format!(
+                    "withdrew {} {} from {} in {}",
+                    a.amount, a.token, a.owner, a.verse
+                ),
+            )
         }
         VerseCmd::PushDown(a) => {
             let op = Op::PushDown {
@@ -123,9 +158,24 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
                 amount: a.amount,
             };
             let applied = engine.apply(op)?;
-            let cells: Vec<String> = applied.balance_writes.iter().map(|(k, v)| format!("{}={v}", k.verse)).collect();
-            moved(out, "push_down", json!({"verse": a.verse, "amount": a.amount, "balances": cells}),
-                format!("pushed {} {} of {} down from {}: {}", a.amount, a.token, a.owner, a.verse, cells.join(" ")))
+            let cells: Vec<String> = applied
+                .balance_writes
+                .iter()
+                .map(|(k, v)| format!("{}={v}", k.verse))
+                .collect();
+            moved(
+                out,
+                "push_down",
+                json!({"verse": a.verse, "amount": a.amount, "balances": cells}),
+                format!(
+                    "pushed {} {} of {} down from {}: {}",
+                    a.amount,
+                    a.token,
+                    a.owner,
+                    a.verse,
+                    cells.join(" ")
+                ),
+            )
         }
         VerseCmd::PullUp {
             partition,
@@ -140,9 +190,20 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
                 amount,
             };
             let applied = engine.apply(op)?;
-            let cells: Vec<String> = applied.balance_writes.iter().map(|(k, v)| format!("{}={v}", k.verse)).collect();
-            moved(out, "pull_up", json!({"partition": partition, "amount": amount, "balances": cells}),
-                format!("pulled {amount} {t} of {o} up through {partition}: {}", cells.join(" ")))
+            let cells: Vec<String> = applied
+                .balance_writes
+                .iter()
+                .map(|(k, v)| format!("{}={v}", k.verse))
+                .collect();
+            moved(
+                out,
+                "pull_up",
+                json!({"partition": partition, "amount": amount, "balances": cells}),
+                format!(
+                    "pulled {amount} {t} of {o} up through {partition}: {}",
+                    cells.join(" ")
+                ),
+            )
         }
         VerseCmd::Transfer {
             verse,
@@ -159,8 +220,12 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
                 amount,
             };
             engine.apply(op)?;
-            moved(out, "transfer", json!({"verse": verse, "amount": amount, "from": from, "to": to}),
-                format!("transferred {amount} {t} from {from} to {to} in {verse}"))
+            moved(
+                out,
+                "transfer",
+                json!({"verse": verse, "amount": amount, "from": from, "to": to}),
+                format!("transferred {amount} {t} from {from} to {to} in {verse}"),
+            )
         }
         VerseCmd::Resolve(a) => resolve(engine, out, a),
         VerseCmd::Balances { verse, token: t } => balances(engine, out, verse, t),
@@ -170,7 +235,14 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
             out.emit(&rows, || {
                 let r: Vec<Vec<String>> = rows
                     .iter()
-                    .map(|j| vec![j.seq.to_string(), j.applied_at.clone(), j.op.clone(), j.op_json.clone()])
+                    .map(|j| {
+                        vec![
+                            j.seq.to_string(),
+                            j.applied_at.clone(),
+                            j.op.clone(),
+                            j.op_json.clone(),
+                        ]
+                    })
                     .collect();
                 print!("{}", table(&["seq", "applied_at", "op", "operation"], &r));
             })
@@ -191,7 +263,9 @@ fn resolve(engine: &Engine, out: &Out, a: ResolveArgs) -> Result<()> {
         }
         OracleKind::Score => {
             if a.scores.is_empty() {
-                return Err(invalid("the score oracle needs --score VERSE=VALUE for the children".into()));
+                return Err(invalid(
+                    "the score oracle needs --score VERSE=VALUE for the children".into(),
+                ));
             }
             let scores = a
                 .scores
@@ -212,9 +286,9 @@ fn resolve(engine: &Engine, out: &Out, a: ResolveArgs) -> Result<()> {
             }
         }
         OracleKind::Weighted => OracleChoice::Weighted {
-            seed: a
-                .seed
-                .ok_or_else(|| invalid("the weighted oracle needs --seed N (so the draw is reproducible)".into()))?,
+            seed: a.seed.ok_or_else(|| {
+                invalid("the weighted oracle needs --seed N (so the draw is reproducible)".into())
+            })?,
         },
     };
     let game = match (a.nash, a.optimum) {
@@ -235,15 +309,25 @@ fn resolve(engine: &Engine, out: &Out, a: ResolveArgs) -> Result<()> {
             r.partition,
             r.oracle_source,
             r.winner,
-            r.evaporated.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+            r.evaporated
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for (t, v) in &r.evaporated_value {
             println!("evaporated value: {v} {t}");
         }
         if let Some(w) = &r.wev {
-            println!("PoA {:.6}  WEV {:.6}  WEV_abs {:.6}", w.poa, w.wev, w.wev_abs);
+            println!(
+                "PoA {:.6}  WEV {:.6}  WEV_abs {:.6}",
+                w.poa, w.wev, w.wev_abs
+            );
         }
-        println!("recorded as {} ({:.3} ms)", r.resolution_id, r.pull_up_time_ms);
+        println!(
+            "recorded as {} ({:.3} ms)",
+            r.resolution_id, r.pull_up_time_ms
+        );
     })
 }
 
@@ -276,9 +360,20 @@ fn balances(engine: &Engine, out: &Out, verse: Option<String>, t: Option<String>
     out.emit(&js, || {
         let r: Vec<Vec<String>> = rows
             .iter()
-            .map(|(k, a, s)| vec![k.verse.to_string(), k.token.as_str().to_string(), k.owner.as_str().to_string(), a.to_string(), s.to_string()])
+            .map(|(k, a, s)| {
+                vec![
+                    k.verse.to_string(),
+                    k.token.as_str().to_string(),
+                    k.owner.as_str().to_string(),
+                    a.to_string(),
+                    s.to_string(),
+                ]
+            })
             .collect();
-        print!("{}", table(&["verse", "token", "owner", "amount", "status"], &r));
+        print!(
+            "{}",
+            table(&["verse", "token", "owner", "amount", "status"], &r)
+        );
     })
 }
 
@@ -323,7 +418,10 @@ fn list(engine: &Engine, out: &Out) -> Result<()> {
     out.emit(&json!({"verses": js, "partitions": parts}), || {
         print!(
             "{}",
-            table(&["verse", "name", "trit", "prob", "abs_prob", "status", "open", "seed"], &rows)
+            table(
+                &["verse", "name", "trit", "prob", "abs_prob", "status", "open", "seed"],
+                &rows
+            )
         );
     })
 }
@@ -334,13 +432,21 @@ fn check(engine: &Engine, out: &Out) -> Result<()> {
     let replayed = store.replay_journal().map_err(Error::from)?;
     let n = store.journal_len().map_err(Error::from)?;
     let same = stored == replayed;
-    out.emit(&json!({"journal_rows": n, "replay_matches_state": same}), || {
-        println!("journal rows: {n}");
-        println!("replaying the journal gives the stored state: {}", if same { "yes" } else { "NO" });
-    })?;
+    out.emit(
+        &json!({"journal_rows": n, "replay_matches_state": same}),
+        || {
+            println!("journal rows: {n}");
+            println!(
+                "replaying the journal gives the stored state: {}",
+                if same { "yes" } else { "NO" }
+            );
+        },
+    )?;
     if !same {
-        return Err(anyhow::anyhow!("the stored ledger differs from the journal replay"))
-            .context("database inconsistent");
+        return Err(anyhow::anyhow!(
+            "the stored ledger differs from the journal replay"
+        ))
+        .context("database inconsistent");
     }
     Ok(())
 }

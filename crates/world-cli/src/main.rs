@@ -6,42 +6,109 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | internal error (I/O, database) |
+//! | 1 | internal error (I/O, database, kernel) |
 //! | 2 | bad usage (unknown flag, missing argument) |
-//! | 3 | refused: the request breaks a rule (insufficient balance, evaporated verse, ...) |
-//! | 4 | not found |
+//! | 3 | refused: the request breaks a rule (insufficient balance, evaporated verse, bad limits, ...) |
+//! | 4 | not found (verse, partition, world, image) |
 //! | 5 | busy: the database is held by another process for too long |
+//!
+//! `world exec` exits with the command's own exit code (128 + N when a
+//! signal N killed it, 124 on `--timeout`, 127 when the command is not
+//! found in the world, 126 when it is not executable); its own failures
+//! use the codes above.
+//!
+//! The same binary is the world supervisor: when `argv[1]` is
+//! `world_substrate::SUPERVISOR_ARG` it hands over to the substrate before
+//! anything else runs (no threads exist yet, as forking requires).
 
 mod args;
 mod cmd_bench;
+mod cmd_branch;
 mod cmd_demo;
+mod cmd_demo_worlds;
+mod cmd_multiverse;
 mod cmd_records;
 mod cmd_verse;
+mod cmd_world;
 mod output;
 
 use clap::Parser;
 use world_engine::{Engine, ErrorKind};
+use world_substrate::SubstrateConfig;
 
 use crate::args::{Cli, Command};
 
 fn main() {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw
+        .get(1)
+        .is_some_and(|a| a == world_substrate::SUPERVISOR_ARG)
+    {
+        world_substrate::supervisor_main(&raw[2..]);
+    }
     let cli = Cli::parse();
     let db = world_store::path::resolve_db_path(cli.db.clone());
-    let engine = Engine::new(db);
+    let engine = Engine::new(db).with_substrate(substrate_config());
     let out = output::Out { json: cli.json };
     let result = match cli.command {
+        Command::Create(a) => cmd_world::create(&engine, &out, a),
+        Command::List => cmd_world::list(&engine, &out),
+        Command::Inspect { id } => cmd_world::inspect(&engine, &out, &id),
+        Command::Exec(a) => match cmd_world::exec(&engine, a) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Command::Cp { src, dst } => cmd_world::cp(&engine, &out, &src, &dst),
+        Command::Destroy { ids } => cmd_world::destroy(&engine, &out, &ids),
+        Command::Image(cmd) => cmd_world::image(&engine, &out, cmd),
+        Command::RunCode(a) => match cmd_branch::run_code(&engine, &out, a) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Command::Snapshot { id, name } => cmd_branch::snapshot(&engine, &out, &id, name.as_deref()),
+        Command::Snapshots { cmd } => cmd_branch::snapshots(&engine, &out, cmd),
+        Command::Branch(a) => cmd_branch::branch(&engine, &out, a),
+        Command::Service(cmd) => cmd_branch::service(&engine, &out, cmd),
+        Command::Repair => cmd_branch::repair(&engine, &out),
+        Command::PushDown {
+            world,
+            children,
+            allow_nonconserving,
+        } => cmd_multiverse::push_down(&engine, &out, &world, &children, allow_nonconserving),
+        Command::RunVerses(a) => match cmd_multiverse::run_verses(&engine, &out, a) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Command::PullUp(a) => cmd_multiverse::pull_up(&engine, &out, a),
         Command::Verse(cmd) => cmd_verse::run(&engine, &out, cmd),
         Command::Entities(a) => cmd_records::entities(&engine, &out, a),
         Command::Branches(a) => cmd_records::branches(&engine, &out, a),
         Command::Resolutions(a) => cmd_records::resolutions(&engine, &out, a),
         Command::Metrics => cmd_records::metrics(&engine, &out),
         Command::Db => cmd_records::db_info(&engine, &out),
-        Command::Bench(cmd) => cmd_bench::run(&out, cmd),
-        Command::Demo(a) => cmd_demo::run(&engine, &out, a),
+        Command::Bench(cmd) => cmd_bench::run(&engine, &out, cmd),
+        Command::Demo(a) => match a.scenario {
+            args::Scenario::Wev => cmd_demo_worlds::wev(&engine, &out, a),
+            args::Scenario::Chromatic => cmd_demo_worlds::chromatic(&engine, &out, a),
+            args::Scenario::Ledger => cmd_demo::ledger(&engine, &out, a),
+        },
     };
     if let Err(err) = result {
         std::process::exit(report(&err));
     }
+}
+
+/// Where worlds live: the system defaults, or `WORLD_STATE_DIR` and
+/// `WORLD_RUN_DIR` (tests and unprivileged experiments use these).
+fn substrate_config() -> SubstrateConfig {
+    let mut cfg = SubstrateConfig::system_default();
+    if let Some(d) = std::env::var_os("WORLD_STATE_DIR").filter(|v| !v.is_empty()) {
+        cfg.state_dir = d.into();
+    }
+    if let Some(d) = std::env::var_os("WORLD_RUN_DIR").filter(|v| !v.is_empty()) {
+        cfg.run_dir = d.into();
+    }
+    cfg
 }
 
 /// Prints the whole error chain and returns the exit code for it.
@@ -55,6 +122,8 @@ fn report(err: &anyhow::Error) -> i32 {
         Some(ErrorKind::Refused) => 3,
         Some(ErrorKind::NotFound) => 4,
         Some(ErrorKind::Busy) => 5,
+        Some(ErrorKind::CommandNotFound) => 127,
+        Some(ErrorKind::NotExecutable) => 126,
         Some(ErrorKind::Internal) | None => 1,
     }
 }

@@ -46,7 +46,15 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         s
     };
     let mut out = line(headers.to_vec());
-    out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(|s| s.as_str()).collect()));
+    out.push_str(&line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+    ));
     for row in rows {
         out.push_str(&line(row.iter().map(|s| s.as_str()).collect()));
     }
@@ -55,7 +63,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// `Some(x)` as text, `None` as "-".
 pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map_or_else(|| "-".to_string(), |x| x.to_string())
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), |x| x.to_string())
 }
 
 /// A float with 3 decimals, or "-".

@@ -56,22 +56,55 @@ fn fails(db: &Path, args: &[&str], code: i32) -> String {
 }
 
 fn state(db: &Path) -> (Value, Value) {
-    (json(db, &["verse", "balances"]), json(db, &["verse", "list"]))
+    (
+        json(db, &["verse", "balances"]),
+        json(db, &["verse", "list"]),
+    )
 }
 
 #[test]
 fn whole_ledger_lifecycle() {
     let d = db();
     let p = d.path.as_path();
-    assert_eq!(ok(p, &["verse", "create", "root", "--seed", "7"]).trim(), "v1");
-    ok(p, &["verse", "deposit", "v1", "1000", "--token", "usd", "--owner", "alice"]);
-    ok(p, &["verse", "deposit", "v1", "500", "--token", "usd", "--owner", "bob"]);
+    assert_eq!(
+        ok(p, &["verse", "create", "root", "--seed", "7"]).trim(),
+        "v1"
+    );
+    ok(
+        p,
+        &[
+            "verse", "deposit", "v1", "1000", "--token", "usd", "--owner", "alice",
+        ],
+    );
+    ok(
+        p,
+        &[
+            "verse", "deposit", "v1", "500", "--token", "usd", "--owner", "bob",
+        ],
+    );
     let part = json(p, &["verse", "partition", "v1"]);
     assert_eq!(part["partition"], "p1");
     assert_eq!(part["children"], serde_json::json!(["v2", "v3", "v4"]));
     assert_eq!(part["gf3_sum"], 0);
-    ok(p, &["verse", "push-down", "v1", "600", "--token", "usd", "--owner", "alice"]);
-    ok(p, &["verse", "transfer", "v3", "100", "--token", "usd", "--from", "alice", "--to", "bob"]);
+    ok(
+        p,
+        &[
+            "verse",
+            "push-down",
+            "v1",
+            "600",
+            "--token",
+            "usd",
+            "--owner",
+            "alice",
+        ],
+    );
+    ok(
+        p,
+        &[
+            "verse", "transfer", "v3", "100", "--token", "usd", "--from", "alice", "--to", "bob",
+        ],
+    );
     let bal = json(p, &["verse", "balances", "--verse", "v3"]);
     let amount = |owner: &str| {
         bal.as_array()
@@ -84,18 +117,44 @@ fn whole_ledger_lifecycle() {
     assert_eq!(amount("bob"), Some(100));
     let r = json(
         p,
-        &["verse", "resolve", "p1", "--winner", "v3", "--nash", "1", "--optimum", "0.75"],
+        &[
+            "verse",
+            "resolve",
+            "p1",
+            "--winner",
+            "v3",
+            "--nash",
+            "1",
+            "--optimum",
+            "0.75",
+        ],
     );
     assert_eq!(r["winner"], "v3");
     assert!((r["wev"]["poa"].as_f64().unwrap() - 4.0 / 3.0).abs() < 1e-9);
     assert!((r["wev"]["wev"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
     // After resolution only the survivor is needed to pull up.
-    ok(p, &["verse", "pull-up", "p1", "500", "--token", "usd", "--owner", "alice"]);
+    ok(
+        p,
+        &[
+            "verse", "pull-up", "p1", "500", "--token", "usd", "--owner", "alice",
+        ],
+    );
     let root = json(p, &["verse", "balances", "--verse", "v1"]);
-    let alice_root = root.as_array().unwrap().iter().find(|r| r["owner"] == "alice").unwrap();
+    let alice_root = root
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["owner"] == "alice")
+        .unwrap();
     assert_eq!(alice_root["amount"], 900);
     // Naming an evaporated verse fails clearly, with the refused exit code.
-    let err = fails(p, &["verse", "transfer", "v2", "1", "--token", "usd", "--from", "alice", "--to", "bob"], 3);
+    let err = fails(
+        p,
+        &[
+            "verse", "transfer", "v2", "1", "--token", "usd", "--from", "alice", "--to", "bob",
+        ],
+        3,
+    );
     assert!(err.contains("evaporated"), "{err}");
     // Resolving twice is refused.
     fails(p, &["verse", "resolve", "p1", "--winner", "v3"], 3);
@@ -104,13 +163,22 @@ fn whole_ledger_lifecycle() {
     assert_eq!(res[0]["winning_verse"], "v3");
     assert_eq!(res[0]["oracle_source"], "explicit");
     let ents = json(p, &["entities", "--type", "verse"]);
-    let collapsed = ents.as_array().unwrap().iter().filter(|e| e["state"] == "collapsed").count();
+    let collapsed = ents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["state"] == "collapsed")
+        .count();
     assert_eq!(collapsed, 2);
     let br = json(p, &["branches"]);
     assert_eq!(br[0]["branch_type"], "push_down");
     assert_eq!(br[0]["gf3_sum"], 0);
     let metrics = json(p, &["metrics"]);
-    assert!(metrics.as_array().unwrap().iter().any(|m| m["operation"] == "push_down"));
+    assert!(metrics
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["operation"] == "push_down"));
     let check = json(p, &["verse", "check"]);
     assert_eq!(check["replay_matches_state"], true);
 }
@@ -120,16 +188,95 @@ fn bad_input_is_refused_and_changes_nothing() {
     let d = db();
     let p = d.path.as_path();
     ok(p, &["verse", "create", "root"]);
-    ok(p, &["verse", "deposit", "v1", "10", "--token", "usd", "--owner", "alice"]);
+    ok(
+        p,
+        &[
+            "verse", "deposit", "v1", "10", "--token", "usd", "--owner", "alice",
+        ],
+    );
     let before = state(p);
-    fails(p, &["verse", "deposit", "v1", "0", "--token", "usd", "--owner", "alice"], 3);
-    fails(p, &["verse", "withdraw", "v1", "11", "--token", "usd", "--owner", "alice"], 3);
-    fails(p, &["verse", "deposit", "v9", "1", "--token", "usd", "--owner", "alice"], 4);
-    fails(p, &["verse", "deposit", "vx", "1", "--token", "usd", "--owner", "alice"], 3);
-    fails(p, &["verse", "deposit", "v1", "1", "--token", "bad token", "--owner", "alice"], 3);
-    fails(p, &["verse", "push-down", "v1", "1", "--token", "usd", "--owner", "alice"], 3);
-    fails(p, &["verse", "partition", "v1", "--child", "a:0.5:1", "--child", "b:0.5:1"], 3);
-    fails(p, &["verse", "partition", "v1", "--child", "a:0.5:0", "--child", "b:0.4:0"], 3);
+    fails(
+        p,
+        &[
+            "verse", "deposit", "v1", "0", "--token", "usd", "--owner", "alice",
+        ],
+        3,
+    );
+    fails(
+        p,
+        &[
+            "verse", "withdraw", "v1", "11", "--token", "usd", "--owner", "alice",
+        ],
+        3,
+    );
+    fails(
+        p,
+        &[
+            "verse", "deposit", "v9", "1", "--token", "usd", "--owner", "alice",
+        ],
+        4,
+    );
+    fails(
+        p,
+        &[
+            "verse", "deposit", "vx", "1", "--token", "usd", "--owner", "alice",
+        ],
+        3,
+    );
+    fails(
+        p,
+        &[
+            "verse",
+            "deposit",
+            "v1",
+            "1",
+            "--token",
+            "bad token",
+            "--owner",
+            "alice",
+        ],
+        3,
+    );
+    fails(
+        p,
+        &[
+            "verse",
+            "push-down",
+            "v1",
+            "1",
+            "--token",
+            "usd",
+            "--owner",
+            "alice",
+        ],
+        3,
+    );
+    fails(
+        p,
+        &[
+            "verse",
+            "partition",
+            "v1",
+            "--child",
+            "a:0.5:1",
+            "--child",
+            "b:0.5:1",
+        ],
+        3,
+    );
+    fails(
+        p,
+        &[
+            "verse",
+            "partition",
+            "v1",
+            "--child",
+            "a:0.5:0",
+            "--child",
+            "b:0.4:0",
+        ],
+        3,
+    );
     fails(p, &["verse", "partition", "v1", "--child", "a:half:0"], 3);
     fails(p, &["verse", "resolve", "p1", "--winner", "v2"], 4);
     fails(p, &["verse", "resolve", "p1", "--oracle", "weighted"], 3);
@@ -139,7 +286,16 @@ fn bad_input_is_refused_and_changes_nothing() {
     // A non-conserving partition is accepted only when asked for, and recorded.
     let part = json(
         p,
-        &["verse", "partition", "v1", "--child", "a:0.5:1", "--child", "b:0.5:1", "--allow-nonconserving"],
+        &[
+            "verse",
+            "partition",
+            "v1",
+            "--child",
+            "a:0.5:1",
+            "--child",
+            "b:0.5:1",
+            "--allow-nonconserving",
+        ],
     );
     assert_eq!(part["gf3_sum"], 2);
 }
@@ -151,10 +307,21 @@ fn weighted_and_score_oracles_are_reproducible() {
     ok(p, &["verse", "create", "root", "--seed", "3"]);
     ok(p, &["verse", "partition", "v1"]);
     ok(p, &["verse", "partition", "v2"]);
-    let a = json(p, &["verse", "resolve", "p2", "--oracle", "score", "--score", "v5=1.5", "--score", "v6=0.5", "--score", "v7=2.5", "--lowest"]);
+    let a = json(
+        p,
+        &[
+            "verse", "resolve", "p2", "--oracle", "score", "--score", "v5=1.5", "--score",
+            "v6=0.5", "--score", "v7=2.5", "--lowest",
+        ],
+    );
     assert_eq!(a["winner"], "v6");
     assert_eq!(a["oracle_source"], "score:lowest");
-    let w = json(p, &["verse", "resolve", "p1", "--oracle", "weighted", "--seed", "11"]);
+    let w = json(
+        p,
+        &[
+            "verse", "resolve", "p1", "--oracle", "weighted", "--seed", "11",
+        ],
+    );
     let expected = {
         // The same draw computed by the domain crate.
         use world_core::ids::VerseId;
@@ -177,7 +344,12 @@ fn concurrent_processes_share_one_database() {
     let p = d.path.clone();
     ok(&p, &["verse", "create", "root"]);
     for who in ["a", "b", "c", "d"] {
-        ok(&p, &["verse", "deposit", "v1", "1000", "--token", "usd", "--owner", who]);
+        ok(
+            &p,
+            &[
+                "verse", "deposit", "v1", "1000", "--token", "usd", "--owner", who,
+            ],
+        );
     }
     // Four writers and two readers at once, as a user with several
     // terminals or a script running commands in parallel would.
@@ -191,7 +363,13 @@ fn concurrent_processes_share_one_database() {
                         let from = owners[i];
                         let to = owners[(i + 1 + k) % 4];
                         if from != to {
-                            ok(&p, &["verse", "transfer", "v1", "1", "--token", "usd", "--from", from, "--to", to]);
+                            ok(
+                                &p,
+                                &[
+                                    "verse", "transfer", "v1", "1", "--token", "usd", "--from",
+                                    from, "--to", to,
+                                ],
+                            );
                         }
                     } else {
                         ok(&p, &["verse", "balances"]);
@@ -204,7 +382,12 @@ fn concurrent_processes_share_one_database() {
         h.join().unwrap();
     }
     let bal = json(&p, &["verse", "balances"]);
-    let total: u64 = bal.as_array().unwrap().iter().map(|r| r["amount"].as_u64().unwrap()).sum();
+    let total: u64 = bal
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["amount"].as_u64().unwrap())
+        .sum();
     assert_eq!(total, 4000, "no transfer lost or doubled");
     let check = json(&p, &["verse", "check"]);
     assert_eq!(check["replay_matches_state"], true);
@@ -217,7 +400,7 @@ fn the_file_reads_with_duckdbs_own_python_package() {
     let python = std::env::var("WORLD_PYTHON").unwrap_or_else(|_| "python3".into());
     let d = db();
     let p = d.path.as_path();
-    ok(p, &["demo"]);
+    ok(p, &["demo", "ledger"]);
     let script = format!(
         "import duckdb\n\
          c = duckdb.connect({:?}, read_only=True)\n\
@@ -225,7 +408,11 @@ fn the_file_reads_with_duckdbs_own_python_package() {
          print(c.execute(\"SELECT count(*) FROM world_runtime_entities WHERE entity_type = 'verse' AND state = 'collapsed'\").fetchone()[0])\n",
         p.display().to_string()
     );
-    let out = Command::new(&python).arg("-c").arg(&script).output().unwrap();
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "python duckdb ({python}) could not read the file: {} (run ./scripts/install-deps.sh)",
@@ -237,7 +424,7 @@ fn the_file_reads_with_duckdbs_own_python_package() {
 #[test]
 fn demo_reports_the_exact_pigou_values() {
     let d = db();
-    let v = json(d.path.as_path(), &["demo"]);
+    let v = json(d.path.as_path(), &["demo", "ledger"]);
     assert!((v["poa"].as_f64().unwrap() - 4.0 / 3.0).abs() < 1e-9);
     assert!((v["wev"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(v["gf3_sum"], 0);

@@ -58,7 +58,10 @@ pub fn choose_by_score(
 /// without modulo bias beyond 2^-64; the winner is the first child whose
 /// cumulative raw probability exceeds `x`. Children with probability 0
 /// never win.
-pub fn try_choose_weighted(children: &[(VerseId, Prob)], seed: u64) -> Result<VerseId, OracleError> {
+pub fn try_choose_weighted(
+    children: &[(VerseId, Prob)],
+    seed: u64,
+) -> Result<VerseId, OracleError> {
     let total: u128 = children.iter().map(|(_, p)| u128::from(p.raw())).sum();
     if total == 0 {
         return Err(OracleError::NothingToDraw(children.len()));
@@ -107,7 +110,12 @@ mod tests {
 
     #[test]
     fn score_ties_go_first_and_nan_loses() {
-        let s = [(v(2), None), (v(3), Some(f64::NAN)), (v(4), Some(1.0)), (v(5), Some(1.0))];
+        let s = [
+            (v(2), None),
+            (v(3), Some(f64::NAN)),
+            (v(4), Some(1.0)),
+            (v(5), Some(1.0)),
+        ];
         assert_eq!(choose_by_score(&s, true), Ok(v(4)));
         assert_eq!(choose_by_score(&s, false), Ok(v(4)));
         let inf = [(v(2), Some(f64::INFINITY)), (v(3), Some(1e300))];
@@ -143,11 +151,18 @@ mod tests {
 
     #[test]
     fn weighted_matches_the_documented_draw() {
-        let kids = [(v(2), Prob::new(PROB_SCALE / 2).unwrap()), (v(3), Prob::new(PROB_SCALE / 2).unwrap())];
+        let kids = [
+            (v(2), Prob::new(PROB_SCALE / 2).unwrap()),
+            (v(3), Prob::new(PROB_SCALE / 2).unwrap()),
+        ];
         for seed in [0u64, 1, 0x6761_795f_636f_6c6f] {
             let r = u128::from(splitmix64_output(seed, 0));
             let x = (r * u128::from(PROB_SCALE)) >> 64;
-            let want = if x < u128::from(PROB_SCALE / 2) { v(2) } else { v(3) };
+            let want = if x < u128::from(PROB_SCALE / 2) {
+                v(2)
+            } else {
+                v(3)
+            };
             assert_eq!(choose_weighted(&kids, seed), want);
         }
         // splitmix64_output(0, 0) = 0xe220a8397b1dcdaf, 0.88 of the range.
@@ -160,7 +175,13 @@ mod tests {
         for seed in 0..100 {
             assert_eq!(choose_weighted(&kids, seed), v(3));
         }
-        assert_eq!(try_choose_weighted(&[], 1), Err(OracleError::NothingToDraw(0)));
-        assert_eq!(try_choose_weighted(&[(v(2), Prob::ZERO)], 1), Err(OracleError::NothingToDraw(1)));
+        assert_eq!(
+            try_choose_weighted(&[], 1),
+            Err(OracleError::NothingToDraw(0))
+        );
+        assert_eq!(
+            try_choose_weighted(&[(v(2), Prob::ZERO)], 1),
+            Err(OracleError::NothingToDraw(1))
+        );
     }
 }

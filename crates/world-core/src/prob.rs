@@ -179,7 +179,9 @@ impl<'de> Deserialize<'de> for Prob {
         impl Visitor<'_> for V {
             type Value = Prob;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a raw probability (integer billionths) or a decimal string like \"0.45\"")
+                f.write_str(
+                    "a raw probability (integer billionths) or a decimal string like \"0.45\"",
+                )
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Prob, E> {
                 Prob::new(n).map_err(E::custom)
@@ -216,8 +218,23 @@ mod tests {
     #[test]
     fn rejects_bad_text() {
         for bad in [
-            "", ".", "1.", "-0.5", "+0.5", "1.0000000001", "0.0000000001", "1.5", "2", "10",
-            "0.4.5", "0,5", "1e-3", " 0.5", "0.5 ", "abc", "NaN",
+            "",
+            ".",
+            "1.",
+            "-0.5",
+            "+0.5",
+            "1.0000000001",
+            "0.0000000001",
+            "1.5",
+            "2",
+            "10",
+            "0.4.5",
+            "0,5",
+            "1e-3",
+            " 0.5",
+            "0.5 ",
+            "abc",
+            "NaN",
         ] {
             assert!(Prob::parse(bad).is_err(), "{bad:?} parsed");
         }
@@ -230,7 +247,10 @@ mod tests {
     #[test]
     fn new_bounds() {
         assert!(Prob::new(PROB_SCALE).is_ok());
-        assert_eq!(Prob::new(PROB_SCALE + 1), Err(ProbError::AboveOne(PROB_SCALE + 1)));
+        assert_eq!(
+            Prob::new(PROB_SCALE + 1),
+            Err(ProbError::AboveOne(PROB_SCALE + 1))
+        );
         assert_eq!(
             Prob::new(1_500_000_000).unwrap_err().to_string(),
             "probability 1.5 is above 1"

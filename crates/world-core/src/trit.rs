@@ -114,7 +114,11 @@ mod tests {
 
     #[test]
     fn values_and_text() {
-        for (t, v, s) in [(Trit::Minus, -1, "-1"), (Trit::Zero, 0, "0"), (Trit::Plus, 1, "+1")] {
+        for (t, v, s) in [
+            (Trit::Minus, -1, "-1"),
+            (Trit::Zero, 0, "0"),
+            (Trit::Plus, 1, "+1"),
+        ] {
             assert_eq!(t.value(), v);
             assert_eq!(t.to_string(), s);
             assert_eq!(s.parse::<Trit>(), Ok(t));

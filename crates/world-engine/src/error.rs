@@ -18,6 +18,9 @@ pub enum Error {
     /// The WEV inputs are invalid.
     #[error(transparent)]
     Wev(#[from] world_core::wev::WevError),
+    /// The world substrate failed or refused.
+    #[error(transparent)]
+    Substrate(#[from] world_substrate::Error),
     /// A request was malformed.
     #[error("{0}")]
     Invalid(String),
@@ -34,6 +37,10 @@ pub enum ErrorKind {
     Busy,
     /// Anything else (I/O, database, corruption).
     Internal,
+    /// The command to run in a world does not exist there.
+    CommandNotFound,
+    /// The command to run in a world is not executable.
+    NotExecutable,
 }
 
 impl Error {
@@ -43,7 +50,9 @@ impl Error {
         match self {
             Error::Store(S::Busy { .. }) => ErrorKind::Busy,
             Error::Store(S::NotFound { .. }) => ErrorKind::NotFound,
-            Error::Store(S::Ledger(e)) | Error::Store(S::BatchOp { source: e, .. }) | Error::Ledger(e) => {
+            Error::Store(S::Ledger(e))
+            | Error::Store(S::BatchOp { source: e, .. })
+            | Error::Ledger(e) => {
                 if e.is_not_found() {
                     ErrorKind::NotFound
                 } else {
@@ -59,9 +68,36 @@ impl Error {
                 }
             }
             Error::Oracle(_) | Error::Wev(_) | Error::Invalid(_) => ErrorKind::Refused,
+            Error::Substrate(e) => substrate_kind(e),
         }
     }
 }
 
 /// Result alias for the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn substrate_kind(e: &world_substrate::Error) -> ErrorKind {
+    use world_substrate::{Error as E, ExecError, WorldError as W};
+    match e {
+        E::World(W::NotFound(_)) => ErrorKind::NotFound,
+        E::World(W::InvalidId(_) | W::Exists(_) | W::NotRunning(..) | W::InvalidLimits(_)) => {
+            ErrorKind::Refused
+        }
+        E::Exec(ExecError::CommandNotFound(_)) => ErrorKind::CommandNotFound,
+        E::Exec(ExecError::PermissionDenied(_)) => ErrorKind::NotExecutable,
+        E::Exec(ExecError::NoSuchPath(_) | ExecError::BadRequest(_)) => ErrorKind::Refused,
+        E::Image(world_substrate::image::ImageError::Unknown(_)) => ErrorKind::NotFound,
+        E::Snapshot(world_substrate::snapshot::SnapshotError::NotFound(_)) => ErrorKind::NotFound,
+        E::Snapshot(world_substrate::snapshot::SnapshotError::Failed(_)) => ErrorKind::Internal,
+        E::Snapshot(_) => ErrorKind::Refused,
+        E::Session(world_substrate::SessionError::NotFound(..)) => ErrorKind::NotFound,
+        E::Session(
+            world_substrate::SessionError::InvalidName(_)
+            | world_substrate::SessionError::Exists(..)
+            | world_substrate::SessionError::Busy(..),
+        ) => ErrorKind::Refused,
+        E::Image(world_substrate::image::ImageError::Io(..)) => ErrorKind::Internal,
+        E::Image(_) => ErrorKind::Refused,
+        _ => ErrorKind::Internal,
+    }
+}

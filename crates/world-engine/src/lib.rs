@@ -7,20 +7,26 @@
 //! `world` processes can work on one database at once.
 #![deny(missing_docs)]
 
+pub mod branch;
 mod error;
+pub mod multiverse;
+pub mod python;
 pub mod verse;
+pub mod world;
 
 pub use error::{Error, ErrorKind, Result};
 
 use std::path::{Path, PathBuf};
 
 use world_store::{OpenOptions, Store};
+use world_substrate::{LinuxSubstrate, SubstrateConfig};
 
 /// The entry point for every operation.
 #[derive(Debug, Clone)]
 pub struct Engine {
     db: PathBuf,
     open: OpenOptions,
+    substrate: Option<LinuxSubstrate>,
 }
 
 impl Engine {
@@ -29,7 +35,21 @@ impl Engine {
         Self {
             db: db.into(),
             open: OpenOptions::default(),
+            substrate: None,
         }
+    }
+
+    /// Uses `cfg` for worlds (state and run directories, supervisor command).
+    pub fn with_substrate(mut self, cfg: SubstrateConfig) -> Self {
+        self.substrate = Some(LinuxSubstrate::new(cfg));
+        self
+    }
+
+    /// The world substrate, or a clear error when this engine has none.
+    pub fn substrate(&self) -> Result<&LinuxSubstrate> {
+        self.substrate
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("worlds are not configured in this engine".into()))
     }
 
     /// The database file.

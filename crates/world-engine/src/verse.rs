@@ -123,11 +123,12 @@ impl Engine {
         if name.trim().is_empty() {
             return Err(Error::Invalid("a verse name must not be empty".into()));
         }
-        match self.apply(Op::CreateRoot {
-            name: name.to_string(),
-            seed,
-        })?
-        .effect
+        match self
+            .apply(Op::CreateRoot {
+                name: name.to_string(),
+                seed,
+            })?
+            .effect
         {
             Effect::RootCreated { verse } => Ok(verse),
             other => Err(Error::Invalid(format!("unexpected effect {other:?}"))),
@@ -182,7 +183,9 @@ impl Engine {
             OracleChoice::Score { scores, highest } => {
                 for (v, _) in scores {
                     if !p.children.contains(v) {
-                        return Err(Error::Invalid(format!("{v} is not a child of partition {partition}")));
+                        return Err(Error::Invalid(format!(
+                            "{v} is not a child of partition {partition}"
+                        )));
                     }
                 }
                 let table: Vec<(VerseId, Option<f64>)> = p

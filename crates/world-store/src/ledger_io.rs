@@ -69,6 +69,17 @@ impl Store {
 
     /// Like [`Store::apply`], recording `meta` with any resolution in the batch.
     pub fn apply_with(&self, ops: &[Op], meta: &ResolutionMeta) -> Result<Vec<Applied>> {
+        self.apply_and(ops, meta, |_, _, _| Ok(()))
+    }
+
+    /// Applies `ops`, then runs `extra` with the connection, the new ledger
+    /// and the effects, all in the same transaction.
+    pub(crate) fn apply_and(
+        &self,
+        ops: &[Op],
+        meta: &ResolutionMeta,
+        extra: impl FnOnce(&Connection, &Ledger, &[Applied]) -> Result<()>,
+    ) -> Result<Vec<Applied>> {
         let start = Instant::now();
         self.in_transaction(|conn| {
             let mut ledger = load(conn)?;
@@ -81,6 +92,7 @@ impl Store {
                 }
             }
             persist(conn, &ledger, ops, &applied, meta, start)?;
+            extra(conn, &ledger, &applied)?;
             Ok(applied)
         })
     }
@@ -146,7 +158,9 @@ fn list_strings(v: duckdb::types::Value) -> Result<Vec<String>> {
             .into_iter()
             .map(|i| match i {
                 duckdb::types::Value::Text(s) => Ok(s),
-                other => Err(Error::Corrupt(format!("expected text in list, got {other:?}"))),
+                other => Err(Error::Corrupt(format!(
+                    "expected text in list, got {other:?}"
+                ))),
             })
             .collect(),
         duckdb::types::Value::Null => Ok(Vec::new()),
@@ -187,7 +201,11 @@ fn load(conn: &Connection) -> Result<Ledger> {
                 ("resolved", Some(w)) => PartitionStatus::Resolved {
                     winner: parse_id(&w, "verse")?,
                 },
-                (s, w) => return Err(Error::Corrupt(format!("partition {id}: status {s} winner {w:?}"))),
+                (s, w) => {
+                    return Err(Error::Corrupt(format!(
+                        "partition {id}: status {s} winner {w:?}"
+                    )))
+                }
             };
             partitions.push(Partition {
                 id: parse_id(&id, "partition")?,
@@ -228,7 +246,9 @@ fn load(conn: &Connection) -> Result<Ledger> {
                 id,
                 name,
                 parent: parent.map(|p| parse_id(&p, "verse")).transpose()?,
-                parent_partition: parent_partition.map(|p| parse_id(&p, "partition")).transpose()?,
+                parent_partition: parent_partition
+                    .map(|p| parse_id(&p, "partition"))
+                    .transpose()?,
                 index,
                 prob: Prob::new(prob).map_err(|e| Error::Corrupt(format!("verse {id}: {e}")))?,
                 trit: trit
@@ -286,7 +306,8 @@ fn persist(
         |r| r.get(0),
     )?;
     {
-        let mut app = conn.appender_with_columns("ledger_journal", &["seq", "op", "op_json", "effect_json"])?;
+        let mut app =
+            conn.appender_with_columns("ledger_journal", &["seq", "op", "op_json", "effect_json"])?;
         for (i, (op, a)) in ops.iter().zip(applied).enumerate() {
             app.append_row(params![
                 next_seq + i as u64,
@@ -310,12 +331,22 @@ fn persist(
                 "INSERT INTO balances VALUES (?, ?, ?, ?)
                  ON CONFLICT DO UPDATE SET amount = excluded.amount",
             )?;
-            let mut del = conn.prepare("DELETE FROM balances WHERE token = ? AND verse_id = ? AND owner = ?")?;
+            let mut del = conn
+                .prepare("DELETE FROM balances WHERE token = ? AND verse_id = ? AND owner = ?")?;
             for (k, v) in &cells {
                 if *v == 0 {
-                    del.execute(params![k.token.as_str(), k.verse.to_string(), k.owner.as_str()])?;
+                    del.execute(params![
+                        k.token.as_str(),
+                        k.verse.to_string(),
+                        k.owner.as_str()
+                    ])?;
                 } else {
-                    up.execute(params![k.token.as_str(), k.verse.to_string(), k.owner.as_str(), *v])?;
+                    up.execute(params![
+                        k.token.as_str(),
+                        k.verse.to_string(),
+                        k.owner.as_str(),
+                        *v
+                    ])?;
                 }
             }
         } else {
@@ -326,7 +357,12 @@ fn persist(
             {
                 let mut app = conn.appender("balance_stage")?;
                 for (k, v) in &cells {
-                    app.append_row(params![k.token.as_str(), k.verse.to_string(), k.owner.as_str(), *v])?;
+                    app.append_row(params![
+                        k.token.as_str(),
+                        k.verse.to_string(),
+                        k.owner.as_str(),
+                        *v
+                    ])?;
                 }
                 app.flush()?;
             }
@@ -390,7 +426,9 @@ fn persist(
                     oracle_source,
                 } = op
                 else {
-                    return Err(Error::Corrupt("resolution effect from a non-resolve op".into()));
+                    return Err(Error::Corrupt(
+                        "resolution effect from a non-resolve op".into(),
+                    ));
                 };
                 record_resolution(
                     conn,
@@ -406,7 +444,11 @@ fn persist(
             }
         }
     }
-    let kind = if ops.len() == 1 { ops[0].kind() } else { "ledger_batch" };
+    let kind = if ops.len() == 1 {
+        ops[0].kind()
+    } else {
+        "ledger_batch"
+    };
     conn.execute(
         "INSERT INTO operation_timings (timing_id, operation, duration_ms)
          VALUES (gen_random_uuid()::VARCHAR, ?, ?)",

@@ -23,6 +23,7 @@ pub mod open;
 pub mod path;
 pub mod records;
 pub mod schema;
+pub mod verse_worlds;
 
 pub use error::{Error, Result};
 pub use open::{OpenOptions, Store};

@@ -18,7 +18,11 @@ pub fn resolve_db_path(explicit: Option<PathBuf>) -> PathBuf {
     if let Some(p) = std::env::var_os(ENV_DB).filter(|v| !v.is_empty()) {
         return PathBuf::from(p);
     }
-    default_db_path(is_root(), std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+    default_db_path(
+        is_root(),
+        std::env::var_os("XDG_DATA_HOME"),
+        std::env::var_os("HOME"),
+    )
 }
 
 /// The default path for a given identity and environment (pure, for tests).

@@ -152,6 +152,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an entity row exists.
+    pub fn entity_exists(&self, entity_id: &str) -> Result<bool> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM world_runtime_entities WHERE entity_id = ?",
+            [entity_id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
     /// Sets an entity's state; `resolved` also stamps `resolved_at`.
     pub fn set_entity_state(&self, entity_id: &str, state: &str, resolved: bool) -> Result<()> {
         let sql = if resolved {
@@ -212,7 +222,12 @@ impl Store {
     }
 
     /// Records the duration of any operation.
-    pub fn insert_timing(&self, operation: &str, entity_id: Option<&str>, duration_ms: f64) -> Result<()> {
+    pub fn insert_timing(
+        &self,
+        operation: &str,
+        entity_id: Option<&str>,
+        duration_ms: f64,
+    ) -> Result<()> {
         self.conn.execute(
             "INSERT INTO operation_timings (timing_id, operation, entity_id, duration_ms)
              VALUES (gen_random_uuid()::VARCHAR, ?, ?, ?)",

@@ -122,8 +122,31 @@ CREATE TABLE IF NOT EXISTS operation_timings (
 );
 "#;
 
+/// Verses over worlds (schema version 2).
+const V2_VERSE_WORLDS: &str = r#"
+CREATE TABLE IF NOT EXISTS verse_worlds (
+    verse_id VARCHAR PRIMARY KEY,          -- a verse ...
+    world_id VARCHAR NOT NULL,             -- ... and the world that runs it
+    snapshot_id VARCHAR,                   -- the snapshot the world was branched from
+    linked_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS verse_runs (
+    run_id VARCHAR PRIMARY KEY,
+    verse_id VARCHAR NOT NULL,
+    world_id VARCHAR NOT NULL,
+    code VARCHAR NOT NULL,
+    stdout VARCHAR,
+    stderr VARCHAR,
+    error VARCHAR,                         -- traceback or failure, NULL when it succeeded
+    timed_out BOOLEAN NOT NULL,
+    duration_ms DOUBLE NOT NULL,
+    score DOUBLE,                          -- from a WORLD_SCORE line, if any
+    ran_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+"#;
+
 /// Ordered migrations; index + 1 is the schema version they bring the file to.
-pub const MIGRATIONS: &[&str] = &[V1_LEDGER];
+pub const MIGRATIONS: &[&str] = &[V1_LEDGER, V2_VERSE_WORLDS];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -157,7 +180,10 @@ pub fn migrate(conn: &Connection) -> Result<i64> {
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
             conn.execute_batch(sql)?;
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", [i as i64 + 1])?;
+            conn.execute(
+                "INSERT INTO schema_version (version) VALUES (?)",
+                [i as i64 + 1],
+            )?;
         }
         Ok(())
     };

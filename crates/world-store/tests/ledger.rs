@@ -20,9 +20,17 @@ fn o(s: &str) -> Owner {
 /// Root v1 with 1000 usd for each of a, b, c, partitioned into the seed's
 /// three verses (v2, v3, v4) as p1.
 fn setup() -> Vec<Op> {
-    let mut ops = vec![Op::CreateRoot { name: "root".into(), seed: 42 }];
+    let mut ops = vec![Op::CreateRoot {
+        name: "root".into(),
+        seed: 42,
+    }];
     for who in ["a", "b", "c"] {
-        ops.push(Op::Deposit { token: t("usd"), verse: VerseId(1), owner: o(who), amount: 1000 });
+        ops.push(Op::Deposit {
+            token: t("usd"),
+            verse: VerseId(1),
+            owner: o(who),
+            amount: 1000,
+        });
     }
     ops.push(Op::Partition {
         parent: VerseId(1),
@@ -35,10 +43,18 @@ fn setup() -> Vec<Op> {
 fn seed_children() -> Vec<world_core::verse::ChildSpec> {
     use world_core::prob::Prob;
     use world_core::trit::Trit;
-    [("nash", 450_000_000, Trit::Minus), ("optimal", 350_000_000, Trit::Zero), ("chaos", 200_000_000, Trit::Plus)]
-        .into_iter()
-        .map(|(n, p, tr)| world_core::verse::ChildSpec { name: n.into(), prob: Prob::new(p).unwrap(), trit: tr })
-        .collect()
+    [
+        ("nash", 450_000_000, Trit::Minus),
+        ("optimal", 350_000_000, Trit::Zero),
+        ("chaos", 200_000_000, Trit::Plus),
+    ]
+    .into_iter()
+    .map(|(n, p, tr)| world_core::verse::ChildSpec {
+        name: n.into(),
+        prob: Prob::new(p).unwrap(),
+        trit: tr,
+    })
+    .collect()
 }
 
 /// A random (possibly refused) operation on the setup above.
@@ -47,8 +63,18 @@ fn random_op(rng: &mut SplitMix64) -> Op {
     let who = o(owners[(rng.next_u64() % 3) as usize]);
     let amount = 1 + rng.next_u64() % 50;
     match rng.next_u64() % 3 {
-        0 => Op::PushDown { token: t("usd"), owner: who, parent: VerseId(1), amount },
-        1 => Op::PullUp { token: t("usd"), owner: who, partition: PartitionId(1), amount },
+        0 => Op::PushDown {
+            token: t("usd"),
+            owner: who,
+            parent: VerseId(1),
+            amount,
+        },
+        1 => Op::PullUp {
+            token: t("usd"),
+            owner: who,
+            partition: PartitionId(1),
+            amount,
+        },
         _ => Op::Transfer {
             token: t("usd"),
             verse: VerseId(2 + rng.next_u64() % 3),
@@ -78,14 +104,22 @@ fn lifecycle_round_trips_through_the_file() {
     }
     assert!(committed > 50, "enough operations committed ({committed})");
     store
-        .apply(&[Op::Resolve { partition: PartitionId(1), winner: VerseId(3), oracle_source: "explicit".into() }])
+        .apply(&[Op::Resolve {
+            partition: PartitionId(1),
+            winner: VerseId(3),
+            oracle_source: "explicit".into(),
+        }])
         .unwrap();
     let before = store.load_ledger().unwrap();
     drop(store);
     let store = Store::open(&path).unwrap();
     let after = store.load_ledger().unwrap();
     assert_eq!(before, after, "state survives close and reopen");
-    assert_eq!(after, store.replay_journal().unwrap(), "journal replays to the state");
+    assert_eq!(
+        after,
+        store.replay_journal().unwrap(),
+        "journal replays to the state"
+    );
     // Evaporated verses are collapsed entities; the resolution is recorded.
     let collapsed: i64 = store
         .connection()
@@ -110,11 +144,24 @@ fn a_refused_batch_writes_nothing() {
     let rows = store.journal_len().unwrap();
     let err = store
         .apply(&[
-            Op::PushDown { token: t("usd"), owner: o("a"), parent: VerseId(1), amount: 10 },
-            Op::PushDown { token: t("usd"), owner: o("a"), parent: VerseId(1), amount: 5000 },
+            Op::PushDown {
+                token: t("usd"),
+                owner: o("a"),
+                parent: VerseId(1),
+                amount: 10,
+            },
+            Op::PushDown {
+                token: t("usd"),
+                owner: o("a"),
+                parent: VerseId(1),
+                amount: 5000,
+            },
         ])
         .unwrap_err();
-    assert!(matches!(err, world_store::Error::BatchOp { index: 1, .. }), "{err}");
+    assert!(
+        matches!(err, world_store::Error::BatchOp { index: 1, .. }),
+        "{err}"
+    );
     assert_eq!(store.load_ledger().unwrap(), state);
     assert_eq!(store.journal_len().unwrap(), rows);
 }
@@ -123,7 +170,9 @@ fn a_refused_batch_writes_nothing() {
 #[test]
 #[ignore = "run by kill9_mid_batch_leaves_a_consistent_database"]
 fn writer_child() {
-    let Ok(path) = std::env::var("WORLD_STORE_WRITER_DB") else { return };
+    let Ok(path) = std::env::var("WORLD_STORE_WRITER_DB") else {
+        return;
+    };
     let store = Store::open(std::path::Path::new(&path)).unwrap();
     // Refused (whole) in later rounds: v1 is already partitioned.
     let _ = store.apply(&setup());
@@ -147,7 +196,13 @@ fn kill9_mid_batch_leaves_a_consistent_database() {
     let me = std::env::current_exe().unwrap();
     for round in 0..3 {
         let mut child = Command::new(&me)
-            .args(["--exact", "writer_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "writer_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("WORLD_STORE_WRITER_DB", &path)
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -163,6 +218,9 @@ fn kill9_mid_batch_leaves_a_consistent_database() {
         for total in total_per_leaf(&stored) {
             assert_eq!(total, 3000, "round {round}: value conserved");
         }
-        assert!(store.journal_len().unwrap() > 5, "the writer committed something");
+        assert!(
+            store.journal_len().unwrap() > 5,
+            "the writer committed something"
+        );
     }
 }

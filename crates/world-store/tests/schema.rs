@@ -12,10 +12,12 @@ fn columns(store: &Store, table: &str) -> Vec<(String, String, String, Option<St
              FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
         )
         .unwrap();
-    stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+    stmt.query_map([table], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
 }
 
 #[test]
@@ -81,7 +83,11 @@ fn seed_tables_have_the_seed_columns_and_types() {
     );
     let entity_cols = columns(&store, "world_runtime_entities");
     assert_eq!(entity_cols[1].2, "NO", "entity_type is NOT NULL");
-    assert!(entity_cols[5].3.as_deref().unwrap_or("").contains("running"));
+    assert!(entity_cols[5]
+        .3
+        .as_deref()
+        .unwrap_or("")
+        .contains("running"));
 }
 
 #[test]
@@ -100,7 +106,11 @@ fn seed_sql_runs_unchanged_and_constraints_hold() {
     )
     .unwrap();
     let state: String = c
-        .query_row("SELECT state FROM world_runtime_entities WHERE entity_id = 'w1'", [], |r| r.get(0))
+        .query_row(
+            "SELECT state FROM world_runtime_entities WHERE entity_id = 'w1'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(state, "running", "DEFAULT 'running' kept");
     // CHECK (trit IN (-1, 0, 1))
@@ -109,11 +119,17 @@ fn seed_sql_runs_unchanged_and_constraints_hold() {
         .is_err());
     // NOT NULL entity_type
     assert!(c
-        .execute("INSERT INTO world_runtime_entities (entity_id) VALUES ('w3')", [])
+        .execute(
+            "INSERT INTO world_runtime_entities (entity_id) VALUES ('w3')",
+            []
+        )
         .is_err());
     // REFERENCES world_runtime_entities(entity_id)
     assert!(c
-        .execute("INSERT INTO runtime_metrics (metric_id, entity_id) VALUES ('m2', 'nope')", [])
+        .execute(
+            "INSERT INTO runtime_metrics (metric_id, entity_id) VALUES ('m2', 'nope')",
+            []
+        )
         .is_err());
     // Updating a referenced entity's state (what collapse does) works.
     c.execute(

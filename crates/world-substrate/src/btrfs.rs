@@ -78,6 +78,8 @@ const IOC_FS_INFO: u64 = ioc(R, 31, std::mem::size_of::<FsInfo>());
 const SUBVOL_RDONLY: u64 = 1 << 1;
 const QGROUP_LIMIT_MAX_EXCL: u64 = 1 << 1;
 const QUOTA_CTL_ENABLE: u64 = 1;
+/// `BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA` (kernel >= 6.7).
+const QUOTA_CTL_ENABLE_SIMPLE: u64 = 4;
 
 /// The btrfs magic number in `ioctl` request codes (bits 8..16); the world
 /// seccomp policy denies every ioctl with it.
@@ -171,9 +173,24 @@ pub fn subvol_id(path: &Path) -> io::Result<u64> {
     Ok(a.treeid)
 }
 
-/// Enables quota groups on the filesystem holding `path` (idempotent).
+/// Enables quota groups on the filesystem holding `path` (idempotent: a
+/// filesystem that has quotas keeps its mode).
+///
+/// Simple quotas (squota, kernel >= 6.7) first: every extent is charged
+/// to the subvolume that wrote it, so a world's exclusive bytes are what
+/// it wrote, which is what the disk limit means; and, unlike full qgroup
+/// accounting, a snapshot needs no backref walk in its transaction commit
+/// (measured: snapshot and branch several ms faster). Full qgroups when
+/// the kernel lacks squota.
 pub fn quota_enable(path: &Path) -> io::Result<()> {
     let f = File::open(path)?;
+    let mut a = QuotaCtl {
+        cmd: QUOTA_CTL_ENABLE_SIMPLE,
+        status: 0,
+    };
+    if ioctl(&f, IOC_QUOTA_CTL, &mut a).is_ok() {
+        return Ok(());
+    }
     let mut a = QuotaCtl {
         cmd: QUOTA_CTL_ENABLE,
         status: 0,

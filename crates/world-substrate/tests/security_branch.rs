@@ -152,3 +152,152 @@ v = l.syscall(nr, *args); r.append((v, ctypes.get_errno()))\nr";
         r
     );
 }
+
+/// Python helpers defined in every session of the signal test: raw
+/// signal syscalls returning `(result, errno)`.
+const SIG_HELPERS: &str = r#"
+import ctypes, os, signal, struct, subprocess, threading, time
+_l = ctypes.CDLL(None, use_errno=True)
+def _sys(nr, *a):
+    ctypes.set_errno(0)
+    r = _l.syscall(nr, *[ctypes.c_long(x) if isinstance(x, int) else x for x in a])
+    return (r, ctypes.get_errno() if r < 0 else 0)
+def _info(sig):
+    b = ctypes.create_string_buffer(128)
+    struct.pack_into('iii', b, 0, sig, 0, -1)  # SI_QUEUE
+    return b
+def attack(pid):
+    K = signal.SIGKILL
+    return [
+        _sys(62, pid, K),                 # kill
+        _sys(200, pid, K),                # tkill
+        _sys(234, pid, pid, K),           # tgkill
+        _sys(129, pid, K, _info(K)),      # rt_sigqueueinfo
+        _sys(297, pid, pid, K, _info(K)), # rt_tgsigqueueinfo
+        _sys(62, -pid, K),                # kill(-pgid): sessions lead their group
+        _sys(62, pid, 0),                 # kill(pid, 0): probe
+    ]
+victim = subprocess.Popen(['sleep', '1000'])
+"#;
+
+/// Worlds of one lineage: parent, two siblings, a grandchild. What the
+/// test needs of each: the session's pid and a subprocess's pid, both in
+/// the lineage pid namespace (what `os.getpid()` / `Popen.pid` report in
+/// a session).
+struct Pids {
+    session: i64,
+    victim: i64,
+}
+
+fn pids(env: &Env, w: &WorldId) -> Pids {
+    let v = val(env, w, "(os.getpid(), victim.pid)");
+    let v = v.trim_matches(|c| c == '(' || c == ')');
+    let mut it = v.split(',').map(|s| s.trim().parse::<i64>().unwrap());
+    Pids {
+        session: it.next().unwrap(),
+        victim: it.next().unwrap(),
+    }
+}
+
+#[test]
+fn sessions_cannot_signal_other_worlds_of_their_lineage() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let p = env.create();
+    val(&env, &p, SIG_HELPERS);
+    let s = env.sub.snapshot(&p, None).unwrap();
+    let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
+    let (a, c) = (b.children[0].clone(), b.children[1].clone());
+    // A child of `a` (grandchild of p).
+    let g = env
+        .sub
+        .branch_world(&a, 1, &BranchOptions::default())
+        .unwrap()
+        .children[0]
+        .clone();
+    // Fresh victims in every world (the snapshot's `victim` object is a
+    // dead handle in children: processes are not carried).
+    for w in [&a, &c, &g] {
+        val(&env, w, "victim = subprocess.Popen(['sleep', '1000'])");
+    }
+    let ids: Vec<(&str, &WorldId)> = vec![("p", &p), ("a", &a), ("c", &c), ("g", &g)];
+    let pid: Vec<Pids> = ids.iter().map(|(_, w)| pids(&env, w)).collect();
+    // Each attacker against every other world: sibling, parent, child,
+    // grandparent, grandchild.
+    for (i, (an, aw)) in ids.iter().enumerate() {
+        for (j, (tn, _)) in ids.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            for (what, t) in [("session", pid[j].session), ("process", pid[j].victim)] {
+                let v = val(&env, aw, &format!("attack({t})"));
+                // kill(-pid) of the subprocess is ESRCH (it leads no
+                // group); everything else is EPERM.
+                let want = if what == "process" {
+                    "[(-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 3), (-1, 1)]"
+                } else {
+                    "[(-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 1)]"
+                };
+                assert_eq!(v, want, "{an} signalled the {what} of {tn}");
+            }
+        }
+    }
+    // Every session and victim survived.
+    for (n, w) in &ids {
+        assert_eq!(
+            val(&env, w, "victim.poll() is None"),
+            "True",
+            "victim of {n} died"
+        );
+    }
+    // A session still controls its own processes and itself.
+    let own = r#"
+r = {}
+q = subprocess.Popen(['sleep', '1000']); q.terminate(); r['terminate'] = q.wait()
+q = subprocess.Popen(['sleep', '1000']); q.kill(); r['kill'] = q.wait()
+q = subprocess.Popen(['sleep', '1000']); r['tkill'] = _sys(200, q.pid, 15); r['tkill_rc'] = q.wait()
+q = subprocess.Popen(['sleep', '1000']); r['tgkill'] = _sys(234, q.pid, q.pid, 9); r['tgkill_rc'] = q.wait()
+q = subprocess.Popen(['sleep', '1000']); r['sigqueue'] = _sys(129, q.pid, 15, _info(15)); r['sigqueue_rc'] = q.wait()
+q = subprocess.Popen(['sleep', '1000']); r['tgsigqueue'] = _sys(297, q.pid, q.pid, 9, _info(9)); r['tgsigqueue_rc'] = q.wait()
+q = subprocess.Popen(['sleep', '1000'], start_new_session=True); os.killpg(q.pid, signal.SIGTERM); r['killpg'] = q.wait()
+got = []
+old = signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+os.kill(os.getpid(), signal.SIGUSR1); signal.raise_signal(signal.SIGUSR1)
+signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+os.kill(0, 0)
+signal.signal(signal.SIGUSR1, old)
+r['self'] = len(got)
+r['probe'] = _sys(62, victim.pid, 0)
+sorted(r.items())
+"#;
+    for (n, w) in &ids {
+        let v = val(&env, w, own);
+        assert_eq!(
+            v,
+            "[('kill', -9), ('killpg', -15), ('probe', (0, 0)), ('self', 3), \
+('sigqueue', (0, 0)), ('sigqueue_rc', -15), ('terminate', -15), ('tgkill', (0, 0)), \
+('tgkill_rc', -9), ('tgsigqueue', (0, 0)), ('tgsigqueue_rc', -9), ('tkill', (0, 0)), \
+('tkill_rc', -15)]",
+            "own signals in {n}"
+        );
+    }
+    // Programs a session runs (in the world's pid namespace) still signal
+    // each other normally.
+    let v = val(
+        &env,
+        &a,
+        "subprocess.run(['sh', '-c', 'sleep 1000 & kill -9 $!; wait $!; echo $?'], capture_output=True).stdout",
+    );
+    assert_eq!(v, "b'137\\n'");
+    // A snapshot's template is not the session's to kill either: kill(0)
+    // from the parent session leaves branching from its snapshot working.
+    val(
+        &env,
+        &p,
+        "signal.signal(signal.SIGUSR2, signal.SIG_IGN); os.kill(0, signal.SIGUSR2)",
+    );
+    let b2 = env.sub.branch(&s.id, 1, &BranchOptions::default()).unwrap();
+    assert_eq!(val(&env, &b2.children[0], "1 + 1"), "2");
+}

@@ -95,7 +95,8 @@ macro_rules! number_id {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_u64(self.0)
+                // "v12" / "p4": readable in the journal and in --json output.
+                s.collect_str(self)
             }
         }
 
@@ -154,7 +155,17 @@ mod tests {
 
     #[test]
     fn parse_rejects_garbage() {
-        for bad in ["", "v", "p3", "v-1", "v+1", "+1", "v1x", " v1", "v99999999999999999999"] {
+        for bad in [
+            "",
+            "v",
+            "p3",
+            "v-1",
+            "v+1",
+            "+1",
+            "v1x",
+            " v1",
+            "v99999999999999999999",
+        ] {
             assert!(bad.parse::<VerseId>().is_err(), "{bad:?} parsed");
         }
         assert!("v3".parse::<PartitionId>().is_err());
@@ -171,7 +182,7 @@ mod tests {
         assert_eq!(v, VerseId(12));
         let v: VerseId = serde_json::from_str("\"v12\"").unwrap();
         assert_eq!(v, VerseId(12));
-        assert_eq!(serde_json::to_string(&VerseId(12)).unwrap(), "12");
+        assert_eq!(serde_json::to_string(&VerseId(12)).unwrap(), "\"v12\"");
         assert!(serde_json::from_str::<VerseId>("-1").is_err());
         assert!(serde_json::from_str::<PartitionId>("\"v1\"").is_err());
         let p: PartitionId = serde_json::from_str("\"p4\"").unwrap();

@@ -69,10 +69,7 @@ impl Name {
         }
         // Only ASCII is left, so bytes and characters agree.
         if s.len() > MAX_NAME_LEN {
-            return Err(IdError::TooLong {
-                kind,
-                len: s.len(),
-            });
+            return Err(IdError::TooLong { kind, len: s.len() });
         }
         if s.len() <= INLINE {
             let mut buf = [0u8; INLINE];
@@ -116,7 +113,11 @@ impl Name {
                 let mut tail = [0u8; 8];
                 head.copy_from_slice(&b[..8]);
                 tail.copy_from_slice(&b[b.len() - 8..]);
-                [b.len() as u64, u64::from_le_bytes(head), u64::from_le_bytes(tail)]
+                [
+                    b.len() as u64,
+                    u64::from_le_bytes(head),
+                    u64::from_le_bytes(tail),
+                ]
             }
         }
     }
@@ -269,7 +270,14 @@ mod tests {
 
     #[test]
     fn valid_names() {
-        for s in ["a", "usd", "A-Z_a.z:0@9", &"x".repeat(22), &"y".repeat(23), &"z".repeat(64)] {
+        for s in [
+            "a",
+            "usd",
+            "A-Z_a.z:0@9",
+            &"x".repeat(22),
+            &"y".repeat(23),
+            &"z".repeat(64),
+        ] {
             let t = Token::new(s).unwrap();
             assert_eq!(t.as_str(), s);
             assert_eq!(t.to_string(), s);
@@ -282,7 +290,10 @@ mod tests {
         assert_eq!(Token::new(""), Err(IdError::Empty { kind: "token" }));
         assert_eq!(
             Owner::new(&"a".repeat(65)),
-            Err(IdError::TooLong { kind: "owner", len: 65 })
+            Err(IdError::TooLong {
+                kind: "owner",
+                len: 65
+            })
         );
         let err = Owner::new("bob smith").unwrap_err();
         assert_eq!(
@@ -300,13 +311,19 @@ mod tests {
         assert!(short < long);
         assert_eq!(long.clone(), long);
         assert_ne!(short, long);
-        assert_eq!(format!("{long:?}"), format!("Token({:?})", "abc".repeat(10)));
+        assert_eq!(
+            format!("{long:?}"),
+            format!("Token({:?})", "abc".repeat(10))
+        );
         assert_eq!(std::mem::size_of::<Token>(), 24);
     }
 
     #[test]
     fn order_is_string_order() {
-        let mut v: Vec<Owner> = ["b", "a", "ab", "B"].iter().map(|s| Owner::new(s).unwrap()).collect();
+        let mut v: Vec<Owner> = ["b", "a", "ab", "B"]
+            .iter()
+            .map(|s| Owner::new(s).unwrap())
+            .collect();
         v.sort();
         let s: Vec<&str> = v.iter().map(|o| o.as_str()).collect();
         assert_eq!(s, ["B", "a", "ab", "b"]);

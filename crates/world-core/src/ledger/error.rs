@@ -65,3 +65,10 @@ pub enum LedgerError {
     #[error("inconsistent balances: {0}")]
     Corrupt(String),
 }
+
+impl LedgerError {
+    /// Whether the operation named a verse or partition that does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, LedgerError::Verse(v) if v.is_not_found())
+    }
+}

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{BalanceKey, LedgerError, Op};
+use super::{Applied, BalanceKey, Effect, LedgerError, Op};
 use crate::ids::{Owner, Token, VerseId};
 use crate::verse::VerseTree;
 
@@ -23,6 +23,63 @@ pub(crate) trait StateView {
     fn read(&mut self, key: &BalanceKey) -> u64;
     /// Per token, the sum of all balances in `verses`.
     fn evaporated_value(&mut self, verses: &[VerseId]) -> BTreeMap<Token, u128>;
+}
+
+/// What committing an operation may change.
+pub(crate) trait StateMut: StateView {
+    /// The verse tree, to change.
+    fn tree_mut(&mut self) -> &mut VerseTree;
+    /// Sets one cell (0 empties it).
+    fn write(&mut self, key: &BalanceKey, value: u64);
+}
+
+/// Checks and applies `op`: all or nothing.
+pub(crate) fn apply<S: StateMut + ?Sized>(s: &mut S, op: &Op) -> Result<Applied, LedgerError> {
+    let planned = plan(s, op)?;
+    commit(s, op, planned)
+}
+
+/// Writes a plan made by [`plan`] for `op` against the current state.
+/// Tree changes are checked again before anything is written, so this too
+/// is all or nothing.
+pub(crate) fn commit<S: StateMut + ?Sized>(
+    s: &mut S,
+    op: &Op,
+    plan: Plan,
+) -> Result<Applied, LedgerError> {
+    let tree = s.tree_mut();
+    let effect = match op {
+        Op::CreateRoot { name, seed } => Effect::RootCreated {
+            verse: tree.create_root(name, *seed)?,
+        },
+        Op::Partition {
+            parent,
+            children,
+            allow_nonconserving,
+        } => {
+            let pid = tree.partition(*parent, children, *allow_nonconserving)?;
+            let part = tree.partition_info(pid)?;
+            Effect::Partitioned {
+                partition: pid,
+                children: part.children.clone(),
+                gf3_sum: part.gf3_sum,
+            }
+        }
+        Op::Resolve {
+            partition, winner, ..
+        } => Effect::Resolved {
+            evaporated: tree.resolve(*partition, *winner)?,
+            evaporated_value: plan.evaporated_value.unwrap_or_default(),
+        },
+        _ => Effect::Moved,
+    };
+    for (key, value) in &plan.writes {
+        s.write(key, *value);
+    }
+    Ok(Applied {
+        effect,
+        balance_writes: plan.writes,
+    })
 }
 
 /// A checked operation, ready to commit.

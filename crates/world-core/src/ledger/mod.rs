@@ -25,7 +25,7 @@ pub use types::{Applied, BalanceKey, Effect, Op};
 
 use crate::ids::{Owner, Token, VerseId};
 use crate::verse::VerseTree;
-use logic::{Plan, StateView};
+use logic::{StateMut, StateView};
 use store::Store;
 
 /// The verse tree plus every balance.
@@ -61,6 +61,17 @@ impl TryFrom<LedgerParts> for Ledger {
     }
 }
 
+impl StateMut for Ledger {
+    fn tree_mut(&mut self) -> &mut VerseTree {
+        &mut self.tree
+    }
+
+    #[inline]
+    fn write(&mut self, key: &BalanceKey, value: u64) {
+        self.store.set(key, value);
+    }
+}
+
 impl StateView for Ledger {
     #[inline]
     fn tree(&self) -> &VerseTree {
@@ -73,17 +84,21 @@ impl StateView for Ledger {
     }
 
     fn evaporated_value(&mut self, verses: &[VerseId]) -> BTreeMap<Token, u128> {
-        evaporated_value(&self.store, verses)
+        evaporated_value(self.store.iter(), verses)
     }
 }
 
-/// Per token, the sum of the balances held in `verses` (sorted).
-pub(crate) fn evaporated_value(store: &Store, verses: &[VerseId]) -> BTreeMap<Token, u128> {
+/// Per token, the sum of the balances among `cells` held in `verses`
+/// (sorted).
+pub(crate) fn evaporated_value<'a>(
+    cells: impl Iterator<Item = (&'a BalanceKey, u64)>,
+    verses: &[VerseId],
+) -> BTreeMap<Token, u128> {
     let mut out = BTreeMap::new();
     if verses.is_empty() {
         return out;
     }
-    for (key, value) in store.iter() {
+    for (key, value) in cells {
         if verses.binary_search(&key.verse).is_ok() {
             *out.entry(key.token.clone()).or_insert(0u128) += u128::from(value);
         }
@@ -117,7 +132,9 @@ impl Ledger {
                 continue;
             }
             if store.get(&key) != 0 {
-                return Err(LedgerError::Corrupt(format!("balance {key} is listed twice")));
+                return Err(LedgerError::Corrupt(format!(
+                    "balance {key} is listed twice"
+                )));
             }
             store.set(&key, value);
         }
@@ -126,56 +143,7 @@ impl Ledger {
 
     /// Applies one operation atomically: on error nothing changed.
     pub fn apply(&mut self, op: &Op) -> Result<Applied, LedgerError> {
-        let plan = logic::plan(self, op)?;
-        self.commit(op, plan)
-    }
-
-    /// Writes a plan made by [`logic::plan`] for `op` against the current
-    /// state. Tree changes are checked again before anything is written, so
-    /// this too is all or nothing.
-    pub(crate) fn commit(&mut self, op: &Op, plan: Plan) -> Result<Applied, LedgerError> {
-        let effect = self.commit_tree(op, plan.evaporated_value)?;
-        for (key, value) in &plan.writes {
-            self.store.set(key, *value);
-        }
-        Ok(Applied {
-            effect,
-            balance_writes: plan.writes,
-        })
-    }
-
-    fn commit_tree(
-        &mut self,
-        op: &Op,
-        evaporated_value: Option<BTreeMap<Token, u128>>,
-    ) -> Result<Effect, LedgerError> {
-        Ok(match op {
-            Op::CreateRoot { name, seed } => Effect::RootCreated {
-                verse: self.tree.create_root(name, *seed)?,
-            },
-            Op::Partition {
-                parent,
-                children,
-                allow_nonconserving,
-            } => {
-                let pid = self
-                    .tree
-                    .partition(*parent, children, *allow_nonconserving)?;
-                let part = self.tree.partition_info(pid)?;
-                Effect::Partitioned {
-                    partition: pid,
-                    children: part.children.clone(),
-                    gf3_sum: part.gf3_sum,
-                }
-            }
-            Op::Resolve {
-                partition, winner, ..
-            } => Effect::Resolved {
-                evaporated: self.tree.resolve(*partition, *winner)?,
-                evaporated_value: evaporated_value.unwrap_or_default(),
-            },
-            _ => Effect::Moved,
-        })
+        logic::apply(self, op)
     }
 
     /// The verse tree.
@@ -201,6 +169,12 @@ impl Ledger {
     /// Every non-zero balance, sorted by token, verse, owner.
     pub fn balances(&self) -> impl Iterator<Item = (BalanceKey, u64)> {
         self.store.sorted().into_iter()
+    }
+
+    /// Every non-zero balance in no particular (but deterministic) order,
+    /// without copying: cheaper than [`Ledger::balances`] for scans.
+    pub fn cells(&self) -> impl Iterator<Item = (&BalanceKey, u64)> + '_ {
+        self.store.iter()
     }
 
     /// The number of non-zero balance cells.
@@ -233,7 +207,11 @@ impl Ledger {
         let mut per_verse = vec![0u128; self.tree.len()];
         for (key, value) in self.store.iter() {
             if &key.token == token {
-                let slot = key.verse.0.checked_sub(1).and_then(|s| usize::try_from(s).ok());
+                let slot = key
+                    .verse
+                    .0
+                    .checked_sub(1)
+                    .and_then(|s| usize::try_from(s).ok());
                 if let Some(s) = slot.and_then(|s| per_verse.get_mut(s)) {
                     *s += u128::from(value);
                 }
@@ -242,12 +220,9 @@ impl Ledger {
         self.tree.outcome_totals_with(&per_verse)
     }
 
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub(crate) fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    /// The tree and the balances, borrowed separately.
+    pub(crate) fn parts_mut(&mut self) -> (&mut VerseTree, &mut Store) {
+        (&mut self.tree, &mut self.store)
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use super::BalanceKey;
-use crate::hash::{fx_hash, FxBuild};
+use crate::hash::FxBuild;
 
 /// The number of shards (a power of two).
 pub(crate) const SHARDS: usize = 64;
@@ -18,21 +18,30 @@ pub(crate) const SHARDS: usize = 64;
 /// One shard: cells whose hash selects it.
 pub(crate) type Shard = HashMap<BalanceKey, u64, FxBuild>;
 
-/// A well-mixed 64-bit hash of a cell (the parallel executor's cell
-/// identity when looking for conflicts).
+/// A cheap 64-bit fold of a cell: the owner's and token's words and the
+/// verse, xor-ed at different rotations, times an odd constant. Distinct
+/// for distinct cells whose names fit in 7 bytes, and almost always
+/// otherwise; its top bits pick the cell's shard. The parallel executor
+/// uses it as a cell's identity (a collision only costs a needless
+/// re-execution).
 #[inline]
-pub(crate) fn key_hash(key: &BalanceKey) -> u64 {
-    fx_hash(key)
+pub(crate) fn cell_fold(key: &BalanceKey) -> u64 {
+    let [a, b, c] = key.owner.words();
+    let [t, u, _] = key.token.words();
+    let x = a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ t.rotate_left(7) ^ u.rotate_left(29);
+    (x ^ key.verse.0.rotate_left(50)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// The shard of a cell: the top bits of a multiplicative fold of the
-/// owner's and token's words and the verse.
+/// The shard of a cell with fold `fold`: its top bits.
+#[inline]
+pub(crate) fn shard_of_fold(fold: u64) -> usize {
+    (fold >> (64 - SHARDS.trailing_zeros())) as usize
+}
+
+/// The shard of a cell.
 #[inline]
 pub(crate) fn shard_of(key: &BalanceKey) -> usize {
-    let [a, b, c] = key.owner.words();
-    let [t, _, _] = key.token.words();
-    let x = a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ t.rotate_left(7) ^ key.verse.0;
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARDS.trailing_zeros())) as usize
+    shard_of_fold(cell_fold(key))
 }
 
 /// Sets `key` to `value` in `shard`, removing it at 0.

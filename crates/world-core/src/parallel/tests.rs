@@ -29,7 +29,12 @@ fn check(ledger: &Ledger, ops: &[Op], threads: usize) -> ExecStats {
 fn chain_of_dependent_transfers() {
     let l = setup_ledger(4, 2, 10);
     // o0 -> o1 -> o2 -> o3, each needing the previous credit.
-    let ops = vec![tr(2, "o0", "o1", 10), tr(2, "o1", "o2", 20), tr(2, "o2", "o3", 30), tr(2, "o3", "o0", 40)];
+    let ops = vec![
+        tr(2, "o0", "o1", 10),
+        tr(2, "o1", "o2", 20),
+        tr(2, "o2", "o3", 30),
+        tr(2, "o3", "o0", 40),
+    ];
     for threads in 1..=4 {
         let stats = check(&l, &ops, threads);
         assert_eq!(stats.reexecuted, 3);
@@ -40,7 +45,11 @@ fn chain_of_dependent_transfers() {
 fn failure_that_later_succeeds() {
     let l = setup_ledger(3, 2, 10);
     // Speculatively o1 cannot pay 15; after o0 pays it 10 it can.
-    let ops = vec![tr(2, "o0", "o1", 10), tr(2, "o1", "new", 15), tr(2, "new", "o2", 15)];
+    let ops = vec![
+        tr(2, "o0", "o1", 10),
+        tr(2, "o1", "new", 15),
+        tr(2, "new", "o2", 15),
+    ];
     check(&l, &ops, 2);
 }
 
@@ -49,11 +58,23 @@ fn tree_ops_force_reexecution() {
     let l = setup_ledger(3, 2, 10);
     let ops = vec![
         tr(2, "o0", "o1", 1),
-        Op::Resolve { partition: PartitionId(1), winner: VerseId(3), oracle_source: "t".into() },
+        Op::Resolve {
+            partition: PartitionId(1),
+            winner: VerseId(3),
+            oracle_source: "t".into(),
+        },
         tr(2, "o1", "o2", 1),
         tr(3, "o1", "o2", 1),
-        Op::CreateRoot { name: "b".into(), seed: 1 },
-        Op::Deposit { token: Token::new("usd").unwrap(), verse: VerseId(4), owner: Owner::new("z").unwrap(), amount: 3 },
+        Op::CreateRoot {
+            name: "b".into(),
+            seed: 1,
+        },
+        Op::Deposit {
+            token: Token::new("usd").unwrap(),
+            verse: VerseId(4),
+            owner: Owner::new("z").unwrap(),
+            amount: 3,
+        },
     ];
     let stats = check(&l, &ops, 2);
     assert_eq!(stats.reexecuted, 5);
@@ -64,7 +85,13 @@ fn empty_and_oversubscribed() {
     let l = setup_ledger(3, 2, 10);
     let (r, s) = execute_parallel(&mut l.clone(), &[], 4);
     assert!(r.is_empty());
-    assert_eq!(s, ExecStats { ops: 0, reexecuted: 0 });
+    assert_eq!(
+        s,
+        ExecStats {
+            ops: 0,
+            reexecuted: 0
+        }
+    );
     check(&l, &[tr(1, "o0", "o1", 1)], 8);
     check(&l, &[tr(1, "o0", "o1", 1)], 0);
 }

@@ -78,10 +78,7 @@ impl VerseTree {
                 )));
             }
         }
-        let tree = VerseTree {
-            verses,
-            partitions,
-        };
+        let tree = VerseTree { verses, partitions };
         for v in &tree.verses {
             tree.check_verse(v)?;
         }
@@ -113,11 +110,13 @@ impl VerseTree {
             }
             (Some(parent), Some(pid)) => {
                 if parent >= id {
-                    return Err(corrupt(format!("verse {id} has parent {parent}, not an older verse")));
+                    return Err(corrupt(format!(
+                        "verse {id} has parent {parent}, not an older verse"
+                    )));
                 }
-                let parent_verse = self.verse(parent).map_err(|_| {
-                    corrupt(format!("verse {id} has unknown parent {parent}"))
-                })?;
+                let parent_verse = self
+                    .verse(parent)
+                    .map_err(|_| corrupt(format!("verse {id} has unknown parent {parent}")))?;
                 let p = self
                     .partition_info(pid)
                     .map_err(|_| corrupt(format!("verse {id} is in unknown partition {pid}")))?;
@@ -127,7 +126,9 @@ impl VerseTree {
                         p.parent
                     )));
                 }
-                let listed = usize::try_from(v.index).ok().and_then(|i| p.children.get(i));
+                let listed = usize::try_from(v.index)
+                    .ok()
+                    .and_then(|i| p.children.get(i));
                 if listed != Some(&id) {
                     return Err(corrupt(format!(
                         "verse {id} claims index {} in {pid}, which does not list it there",
@@ -159,10 +160,15 @@ impl VerseTree {
                 .partition_info(pid)
                 .map_err(|_| corrupt(format!("verse {id} lists unknown partition {pid}")))?;
             if p.parent != id {
-                return Err(corrupt(format!("verse {id} lists {pid}, which splits {}", p.parent)));
+                return Err(corrupt(format!(
+                    "verse {id} lists {pid}, which splits {}",
+                    p.parent
+                )));
             }
             if prev.is_some_and(|q| q >= pid) {
-                return Err(corrupt(format!("verse {id} lists its partitions out of order")));
+                return Err(corrupt(format!(
+                    "verse {id} lists its partitions out of order"
+                )));
             }
             if p.is_open() && k + 1 != v.partitions.len() {
                 return Err(corrupt(format!(
@@ -180,10 +186,15 @@ impl VerseTree {
             .verse(p.parent)
             .map_err(|_| corrupt(format!("partition {pid} splits unknown verse {}", p.parent)))?;
         if !parent.partitions.contains(&pid) {
-            return Err(corrupt(format!("verse {} does not list its partition {pid}", p.parent)));
+            return Err(corrupt(format!(
+                "verse {} does not list its partition {pid}",
+                p.parent
+            )));
         }
         if p.children.len() < 2 {
-            return Err(corrupt(format!("partition {pid} has fewer than 2 children")));
+            return Err(corrupt(format!(
+                "partition {pid} has fewer than 2 children"
+            )));
         }
         let mut names = BTreeSet::new();
         let mut sum: u128 = 0;
@@ -213,11 +224,15 @@ impl VerseTree {
             )));
         }
         if gf3_sum(trits) != p.gf3_sum {
-            return Err(corrupt(format!("partition {pid} records a gf3_sum its children's trits do not have")));
+            return Err(corrupt(format!(
+                "partition {pid} records a gf3_sum its children's trits do not have"
+            )));
         }
         if let PartitionStatus::Resolved { winner } = p.status {
             if !p.children.contains(&winner) {
-                return Err(corrupt(format!("partition {pid} resolved to {winner}, not a child")));
+                return Err(corrupt(format!(
+                    "partition {pid} resolved to {winner}, not a child"
+                )));
             }
         }
         Ok(())

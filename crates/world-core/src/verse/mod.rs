@@ -232,3 +232,13 @@ pub struct VerseTree {
 
 #[cfg(test)]
 mod tests;
+
+impl VerseError {
+    /// Whether the error names a verse or partition that does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            VerseError::UnknownVerse(_) | VerseError::UnknownPartition(_)
+        )
+    }
+}

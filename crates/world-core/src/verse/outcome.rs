@@ -34,10 +34,9 @@ impl VerseTree {
             }
             let t = match (v.parent, v.parent_partition) {
                 (Some(parent), Some(pid)) => {
-                    let resolved = self
-                        .get_partition(pid)
-                        .is_some_and(|p| !p.is_open());
-                    let parent_top = Self::slot(parent.0).and_then(|s| top.get(s).copied().flatten());
+                    let resolved = self.get_partition(pid).is_some_and(|p| !p.is_open());
+                    let parent_top =
+                        Self::slot(parent.0).and_then(|s| top.get(s).copied().flatten());
                     match (resolved, parent_top) {
                         (true, Some(pt)) => pt,
                         _ => i,
@@ -58,7 +57,10 @@ impl VerseTree {
     fn class_top(&self, id: VerseId) -> VerseId {
         let mut cur = id;
         while let Some(v) = self.get(cur) {
-            match (v.parent, v.parent_partition.and_then(|p| self.get_partition(p))) {
+            match (
+                v.parent,
+                v.parent_partition.and_then(|p| self.get_partition(p)),
+            ) {
                 (Some(parent), Some(p)) if !p.is_open() => cur = parent,
                 _ => break,
             }
@@ -91,9 +93,7 @@ impl VerseTree {
         self.verses
             .iter()
             .enumerate()
-            .filter(|(i, v)| {
-                v.partitions.is_empty() && c.top[*i].is_some_and(|t| !c.open[t])
-            })
+            .filter(|(i, v)| v.partitions.is_empty() && c.top[*i].is_some_and(|t| !c.open[t]))
             .map(|(_, v)| v.id)
             .collect()
     }

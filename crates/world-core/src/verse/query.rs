@@ -62,13 +62,16 @@ impl VerseTree {
             cur = parent;
         }
         // Unreachable in a consistent tree; still say what is wrong.
-        VerseError::Corrupt(format!("verse {id} is evaporated but no resolution rules it out"))
+        VerseError::Corrupt(format!(
+            "verse {id} is evaporated but no resolution rules it out"
+        ))
     }
 
     /// The partition with this id.
     #[inline]
     pub fn partition_info(&self, id: PartitionId) -> Result<&Partition, VerseError> {
-        self.get_partition(id).ok_or(VerseError::UnknownPartition(id))
+        self.get_partition(id)
+            .ok_or(VerseError::UnknownPartition(id))
     }
 
     /// The open partition of `verse`, if it has one (always its last).

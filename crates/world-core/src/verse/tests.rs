@@ -50,26 +50,47 @@ fn partition_rules() {
     let mut t = VerseTree::new();
     let root = t.create_root("r", 0).unwrap();
     let one = vec![ChildSpec::new("a", Prob::ONE, Trit::Zero)];
-    assert_eq!(t.partition(root, &one, false), Err(VerseError::TooFewChildren(1)));
+    assert_eq!(
+        t.partition(root, &one, false),
+        Err(VerseError::TooFewChildren(1))
+    );
     let mut dup = pair();
     dup[1].name = "a".into();
-    assert_eq!(t.partition(root, &dup, false), Err(VerseError::DuplicateName("a".into())));
+    assert_eq!(
+        t.partition(root, &dup, false),
+        Err(VerseError::DuplicateName("a".into()))
+    );
     let mut empty = pair();
     empty[1].name.clear();
-    assert_eq!(t.partition(root, &empty, false), Err(VerseError::EmptyName { index: 1 }));
+    assert_eq!(
+        t.partition(root, &empty, false),
+        Err(VerseError::EmptyName { index: 1 })
+    );
     let mut zero = pair();
     zero[0].prob = Prob::ZERO;
     zero[1].prob = Prob::ONE;
-    assert_eq!(t.partition(root, &zero, false), Err(VerseError::ZeroProb("a".into())));
+    assert_eq!(
+        t.partition(root, &zero, false),
+        Err(VerseError::ZeroProb("a".into()))
+    );
     let mut short = pair();
     short[1].prob = p("0.4");
     let err = t.partition(root, &short, false).unwrap_err();
     assert_eq!(err, VerseError::ProbSum(u128::from(PROB_SCALE) * 9 / 10));
-    assert_eq!(err.to_string(), "child probabilities sum to 0.9, must be exactly 1");
+    assert_eq!(
+        err.to_string(),
+        "child probabilities sum to 0.9, must be exactly 1"
+    );
     let mut lopsided = pair();
     lopsided[1].trit = Trit::Zero;
-    assert_eq!(t.partition(root, &lopsided, false), Err(VerseError::NonConserving(-1)));
-    assert_eq!(t.partition(VerseId(9), &pair(), false), Err(VerseError::UnknownVerse(VerseId(9))));
+    assert_eq!(
+        t.partition(root, &lopsided, false),
+        Err(VerseError::NonConserving(-1))
+    );
+    assert_eq!(
+        t.partition(VerseId(9), &pair(), false),
+        Err(VerseError::UnknownVerse(VerseId(9)))
+    );
     // Nothing was added by the failures.
     assert_eq!(t.len(), 1);
     assert_eq!(t.partitions().count(), 0);
@@ -77,7 +98,13 @@ fn partition_rules() {
     let pid = t.partition(root, &lopsided, true).unwrap();
     assert_eq!(t.partition_info(pid).unwrap().gf3_sum, -1);
     let err = t.partition(root, &pair(), false).unwrap_err();
-    assert_eq!(err, VerseError::AlreadyPartitioned { verse: root, partition: pid });
+    assert_eq!(
+        err,
+        VerseError::AlreadyPartitioned {
+            verse: root,
+            partition: pid
+        }
+    );
     assert_eq!(err.to_string(), "verse v1 already has open partition p1");
 }
 
@@ -88,28 +115,49 @@ fn resolve_evaporates_subtrees() {
     let p1 = t.partition(root, &seed_triple(), false).unwrap(); // v2 v3 v4
     let p2 = t.partition(VerseId(2), &pair(), false).unwrap(); // v5 v6
     let p3 = t.partition(VerseId(5), &pair(), false).unwrap(); // v7 v8
-    assert_eq!(t.descendants(VerseId(2)).unwrap(), vec![VerseId(5), VerseId(6), VerseId(7), VerseId(8)]);
+    assert_eq!(
+        t.descendants(VerseId(2)).unwrap(),
+        vec![VerseId(5), VerseId(6), VerseId(7), VerseId(8)]
+    );
     // Resolve inner first: v8 evaporates.
     assert_eq!(t.resolve(p3, VerseId(7)).unwrap(), vec![VerseId(8)]);
     assert_eq!(
         t.resolve(p3, VerseId(7)),
-        Err(VerseError::AlreadyResolved { partition: p3, winner: VerseId(7) })
+        Err(VerseError::AlreadyResolved {
+            partition: p3,
+            winner: VerseId(7)
+        })
     );
     assert_eq!(
         t.resolve(p2, VerseId(3)),
-        Err(VerseError::NotAChild { partition: p2, verse: VerseId(3) })
+        Err(VerseError::NotAChild {
+            partition: p2,
+            verse: VerseId(3)
+        })
     );
     // Resolving the top to v3 evaporates v2, v4 and v2's live subtree.
     let gone = t.resolve(p1, VerseId(3)).unwrap();
-    assert_eq!(gone, vec![VerseId(2), VerseId(4), VerseId(5), VerseId(6), VerseId(7)]);
+    assert_eq!(
+        gone,
+        vec![VerseId(2), VerseId(4), VerseId(5), VerseId(6), VerseId(7)]
+    );
     let err = t.live_verse(VerseId(7)).unwrap_err();
-    assert_eq!(err.to_string(), "verse v7 has evaporated (partition p1 resolved to v3)");
+    assert_eq!(
+        err.to_string(),
+        "verse v7 has evaporated (partition p1 resolved to v3)"
+    );
     assert_eq!(
         t.live_verse(VerseId(8)).unwrap_err().to_string(),
         "verse v8 has evaporated (partition p3 resolved to v7)"
     );
     // p2's parent has evaporated: it cannot be resolved any more.
-    assert!(matches!(t.resolve(p2, VerseId(5)), Err(VerseError::Evaporated { verse: VerseId(2), .. })));
+    assert!(matches!(
+        t.resolve(p2, VerseId(5)),
+        Err(VerseError::Evaporated {
+            verse: VerseId(2),
+            ..
+        })
+    ));
     assert_eq!(t.live_leaves(), vec![VerseId(3)]);
     // The root may be partitioned again.
     let p4 = t.partition(root, &pair(), false).unwrap();
@@ -127,17 +175,27 @@ fn outcome_classes() {
     // part of every new leaf's outcome.
     let p2 = t.partition(root, &pair(), false).unwrap(); // v4 v5
     assert_eq!(t.live_leaves(), vec![VerseId(4), VerseId(5)]);
-    assert_eq!(t.outcome_verses(VerseId(4)).unwrap(), vec![root, VerseId(2), VerseId(4)]);
+    assert_eq!(
+        t.outcome_verses(VerseId(4)).unwrap(),
+        vec![root, VerseId(2), VerseId(4)]
+    );
     // v2 shares the root's outcomes, so it cannot be split while p2 is open.
     let err = t.partition(VerseId(2), &pair(), false).unwrap_err();
     assert_eq!(
         err,
-        VerseError::ClassPartitioned { verse: VerseId(2), holder: root, partition: p2 }
+        VerseError::ClassPartitioned {
+            verse: VerseId(2),
+            holder: root,
+            partition: p2
+        }
     );
     t.resolve(p2, VerseId(5)).unwrap();
     // Now v2 can be split, but then the root cannot.
     let p3 = t.partition(VerseId(2), &pair(), false).unwrap();
-    assert!(matches!(t.partition(root, &pair(), false), Err(VerseError::ClassPartitioned { .. })));
+    assert!(matches!(
+        t.partition(root, &pair(), false),
+        Err(VerseError::ClassPartitioned { .. })
+    ));
     assert_eq!(t.live_leaves(), vec![VerseId(6), VerseId(7)]);
     assert_eq!(
         t.outcome_verses(VerseId(7)).unwrap(),
@@ -153,14 +211,26 @@ fn outcome_classes() {
 #[test]
 fn several_roots_and_errors() {
     let mut t = VerseTree::new();
-    assert_eq!(t.create_root("", 0), Err(VerseError::EmptyName { index: 0 }));
+    assert_eq!(
+        t.create_root("", 0),
+        Err(VerseError::EmptyName { index: 0 })
+    );
     let a = t.create_root("a", 0).unwrap();
     let b = t.create_root("b", 0).unwrap();
     assert_eq!(t.roots().map(|v| v.id).collect::<Vec<_>>(), vec![a, b]);
     assert_eq!(t.live_leaves(), vec![a, b]);
-    assert_eq!(t.partition_info(PartitionId(1)), Err(VerseError::UnknownPartition(PartitionId(1))));
-    assert_eq!(t.verse(VerseId(0)), Err(VerseError::UnknownVerse(VerseId(0))));
-    assert_eq!(t.path(VerseId(3)), Err(VerseError::UnknownVerse(VerseId(3))));
+    assert_eq!(
+        t.partition_info(PartitionId(1)),
+        Err(VerseError::UnknownPartition(PartitionId(1)))
+    );
+    assert_eq!(
+        t.verse(VerseId(0)),
+        Err(VerseError::UnknownVerse(VerseId(0)))
+    );
+    assert_eq!(
+        t.path(VerseId(3)),
+        Err(VerseError::UnknownVerse(VerseId(3)))
+    );
     assert_eq!(t.absolute_prob(b).unwrap(), Prob::ONE);
 }
 
@@ -195,12 +265,23 @@ fn from_parts_round_trip_and_checks() {
 
     let mut gap = verses.clone();
     gap.retain(|v| v.id != VerseId(4));
-    assert!(matches!(VerseTree::from_parts(gap, parts.clone()), Err(VerseError::Corrupt(_))));
+    assert!(matches!(
+        VerseTree::from_parts(gap, parts.clone()),
+        Err(VerseError::Corrupt(_))
+    ));
     let mut bad_seed = verses.clone();
-    bad_seed.iter_mut().find(|v| v.id == VerseId(3)).unwrap().seed ^= 1;
+    bad_seed
+        .iter_mut()
+        .find(|v| v.id == VerseId(3))
+        .unwrap()
+        .seed ^= 1;
     assert!(VerseTree::from_parts(bad_seed, parts.clone()).is_err());
     let mut alive = verses.clone();
-    alive.iter_mut().find(|v| v.id == VerseId(6)).unwrap().status = VerseStatus::Live;
+    alive
+        .iter_mut()
+        .find(|v| v.id == VerseId(6))
+        .unwrap()
+        .status = VerseStatus::Live;
     assert!(VerseTree::from_parts(alive, parts.clone()).is_err());
     let mut bad_sum = parts.clone();
     bad_sum.iter_mut().find(|p| p.id == p1).unwrap().gf3_sum = 3;

@@ -140,7 +140,9 @@ impl VerseTree {
             gf3_sum: gf3,
             status: PartitionStatus::Open,
         });
-        self.verse_mut(parent).partitions.push(pid);
+        if let Some(p) = self.verse_mut(parent) {
+            p.partitions.push(pid);
+        }
         Ok(pid)
     }
 
@@ -183,9 +185,13 @@ impl VerseTree {
     ) -> Result<Vec<VerseId>, VerseError> {
         let evaporated = self.check_resolve(partition, winner)?;
         for &v in &evaporated {
-            self.verse_mut(v).status = VerseStatus::Evaporated;
+            if let Some(verse) = self.verse_mut(v) {
+                verse.status = VerseStatus::Evaporated;
+            }
         }
-        self.partition_mut(partition).status = PartitionStatus::Resolved { winner };
+        if let Some(p) = Self::slot(partition.0).and_then(|i| self.partitions.get_mut(i)) {
+            p.status = PartitionStatus::Resolved { winner };
+        }
         Ok(evaporated)
     }
 
@@ -207,13 +213,8 @@ impl VerseTree {
         }
     }
 
-    pub(super) fn verse_mut(&mut self, id: VerseId) -> &mut Verse {
-        let i = Self::slot(id.0).unwrap_or(usize::MAX);
-        &mut self.verses[i]
-    }
-
-    fn partition_mut(&mut self, id: PartitionId) -> &mut Partition {
-        let i = Self::slot(id.0).unwrap_or(usize::MAX);
-        &mut self.partitions[i]
+    /// The verse with this id (always present for checked ids).
+    fn verse_mut(&mut self, id: VerseId) -> Option<&mut Verse> {
+        self.verses.get_mut(Self::slot(id.0)?)
     }
 }

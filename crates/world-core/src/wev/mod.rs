@@ -88,7 +88,10 @@ pub fn wev(nash: f64, optimum: f64, sense: GameSense) -> Result<WevReport, WevEr
         GameSense::Welfare => (optimum / nash, optimum - nash),
     };
     if !poa.is_finite() {
-        return Err(WevError::NonFinite { what: "nash", value: nash });
+        return Err(WevError::NonFinite {
+            what: "nash",
+            value: nash,
+        });
     }
     if poa < 1.0 - POA_EPSILON {
         return Err(WevError::BelowOne {
@@ -117,16 +120,44 @@ mod tests {
         assert!((r.wev - 1.0 / 3.0).abs() < 1e-12);
         assert!((r.wev_abs - 0.25).abs() < 1e-12);
         let r = wev(2.0, 6.0, GameSense::Welfare).unwrap();
-        assert_eq!(r, WevReport { poa: 3.0, wev: 2.0, wev_abs: 4.0 });
+        assert_eq!(
+            r,
+            WevReport {
+                poa: 3.0,
+                wev: 2.0,
+                wev_abs: 4.0
+            }
+        );
     }
 
     #[test]
     fn rejects_bad_values() {
-        assert!(matches!(wev(f64::NAN, 1.0, GameSense::Cost), Err(WevError::NonFinite { what: "nash", .. })));
-        assert!(matches!(wev(1.0, f64::INFINITY, GameSense::Cost), Err(WevError::NonFinite { what: "optimum", .. })));
-        assert!(matches!(wev(1.0, 0.0, GameSense::Cost), Err(WevError::NonPositive { what: "optimum", .. })));
-        assert!(matches!(wev(0.0, 1.0, GameSense::Welfare), Err(WevError::NonPositive { what: "nash", .. })));
-        assert!(matches!(wev(-1.0, 1.0, GameSense::Cost), Err(WevError::NonPositive { .. })));
+        assert!(matches!(
+            wev(f64::NAN, 1.0, GameSense::Cost),
+            Err(WevError::NonFinite { what: "nash", .. })
+        ));
+        assert!(matches!(
+            wev(1.0, f64::INFINITY, GameSense::Cost),
+            Err(WevError::NonFinite {
+                what: "optimum",
+                ..
+            })
+        ));
+        assert!(matches!(
+            wev(1.0, 0.0, GameSense::Cost),
+            Err(WevError::NonPositive {
+                what: "optimum",
+                ..
+            })
+        ));
+        assert!(matches!(
+            wev(0.0, 1.0, GameSense::Welfare),
+            Err(WevError::NonPositive { what: "nash", .. })
+        ));
+        assert!(matches!(
+            wev(-1.0, 1.0, GameSense::Cost),
+            Err(WevError::NonPositive { .. })
+        ));
         let err = wev(0.5, 1.0, GameSense::Cost).unwrap_err();
         assert!(matches!(err, WevError::BelowOne { .. }));
         assert!(err.to_string().contains("PoA 0.5 < 1"), "{err}");
@@ -140,6 +171,13 @@ mod tests {
         assert_eq!(r.wev, 0.0);
         assert_eq!(r.wev_abs, 0.0);
         let r = wev(3.0, 3.0, GameSense::Welfare).unwrap();
-        assert_eq!(r, WevReport { poa: 1.0, wev: 0.0, wev_abs: 0.0 });
+        assert_eq!(
+            r,
+            WevReport {
+                poa: 1.0,
+                wev: 0.0,
+                wev_abs: 0.0
+            }
+        );
     }
 }

@@ -199,6 +199,7 @@ def _snapshot(fds):
 def _template(listener, cg, cwd):
     """A frozen copy of the session. Waits for branch requests; each one
     forks a session into a new world. Never runs user code."""
+    os.setsid()  # out of the session's process group: kill(0) there misses us
     _join_cgroup(cg)
     _prctl_name("world-template")
     _place([(listener, FD_LISTEN)])

@@ -7,7 +7,7 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 
-use super::{init, session};
+use super::{init, session, sigguard};
 use crate::lineage::{LineageSpec, ManagerReply, ManagerRequest};
 use crate::proto::{self, ProtoError};
 use crate::sys;
@@ -35,6 +35,8 @@ fn setup() -> Result<OwnedFd, String> {
     // SAFETY: prctl with integer args: not dumpable, so no world process
     // can trace the manager or open its /proc files.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // Before any session exists: sessions hand it their signal filter.
+    sigguard::start()?;
     init::sigchld_fd().map_err(|e| format!("signalfd: {e}"))
 }
 
@@ -149,6 +151,7 @@ fn new_world(spec: &crate::supervisor::LaunchSpec, mut fds: Vec<OwnedFd>) -> ! {
     if fds.len() < 2 {
         sys::exit_now(1);
     }
+    sigguard::close_in_child();
     let cg: Vec<OwnedFd> = fds.split_off(2);
     let rdy = fds.pop().expect("ready fd");
     let lst = fds.pop().expect("listener fd");

@@ -28,6 +28,7 @@ mod manager;
 mod rootfs;
 pub(crate) mod sandbox;
 pub mod session;
+mod sigguard;
 
 use std::io::Write;
 use std::os::fd::AsRawFd;

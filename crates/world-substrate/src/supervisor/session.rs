@@ -13,6 +13,7 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::sandbox;
+// Signal filter: see `super::sigguard`.
 use crate::seccomp::Program;
 use crate::sys;
 
@@ -69,6 +70,12 @@ pub fn start(argv: &[String], env: &[(String, String)], mut fds: Vec<OwnedFd>) -
         if let Err(e) = setns(fds[2 + i].as_raw_fd(), *t) {
             fail(format!("enter {name} namespace: {e}"));
         }
+    }
+    // Signals from the session go through the lineage's signal guard
+    // (installed while we still hold the lineage capabilities and before
+    // the fd shuffle below; the guard socket is closed by close_range).
+    if let Err(e) = super::sigguard::install_in_session() {
+        fail(e);
     }
     // SAFETY: setsid has no memory effects; own session and process group.
     unsafe { libc::setsid() };

@@ -1,0 +1,241 @@
+//! `world bench ledger | substrate`: throughput and latency tables.
+//!
+//! Benchmarks are measured, never asserted: each row reports p50 and p90
+//! over several runs, beside a baseline measured in the same run (serial
+//! execution for the parallel executor; `unshare` and `bwrap` for worlds).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+use world_core::ids::{Owner, Token, VerseId};
+use world_core::ledger::{Ledger, Op};
+use world_core::parallel::{execute_parallel, execute_serial};
+use world_core::workload::{self, Mix};
+use world_engine::Engine;
+
+use crate::args::BenchCmd;
+use crate::output::{table, Out};
+
+/// Runs one benchmark.
+pub fn run(engine: &Engine, out: &Out, cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Ledger { ops, runs } => ledger(out, ops.max(1000), runs.max(3)),
+        BenchCmd::Substrate { n, idle } => {
+            let report =
+                world_substrate::bench::bench_substrate(engine.substrate()?, n.max(3), idle)?;
+            print_report(out, &report)
+        }
+        BenchCmd::Branch { n } => {
+            let report = world_substrate::bench::bench_branch(
+                engine.substrate()?,
+                n.max(3),
+                &[1, 3, 10, 100],
+            )?;
+            print_report(out, &report)
+        }
+    }
+}
+
+fn print_report(out: &Out, report: &world_substrate::bench::BenchReport) -> Result<()> {
+    let rows: Vec<_> = report
+        .rows
+        .iter()
+        .map(|r| serde_json::json!({"name": r.name, "n": r.n, "p50": r.p50, "p90": r.p90, "unit": r.unit}))
+        .collect();
+    out.emit(&rows, || print!("{report}"))
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    bench: String,
+    ops: usize,
+    runs: usize,
+    p50_ops_per_s: f64,
+    p90_ops_per_s: f64,
+    baseline: String,
+    ratio_p50: Option<f64>,
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Ops per second of `f` over `runs`, each on a fresh clone of `ledger`.
+fn rate(
+    ledger: &Ledger,
+    ops: &[Op],
+    runs: usize,
+    mut f: impl FnMut(&mut Ledger, &[Op]),
+) -> Vec<f64> {
+    (0..runs)
+        .map(|_| {
+            let mut l = ledger.clone();
+            let t = Instant::now();
+            f(&mut l, ops);
+            ops.len() as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
+fn ledger(out: &Out, n: usize, runs: usize) -> Result<()> {
+    let owners = n.div_ceil(4) + 16;
+    let base = workload::setup_ledger(owners, 3, 1_000_000);
+    let mut rows = Vec::new();
+    let kinds = [
+        ("transfer", Mix::TRANSFERS),
+        (
+            "push_down",
+            Mix {
+                transfer: 0,
+                push_down: 1,
+                pull_up: 0,
+            },
+        ),
+        (
+            "pull_up",
+            Mix {
+                transfer: 0,
+                push_down: 0,
+                pull_up: 1,
+            },
+        ),
+        ("mixed", Mix::MIXED),
+    ];
+    for (name, mix) in kinds {
+        eprintln!("bench ledger: {name} x {n}, {runs} runs");
+        let ops = workload::batch(&base, n, 0.0, 7, mix);
+        let mut r = rate(&base, &ops, runs, |l, o| {
+            std::hint::black_box(execute_serial(l, o));
+        });
+        rows.push(Row {
+            bench: format!("in-memory {name}, 1 thread"),
+            ops: n,
+            runs,
+            p50_ops_per_s: pct(&mut r, 0.5),
+            p90_ops_per_s: pct(&mut r, 0.1), // 90% of runs were at least this fast
+            baseline: "goal 1,000,000/s".into(),
+            ratio_p50: None,
+        });
+    }
+    for conflict in [0.0, 0.1, 0.5] {
+        eprintln!(
+            "bench ledger: parallel at {:.0}% conflicts",
+            conflict * 100.0
+        );
+        let ops = workload::mixed_batch(&base, n, conflict, 11);
+        let mut serial = rate(&base, &ops, runs, |l, o| {
+            std::hint::black_box(execute_serial(l, o));
+        });
+        let mut par = rate(&base, &ops, runs, |l, o| {
+            std::hint::black_box(execute_parallel(l, o, 2));
+        });
+        let (s50, p50) = (pct(&mut serial, 0.5), pct(&mut par, 0.5));
+        rows.push(Row {
+            bench: format!(
+                "parallel executor, 2 threads, {:.0}% conflicts",
+                conflict * 100.0
+            ),
+            ops: n,
+            runs,
+            p50_ops_per_s: p50,
+            p90_ops_per_s: pct(&mut par, 0.1),
+            baseline: format!("serial {s50:.0}/s"),
+            ratio_p50: Some(p50 / s50),
+        });
+    }
+    rows.push(persisted(runs)?);
+    out.emit(&rows, || {
+        let r: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.bench.clone(),
+                    r.ops.to_string(),
+                    r.runs.to_string(),
+                    format!("{:.0}", r.p50_ops_per_s),
+                    format!("{:.0}", r.p90_ops_per_s),
+                    r.baseline.clone(),
+                    r.ratio_p50.map_or("-".into(), |x| format!("{x:.2}x")),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "benchmark",
+                    "ops",
+                    "runs",
+                    "p50 ops/s",
+                    "p90 ops/s",
+                    "baseline (same run)",
+                    "speed-up p50"
+                ],
+                &r
+            )
+        );
+        println!("p90 ops/s: 90% of runs were at least this fast.");
+    })
+}
+
+/// Batches of 1,000 transfers committed into a DuckDB file.
+fn persisted(runs: usize) -> Result<Row> {
+    const BATCH: usize = 1000;
+    eprintln!("bench ledger: persisted batches of {BATCH} into DuckDB, {runs} runs");
+    let dir = std::env::temp_dir().join(format!("world-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bench.duckdb");
+    let result = (|| -> Result<Row> {
+        let store = world_store::Store::open(&path)?;
+        let usd = Token::new(workload::TOKEN)?;
+        let owners = BATCH * runs / 2 + 16;
+        let mut setup = vec![
+            Op::CreateRoot {
+                name: "bench".into(),
+                seed: 1,
+            },
+            Op::Partition {
+                parent: VerseId(1),
+                children: workload::children_specs(3),
+                allow_nonconserving: false,
+            },
+        ];
+        for i in 0..owners {
+            let o = Owner::new(&format!("o{i}"))?;
+            setup.push(Op::Deposit {
+                token: usd.clone(),
+                verse: VerseId(1),
+                owner: o.clone(),
+                amount: 2_000_000,
+            });
+            setup.push(Op::PushDown {
+                token: usd.clone(),
+                owner: o,
+                parent: VerseId(1),
+                amount: 1_000_000,
+            });
+        }
+        store.apply(&setup)?;
+        let mut rates = Vec::new();
+        for run in 0..runs {
+            let ledger = store.load_ledger()?;
+            let ops = workload::transfer_batch(&ledger, BATCH, 0.0, run as u64);
+            let t = Instant::now();
+            store.apply(&ops)?;
+            rates.push(BATCH as f64 / t.elapsed().as_secs_f64());
+        }
+        Ok(Row {
+            bench: format!("persisted into DuckDB, batches of {BATCH}"),
+            ops: BATCH,
+            runs,
+            p50_ops_per_s: pct(&mut rates, 0.5),
+            p90_ops_per_s: pct(&mut rates, 0.1),
+            baseline: "goal 50,000/s".into(),
+            ratio_p50: None,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

@@ -1,0 +1,192 @@
+//! `world run-code | snapshot | snapshots | branch | service | repair`.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+use world_engine::world::world_id;
+use world_engine::{Engine, Error};
+use world_substrate::snapshot::BranchOptions;
+use world_substrate::ExecRequest;
+
+use crate::args::{BranchArgs, RunCodeArgs, ServiceCmd, SnapshotsCmd};
+use crate::output::{table, Out};
+
+fn secs(t: Option<f64>, what: &str) -> Result<Option<Duration>> {
+    match t {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) => {
+            Err(Error::Invalid(format!("{what} {t} must be a positive number of seconds")).into())
+        }
+    }
+}
+
+/// `world run-code`: returns the exit code (0 ok, 1 exception, 124 timeout).
+pub fn run_code(engine: &Engine, out: &Out, a: RunCodeArgs) -> Result<i32> {
+    let id = world_id(&a.id)?;
+    let code = match (&a.code, &a.file) {
+        (Some(c), None) => c.clone(),
+        (None, Some(f)) if f.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            s
+        }
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", f.display())))?,
+        _ => return Err(Error::Invalid("give the code or -f FILE".into()).into()),
+    };
+    let timeout = secs(a.timeout, "--timeout")?;
+    let r = if out.json {
+        engine.run_code(&id, &a.session, &code, timeout)?
+    } else {
+        let (o, e) = (std::io::stdout(), std::io::stderr());
+        engine.run_code_stream(&id, &a.session, &code, timeout, o.as_fd(), e.as_fd())?
+    };
+    if out.json {
+        println!(
+            "{}",
+            json!({
+                "stdout": String::from_utf8_lossy(&r.stdout),
+                "stderr": String::from_utf8_lossy(&r.stderr),
+                "value": r.value_repr, "error": r.error, "timed_out": r.timed_out,
+                "duration_ms": r.duration_ms,
+            })
+        );
+    } else {
+        if let Some(v) = &r.value_repr {
+            println!("{v}");
+        }
+        if let Some(e) = &r.error {
+            eprint!("{e}");
+            if !e.ends_with('\n') {
+                eprintln!();
+            }
+        }
+    }
+    Ok(if r.timed_out {
+        124
+    } else if r.error.is_some() {
+        1
+    } else {
+        0
+    })
+}
+
+/// `world snapshot`.
+pub fn snapshot(engine: &Engine, out: &Out, id: &str, name: Option<&str>) -> Result<()> {
+    let info = engine.snapshot(&world_id(id)?, name)?;
+    for w in &info.warnings {
+        eprintln!("warning: {w}");
+    }
+    out.emit(&info, || println!("{}", info.id))
+}
+
+/// `world snapshots [rm SNAP]`.
+pub fn snapshots(engine: &Engine, out: &Out, cmd: Option<SnapshotsCmd>) -> Result<()> {
+    match cmd {
+        Some(SnapshotsCmd::Rm { snapshot }) => {
+            engine.snapshot_delete(&snapshot)?;
+            out.emit(&json!({"deleted": snapshot}), || {
+                println!("deleted {snapshot}")
+            })
+        }
+        None => {
+            let snaps = engine.snapshots()?;
+            out.emit(&snaps, || {
+                let rows: Vec<Vec<String>> = snaps
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.id.clone(),
+                            s.name.clone(),
+                            s.world.to_string(),
+                            s.sessions.join(","),
+                            format!("{:.2}", s.snapshot_ms),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &["snapshot", "name", "world", "sessions", "snapshot_ms"],
+                        &rows
+                    )
+                );
+            })
+        }
+    }
+}
+
+/// `world branch`.
+pub fn branch(engine: &Engine, out: &Out, a: BranchArgs) -> Result<()> {
+    let opts = BranchOptions {
+        apply_seeds: !a.no_seed,
+        start_services: !a.no_services,
+        keep_snapshot: a.keep_snapshot,
+        ..BranchOptions::default()
+    };
+    let b = engine.branch(&a.source, a.count, &opts)?;
+    for w in &b.warnings {
+        eprintln!("warning: {w}");
+    }
+    out.emit(&b, || {
+        for c in &b.children {
+            println!("{c}");
+        }
+        eprintln!(
+            "{} world(s) in {:.1} ms{}",
+            b.children.len(),
+            b.branch_ms,
+            b.snapshot_ms
+                .map_or(String::new(), |s| format!(" (snapshot {s:.1} ms)"))
+        );
+    })
+}
+
+/// `world service ...`.
+pub fn service(engine: &Engine, out: &Out, cmd: ServiceCmd) -> Result<()> {
+    let sub = engine.substrate()?;
+    match cmd {
+        ServiceCmd::Add { id, name, argv } => {
+            let id = world_id(&id)?;
+            sub.declare_service(&id, &name, &ExecRequest::new(&argv))
+                .map_err(Error::from)?;
+            out.emit(&json!({"world": id.to_string(), "service": name}), || {
+                println!("service {name} declared and started in {id}")
+            })
+        }
+        ServiceCmd::List { id } => {
+            let svcs = sub.services(&world_id(&id)?).map_err(Error::from)?;
+            out.emit(&svcs, || {
+                let rows: Vec<Vec<String>> = svcs
+                    .iter()
+                    .map(|s| vec![s.name.clone(), s.request.argv.join(" ")])
+                    .collect();
+                print!("{}", table(&["service", "command"], &rows));
+            })
+        }
+    }
+}
+
+/// `world repair`.
+pub fn repair(engine: &Engine, out: &Out) -> Result<()> {
+    let r = engine.repair()?;
+    out.emit(&r, || {
+        let s = &r.substrate;
+        println!(
+            "removed {} half-made world(s), {} snapshot(s), {} orphaned subvolume(s); stopped {} lineage(s); {} dead world(s); {} record(s) marked lost",
+            s.removed_worlds.len(),
+            s.removed_snapshots.len(),
+            s.removed_subvolumes.len(),
+            s.stopped_lineages.len(),
+            s.dead_worlds.len(),
+            r.lost.len()
+        );
+        for w in &s.dead_worlds {
+            println!("dead: {w} (destroy it)");
+        }
+    })
+}

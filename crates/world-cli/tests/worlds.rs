@@ -1,0 +1,246 @@
+//! Worlds through the `world` binary, as root, against a real substrate
+//! (btrfs store, namespaces, cgroups) in a temporary state directory, with
+//! the records checked in the DuckDB file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Option<Env> {
+        if !is_root() {
+            eprintln!("skipping: world tests need root");
+            return None;
+        }
+        Some(Env {
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("world.duckdb")
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_world"));
+        c.arg("--db")
+            .arg(self.db())
+            .env("WORLD_STATE_DIR", self.dir.path().join("state"))
+            .env("WORLD_RUN_DIR", self.dir.path().join("run"))
+            .args(args);
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "world {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+    fn code(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.run(args);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into(),
+            String::from_utf8_lossy(&o.stderr).into(),
+        )
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Destroy what is left and unmount the temporary store.
+        if let Ok(v) = serde_json::from_str::<Value>(&String::from_utf8_lossy(
+            &self.run(&["--json", "list"]).stdout,
+        )) {
+            for w in v.as_array().into_iter().flatten() {
+                let _ = self.run(&["destroy", w["id"].as_str().unwrap_or("")]);
+            }
+        }
+        let cfg = world_substrate::SubstrateConfig::with_dirs(
+            self.dir.path().join("state"),
+            self.dir.path().join("run"),
+            vec![],
+        );
+        let _ = world_substrate::LinuxSubstrate::new(cfg).unmount_storage();
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    let store = world_store::Store::open(db).unwrap();
+    let mut stmt = store.connection().prepare(sql).unwrap();
+    let n = stmt.column_count();
+    let _ = n;
+    let rows = stmt
+        .query_map([], |r| {
+            let mut v = Vec::new();
+            let mut i = 0;
+            while let Ok(x) = r.get::<_, Option<String>>(i) {
+                v.push(x.unwrap_or_default());
+                i += 1;
+            }
+            Ok(v)
+        })
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn world_lifecycle_through_the_cli() {
+    let Some(env) = Env::new() else { return };
+    let created = env.json(&["create", "--memory", "256", "--vcpus", "1"]);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(created["create_ms"].as_f64().unwrap() > 0.0);
+
+    // exec: output, exit code, env, cwd, stdin.
+    assert_eq!(env.ok(&["exec", &id, "--", "echo", "hello"]), "hello\n");
+    let (code, _, _) = env.code(&["exec", &id, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(code, 7);
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "--env",
+            "A=b c",
+            "--cwd",
+            "/tmp",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "echo $A; pwd"
+        ]),
+        "b c\n/tmp\n"
+    );
+    let mut child = env
+        .cmd(&["exec", &id, "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.stdout, b"through stdin");
+    let (code, _, err) = env.code(&["exec", &id, "--", "no-such-command"]);
+    assert_eq!(code, 127, "{err}");
+    let (code, _, err) = env.code(&["exec", "--timeout", "0.5", &id, "--", "sleep", "30"]);
+    assert_eq!(code, 124, "{err}");
+
+    // cp both ways.
+    let host = env.dir.path().join("files");
+    std::fs::create_dir_all(host.join("sub")).unwrap();
+    std::fs::write(host.join("sub/a.txt"), "payload").unwrap();
+    env.ok(&[
+        "cp",
+        host.join("sub").to_str().unwrap(),
+        &format!("{id}:/work"),
+    ]);
+    assert_eq!(
+        env.ok(&["exec", &id, "--", "cat", "/work/sub/a.txt"]),
+        "payload"
+    );
+    env.ok(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo made-inside > /tmp/out.txt",
+    ]);
+    let back = env.dir.path().join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    env.ok(&["cp", &format!("{id}:/tmp/out.txt"), back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("out.txt")).unwrap(),
+        "made-inside\n"
+    );
+
+    // list / inspect.
+    let list = env.json(&["list"]);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["id"] == id.as_str()));
+    let info = env.json(&["inspect", &id]);
+    assert_eq!(info["state"], "running");
+    assert_eq!(info["limits"]["mem_size_mib"], 256);
+
+    // Records: a sandbox entity with boot_time_ms and a metrics row.
+    let rows = query(
+        &env.db(),
+        &format!("SELECT entity_type, state, CAST(memory_mib AS VARCHAR), CAST(boot_time_ms > 0 AS VARCHAR) FROM world_runtime_entities WHERE entity_id = '{id}'"),
+    );
+    assert_eq!(rows, vec![vec!["sandbox", "running", "256", "true"]]);
+    let m = query(&env.db(), &format!("SELECT count(*)::VARCHAR FROM runtime_metrics WHERE entity_id = '{id}' AND boot_time_ms IS NOT NULL"));
+    assert_eq!(m[0][0], "1");
+
+    env.ok(&["destroy", &id]);
+    let rows = query(
+        &env.db(),
+        &format!("SELECT state FROM world_runtime_entities WHERE entity_id = '{id}'"),
+    );
+    assert_eq!(rows[0][0], "destroyed");
+    let (code, _, err) = env.code(&["exec", &id, "--", "true"]);
+    assert_eq!(code, 4, "exec in a destroyed world: {err}");
+    assert!(err.contains(&id));
+}
+
+#[test]
+fn bad_world_input_is_refused_and_creates_nothing() {
+    let Some(env) = Env::new() else { return };
+    let (code, _, err) = env.code(&["create", "--image", "no-such-image"]);
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = env.code(&["create", "--memory", "1"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("mem"), "{err}");
+    let (code, _, err) = env.code(&["create", "--vcpus", "0"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = env.code(&["create", "--id", "Bad_Id"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, _, err) = env.code(&["inspect", "nope"]);
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = env.code(&["exec", "nope", "--", "true"]);
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = env.code(&["destroy", "nope"]);
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = env.code(&["cp", "/nonexistent-host-path", "nope:/tmp"]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(
+        env.json(&["list"]).as_array().unwrap().len(),
+        0,
+        "nothing was created"
+    );
+    assert_eq!(
+        env.json(&["entities", "--type", "sandbox"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}

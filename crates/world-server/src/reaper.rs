@@ -1,0 +1,70 @@
+//! Enforces TTLs: once a second, worlds whose TTL expired are destroyed
+//! (`ttl_action` `stop`, the default) or paused (`pause`), and expired
+//! snapshots are deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use world_substrate::WorldId;
+
+use crate::meta::{now, Ttl};
+use crate::state::AppState;
+
+/// Runs until `stop` turns true.
+pub async fn run(st: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let st2 = st.clone();
+        let _ = tokio::task::spawn_blocking(move || sweep(&st2)).await;
+    }
+}
+
+fn expired(t: &Ttl, now: u64) -> bool {
+    t.ttl_expire_at.is_some_and(|e| e <= now)
+}
+
+fn sweep(st: &AppState) {
+    let t = now();
+    let m = st.meta.snapshot();
+    for (id, w) in &m.worlds {
+        if !expired(&w.ttl, t) {
+            continue;
+        }
+        let Some(wid) = WorldId::new(id) else {
+            continue;
+        };
+        if w.ttl.ttl_action.as_deref() == Some("pause") {
+            if !w.paused && st.set_frozen(&wid, true).is_ok() {
+                st.meta.update(|f| {
+                    let e = f.worlds.entry(id.clone()).or_default();
+                    e.paused = true;
+                    e.ttl = Ttl::default();
+                });
+            }
+        } else if let Err(e) = st.destroy_world(&wid) {
+            if e.status == axum::http::StatusCode::NOT_FOUND {
+                st.meta.update(|f| f.worlds.remove(id));
+            } else {
+                eprintln!("world-serve: TTL of {id}: {e}");
+            }
+        }
+    }
+    for (id, s) in &m.snapshots {
+        if !expired(&s.ttl, t) {
+            continue;
+        }
+        let r = st.with_db(|| st.engine.snapshot_delete(id));
+        match r {
+            Ok(()) => {
+                st.meta.update(|f| f.snapshots.remove(id));
+            }
+            Err(e) if e.kind() == world_engine::ErrorKind::NotFound => {
+                st.meta.update(|f| f.snapshots.remove(id));
+            }
+            Err(e) => eprintln!("world-serve: TTL of snapshot {id}: {e}"),
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! `/v1/worlds/{id}/exec` (captured) and `/v1/worlds/{id}/exec/stream`
+//! (server-sent events); the Morph instance routes reuse both.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use world_engine::ErrorKind;
+use world_substrate::{ExecRequest, ExecStdio, Substrate, WorldId};
+
+use super::{no_nul, seconds, world_id, St};
+use crate::extract::Body;
+use crate::state::AppState;
+use crate::ApiError;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/worlds/{id}/exec", post(exec))
+        .route("/v1/worlds/{id}/exec/stream", post(exec_stream))
+}
+
+/// A command: a shell line (run with `sh -c`) or an argv.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    /// `sh -c LINE`.
+    Shell(String),
+    /// Program and arguments (a single element is a shell line, as in Morph).
+    Argv(Vec<String>),
+}
+
+/// `POST /v1/worlds/{id}/exec` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecReq {
+    /// Program and arguments.
+    argv: Option<Vec<String>>,
+    /// Or a shell line.
+    command: Option<Command>,
+    /// Extra environment.
+    env: Option<BTreeMap<String, String>>,
+    /// Working directory in the world.
+    cwd: Option<String>,
+    /// Seconds before the whole tree is killed.
+    timeout: Option<f64>,
+    /// Standard input (captured exec only).
+    stdin: Option<String>,
+}
+
+/// Turns a command into an argv (`sh -c` for shell lines).
+pub fn argv_of(c: Command) -> Result<Vec<String>, ApiError> {
+    let argv = match c {
+        Command::Shell(s) => vec!["sh".into(), "-c".into(), s],
+        Command::Argv(v) if v.len() == 1 => vec!["sh".into(), "-c".into(), v[0].clone()],
+        Command::Argv(v) => v,
+    };
+    check_argv(&argv)?;
+    Ok(argv)
+}
+
+fn check_argv(argv: &[String]) -> Result<(), ApiError> {
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err(ApiError::bad_request("no command given"));
+    }
+    for a in argv {
+        no_nul(a, "command arguments")?;
+    }
+    Ok(())
+}
+
+impl ExecReq {
+    fn into_request(self) -> Result<(ExecRequest, Vec<u8>), ApiError> {
+        let argv = match (self.argv, self.command) {
+            (Some(a), None) => {
+                check_argv(&a)?;
+                a
+            }
+            (None, Some(c)) => argv_of(c)?,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of `argv` (a list) or `command` (a shell line)",
+                ))
+            }
+        };
+        let mut req = ExecRequest::new(&argv);
+        for (k, v) in self.env.unwrap_or_default() {
+            if k.is_empty() || k.contains('=') {
+                return Err(ApiError::bad_request(format!(
+                    "env name {k:?} must be non-empty and without '='"
+                )));
+            }
+            no_nul(&k, "env names")?;
+            no_nul(&v, "env values")?;
+            req.env.push((k, v));
+        }
+        if let Some(c) = &self.cwd {
+            no_nul(c, "cwd")?;
+            if !c.starts_with('/') {
+                return Err(ApiError::bad_request(
+                    "cwd must be an absolute path in the world",
+                ));
+            }
+        }
+        req.cwd = self.cwd;
+        req.timeout = seconds(self.timeout, "timeout")?;
+        Ok((req, self.stdin.unwrap_or_default().into_bytes()))
+    }
+}
+
+/// The outcome of a captured exec.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecView {
+    /// Shell-style exit code (128+N for signal N, 124 timeout, 127 not found).
+    pub exit_code: i32,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// Whether the timeout killed it.
+    pub timed_out: bool,
+    /// Captured stdout.
+    pub stdout: String,
+    /// Captured stderr.
+    pub stderr: String,
+    /// Wall time, ms.
+    pub duration_ms: f64,
+}
+
+/// Runs a command in a world and captures its output.
+pub async fn exec_captured(
+    st: &Arc<AppState>,
+    id: WorldId,
+    req: ExecRequest,
+    stdin: Vec<u8>,
+) -> Result<ExecView, ApiError> {
+    st.run(move |st| {
+        st.ensure_not_paused(&id)?;
+        let t = Instant::now();
+        let r = st
+            .engine
+            .substrate()
+            .and_then(|s| s.exec_output(&id, &req, &stdin).map_err(Into::into));
+        let duration_ms = t.elapsed().as_secs_f64() * 1000.0;
+        match r {
+            Ok(o) => Ok(ExecView {
+                exit_code: if o.status.timed_out {
+                    124
+                } else {
+                    o.status.signal.map_or(o.status.exit_code, |s| 128 + s)
+                },
+                signal: o.status.signal,
+                timed_out: o.status.timed_out,
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+                duration_ms,
+            }),
+            Err(e) => match e.kind() {
+                ErrorKind::CommandNotFound | ErrorKind::NotExecutable => Ok(ExecView {
+                    exit_code: if e.kind() == ErrorKind::CommandNotFound {
+                        127
+                    } else {
+                        126
+                    },
+                    signal: None,
+                    timed_out: false,
+                    stdout: String::new(),
+                    stderr: format!("{e}\n"),
+                    duration_ms,
+                }),
+                _ => Err(e.into()),
+            },
+        }
+    })
+    .await
+}
+
+async fn exec(
+    st: St,
+    Path(id): Path<String>,
+    Body(r): Body<ExecReq>,
+) -> Result<Json<ExecView>, ApiError> {
+    let id = world_id(&id)?;
+    let (req, stdin) = r.into_request()?;
+    Ok(Json(exec_captured(&st, id, req, stdin).await?))
+}
+
+async fn exec_stream(
+    st: St,
+    Path(id): Path<String>,
+    Body(r): Body<ExecReq>,
+) -> Result<Response, ApiError> {
+    let id = world_id(&id)?;
+    if r.stdin.is_some() {
+        return Err(ApiError::bad_request(
+            "stdin is not supported by the streaming exec; use /exec",
+        ));
+    }
+    let (req, _) = r.into_request()?;
+    exec_sse(&st, id, req).await
+}
+
+fn event(kind: &str, content: &str) -> Result<Event, Infallible> {
+    Ok(Event::default().data(serde_json::json!({"type": kind, "content": content}).to_string()))
+}
+
+/// Decodes UTF-8 across chunk boundaries: returns the complete text and
+/// keeps an incomplete trailing sequence in `carry`.
+fn decode(carry: &mut Vec<u8>, chunk: &[u8]) -> String {
+    carry.extend_from_slice(chunk);
+    let keep = match std::str::from_utf8(carry) {
+        Ok(_) => 0,
+        Err(e) if e.error_len().is_none() => carry.len() - e.valid_up_to(),
+        Err(_) => 0,
+    };
+    let tail = carry.split_off(carry.len() - keep);
+    let text = String::from_utf8_lossy(carry).into_owned();
+    *carry = tail;
+    text
+}
+
+/// Runs a command in a world, streaming `{"type": "stdout"|"stderr",
+/// "content"}` events as it writes, then `{"type": "exit_code"}` and
+/// `[DONE]` (the Morph SSE protocol).
+pub async fn exec_sse(
+    st: &Arc<AppState>,
+    id: WorldId,
+    req: ExecRequest,
+) -> Result<Response, ApiError> {
+    let i2 = id.clone();
+    st.run(move |st| {
+        st.ensure_not_paused(&i2)?;
+        let w = st.engine.world_inspect(&i2)?;
+        if !w.state.can_exec() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "refused",
+                format!("world {i2} is {}", w.state),
+            ));
+        }
+        Ok(())
+    })
+    .await?;
+    let io = |e: std::io::Error| ApiError::internal(format!("exec stream: {e}"));
+    let (out_r, out_w) = std::os::unix::net::UnixStream::pair().map_err(io)?;
+    let (err_r, err_w) = std::os::unix::net::UnixStream::pair().map_err(io)?;
+    out_r.set_nonblocking(true).map_err(io)?;
+    err_r.set_nonblocking(true).map_err(io)?;
+    let mut out_r = tokio::net::UnixStream::from_std(out_r).map_err(io)?;
+    let mut err_r = tokio::net::UnixStream::from_std(err_r).map_err(io)?;
+    let st2 = st.clone();
+    let mut job = tokio::task::spawn_blocking(move || {
+        let stdio = ExecStdio {
+            stdin: None,
+            stdout: Some(out_w.as_fd()),
+            stderr: Some(err_w.as_fd()),
+        };
+        st2.engine.world_exec(&id, &req, stdio)
+    });
+    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
+    tokio::spawn(async move {
+        let (mut ob, mut eb) = (vec![0u8; 16384], vec![0u8; 16384]);
+        let (mut oc, mut ec) = (Vec::new(), Vec::new());
+        let (mut out_open, mut err_open) = (true, true);
+        let mut result = None;
+        let mut grace = None;
+        loop {
+            if result.is_some() && !out_open && !err_open {
+                break;
+            }
+            let deadline =
+                grace.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+            tokio::select! {
+                n = out_r.read(&mut ob), if out_open => match n {
+                    Ok(n) if n > 0 => {
+                        let s = decode(&mut oc, &ob[..n]);
+                        if !s.is_empty() && tx.send(event("stdout", &s)).await.is_err() { return; }
+                    }
+                    _ => out_open = false,
+                },
+                n = err_r.read(&mut eb), if err_open => match n {
+                    Ok(n) if n > 0 => {
+                        let s = decode(&mut ec, &eb[..n]);
+                        if !s.is_empty() && tx.send(event("stderr", &s)).await.is_err() { return; }
+                    }
+                    _ => err_open = false,
+                },
+                r = &mut job, if result.is_none() => {
+                    result = Some(r);
+                    // Output of background processes still holding the
+                    // pipes is not waited for beyond a short grace.
+                    grace = Some(tokio::time::Instant::now() + Duration::from_millis(200));
+                },
+                _ = tokio::time::sleep_until(deadline), if grace.is_some() => break,
+            }
+        }
+        let code = match result {
+            Some(Ok(Ok(s))) if s.timed_out => 124,
+            Some(Ok(Ok(s))) => s.signal.map_or(s.exit_code, |g| 128 + g),
+            Some(Ok(Err(e))) => {
+                let _ = tx.send(event("stderr", &format!("{e}\n"))).await;
+                match e.kind() {
+                    ErrorKind::CommandNotFound => 127,
+                    ErrorKind::NotExecutable => 126,
+                    _ => 125,
+                }
+            }
+            _ => 125,
+        };
+        let _ = tx.send(event("exit_code", &code.to_string())).await;
+        let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
+    });
+    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn utf8_split_across_chunks_is_kept_whole() {
+        let s = "héllo".as_bytes();
+        let mut c = Vec::new();
+        let a = decode(&mut c, &s[..2]);
+        let b = decode(&mut c, &s[2..]);
+        assert_eq!(format!("{a}{b}"), "héllo");
+        assert_eq!(a, "h");
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTP layer: one file per resource. Handlers parse the request into
+//! a typed value, call the engine on the blocking pool and answer JSON.
+
+mod exec;
+mod images;
+mod morph_images;
+mod morph_instances;
+mod morph_snapshots;
+mod records;
+mod sandboxes;
+mod services;
+mod snapshots;
+mod verses;
+mod views;
+mod worlds;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use serde_json::{json, Value};
+use world_substrate::WorldId;
+
+use crate::meta::Metadata;
+use crate::state::AppState;
+use crate::ApiError;
+
+/// Shared state as handlers see it.
+pub type St = axum::extract::State<Arc<AppState>>;
+
+/// The whole router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.body_limit;
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/v1/health", get(health))
+        .merge(worlds::routes())
+        .merge(exec::routes())
+        .merge(snapshots::routes())
+        .merge(images::routes())
+        .merge(verses::routes())
+        .merge(records::routes())
+        .merge(sandboxes::routes())
+        .merge(services::routes())
+        .nest(
+            "/api",
+            Router::new()
+                .merge(morph_images::routes())
+                .merge(morph_snapshots::routes())
+                .merge(morph_instances::routes()),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
+        .with_state(state)
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+async fn health(st: St) -> Json<Value> {
+    Json(json!({
+        "ok": true,
+        "version": env!("CARGO_PKG_VERSION"),
+        "url": st.public_url(),
+    }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("no route {} (see /openapi.json)", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {} (see /openapi.json)",
+            uri.path()
+        ),
+    )
+}
+
+/// Parses a world id from a path with a 400 on garbage.
+pub fn world_id(s: &str) -> Result<WorldId, ApiError> {
+    Ok(world_engine::world::world_id(s)?)
+}
+
+/// Most metadata entries, and longest key and value.
+const META_MAX: (usize, usize, usize) = (64, 256, 4096);
+
+/// Turns JSON metadata into strings (numbers and booleans as their JSON
+/// text; the original design sends `{"trit": -1}`), with size limits.
+pub fn metadata_in(v: Option<BTreeMap<String, Value>>) -> Result<Metadata, ApiError> {
+    let v = v.unwrap_or_default();
+    if v.len() > META_MAX.0 {
+        return Err(ApiError::bad_request(format!(
+            "metadata has {} entries; at most {} are allowed",
+            v.len(),
+            META_MAX.0
+        )));
+    }
+    let mut out = Metadata::new();
+    for (k, val) in v {
+        let s = match val {
+            Value::String(s) => s,
+            Value::Null => continue,
+            other => other.to_string(),
+        };
+        if k.is_empty() || k.len() > META_MAX.1 || s.len() > META_MAX.2 {
+            return Err(ApiError::bad_request(format!(
+                "metadata key {:?}: keys must be 1-{} bytes and values at most {} bytes",
+                k.chars().take(40).collect::<String>(),
+                META_MAX.1,
+                META_MAX.2
+            )));
+        }
+        out.insert(k, s);
+    }
+    Ok(out)
+}
+
+/// Whether `m` has every `metadata[k]=v` filter of a query string.
+pub fn matches_filter(m: &Metadata, query: &BTreeMap<String, String>) -> bool {
+    query.iter().all(|(k, v)| {
+        match k
+            .strip_prefix("metadata[")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            Some(key) => m.get(key) == Some(v),
+            None => true,
+        }
+    })
+}
+
+/// A positive, finite number of seconds, or a 400.
+pub fn seconds(t: Option<f64>, what: &str) -> Result<Option<std::time::Duration>, ApiError> {
+    match t {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 * 7.0 => {
+            Ok(Some(std::time::Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(ApiError::bad_request(format!(
+            "{what} {t} must be a positive number of seconds (at most a week)"
+        ))),
+    }
+}
+
+/// Refuses strings with NUL bytes (they cannot reach a process).
+pub fn no_nul(s: &str, what: &str) -> Result<(), ApiError> {
+    if s.contains('\0') {
+        return Err(ApiError::bad_request(format!(
+            "{what} must not contain NUL bytes"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `/v1/ledger`, `/v1/entities`, `/v1/branches`, `/v1/resolutions`,
+//! `/v1/metrics`: reading the records and applying ledger operations.
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use world_core::ledger::Op;
+
+use super::St;
+use crate::extract::{Body, Q};
+use crate::state::AppState;
+use crate::ApiError;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/ledger", get(ledger))
+        .route("/v1/ledger/ops", post(apply))
+        .route("/v1/ledger/journal", get(journal))
+        .route("/v1/entities", get(entities))
+        .route("/v1/branches", get(branches))
+        .route("/v1/resolutions", get(resolutions))
+        .route("/v1/metrics", get(metrics))
+}
+
+/// `?limit=N&type=T`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQ {
+    limit: Option<usize>,
+    #[serde(rename = "type")]
+    entity_type: Option<String>,
+}
+
+impl ListQ {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(1000).min(100_000)
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::internal(format!("serialize: {e}")))
+}
+
+async fn ledger(st: St) -> Result<Json<Value>, ApiError> {
+    Ok(Json(st.run_db(|st| to_json(&st.engine.ledger()?)).await?))
+}
+
+/// Applies one ledger operation (`{"op": "deposit", ...}`: the
+/// serde form of `world_core::ledger::Op`).
+async fn apply(st: St, Body(op): Body<Op>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        st.run_db(move |st| to_json(&st.engine.apply(op)?)).await?,
+    ))
+}
+
+async fn journal(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
+    let n = q.limit();
+    Ok(Json(
+        st.run_db(move |st| {
+            to_json(
+                &st.engine
+                    .store()?
+                    .journal(n)
+                    .map_err(world_engine::Error::from)?,
+            )
+        })
+        .await?,
+    ))
+}
+
+async fn entities(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
+    let n = q.limit();
+    Ok(Json(
+        st.run_db(move |st| {
+            let rows = st
+                .engine
+                .store()?
+                .entities(q.entity_type.as_deref(), n)
+                .map_err(world_engine::Error::from)?;
+            to_json(&rows)
+        })
+        .await?,
+    ))
+}
+
+async fn branches(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
+    let n = q.limit();
+    Ok(Json(
+        st.run_db(move |st| {
+            to_json(
+                &st.engine
+                    .store()?
+                    .branches(n)
+                    .map_err(world_engine::Error::from)?,
+            )
+        })
+        .await?,
+    ))
+}
+
+async fn resolutions(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
+    let n = q.limit();
+    Ok(Json(
+        st.run_db(move |st| {
+            to_json(
+                &st.engine
+                    .store()?
+                    .resolutions(n)
+                    .map_err(world_engine::Error::from)?,
+            )
+        })
+        .await?,
+    ))
+}
+
+async fn metrics(st: St) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        st.run_db(|st| {
+            to_json(
+                &st.engine
+                    .store()?
+                    .metric_summary()
+                    .map_err(world_engine::Error::from)?,
+            )
+        })
+        .await?,
+    ))
+}

@@ -1,0 +1,136 @@
+//! The original design's endpoints: `POST /v1/sandboxes` (from an image,
+//! or from `snapshot_id`, with `metadata`), `POST
+//! /v1/sandboxes/{id}/snapshots {name}` answering `{snapshot_id}`, `POST
+//! /v1/sandboxes/{id}/execute {code}` running Python in the sandbox's
+//! session. A sandbox is a world.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::views::{CodeView, WorldView};
+use super::worlds::{
+    create_world, get_world, list_worlds, run_code_in, snapshot_world, CreateSpec,
+};
+use super::{metadata_in, world_id, St};
+use crate::extract::{Body, OptBody};
+use crate::meta::{SnapMeta, Ttl};
+use crate::state::AppState;
+use crate::ApiError;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/sandboxes", post(create).get(list))
+        .route("/v1/sandboxes/{id}", get(inspect).delete(destroy))
+        .route("/v1/sandboxes/{id}/snapshots", post(snapshot))
+        .route("/v1/sandboxes/{id}/execute", post(execute))
+}
+
+/// `POST /v1/sandboxes` body (every field optional).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReq {
+    snapshot_id: Option<String>,
+    metadata: Option<BTreeMap<String, Value>>,
+    image: Option<String>,
+    vcpus: Option<u32>,
+    memory_mib: Option<u64>,
+    /// Kept as metadata `seed` (worlds take their seed from their lineage).
+    seed: Option<Value>,
+    ttl_seconds: Option<u64>,
+}
+
+async fn create(
+    st: St,
+    OptBody(r): OptBody<CreateReq>,
+) -> Result<(StatusCode, Json<WorldView>), ApiError> {
+    let mut metadata = metadata_in(r.metadata)?;
+    if let Some(s) = r.seed {
+        metadata.extend(metadata_in(Some(BTreeMap::from([(
+            "seed".to_string(),
+            s,
+        )])))?);
+    }
+    let spec = CreateSpec {
+        snapshot_id: r.snapshot_id,
+        image: r.image,
+        vcpus: r.vcpus,
+        memory_mib: r.memory_mib,
+        metadata,
+        ttl: Ttl::from_now(r.ttl_seconds, None),
+        ..CreateSpec::default()
+    };
+    Ok((StatusCode::CREATED, Json(create_world(&st, spec).await?)))
+}
+
+async fn list(st: St) -> Result<Json<Vec<WorldView>>, ApiError> {
+    Ok(Json(list_worlds(&st).await?))
+}
+
+async fn inspect(st: St, Path(id): Path<String>) -> Result<Json<WorldView>, ApiError> {
+    Ok(Json(get_world(&st, world_id(&id)?).await?))
+}
+
+async fn destroy(st: St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = world_id(&id)?;
+    let i2 = id.clone();
+    st.run(move |st| st.destroy_world(&i2)).await?;
+    Ok(Json(json!({"destroyed": id.to_string()})))
+}
+
+/// `POST /v1/sandboxes/{id}/snapshots` body.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotReq {
+    name: Option<String>,
+    metadata: Option<BTreeMap<String, Value>>,
+}
+
+async fn snapshot(
+    st: St,
+    Path(id): Path<String>,
+    OptBody(r): OptBody<SnapshotReq>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let meta = SnapMeta {
+        metadata: metadata_in(r.metadata)?,
+        ..SnapMeta::default()
+    };
+    // The original design snapshots every world as "pre-split": a taken
+    // name falls back to a unique one instead of failing.
+    let info = snapshot_world(&st, world_id(&id)?, r.name, meta, true).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "snapshot_id": info.id,
+            "name": info.name,
+            "world": info.world,
+            "snapshot_ms": info.snapshot_ms,
+            "warnings": info.warnings,
+        })),
+    ))
+}
+
+/// `POST /v1/sandboxes/{id}/execute` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteReq {
+    code: String,
+    session: Option<String>,
+    timeout: Option<f64>,
+}
+
+async fn execute(
+    st: St,
+    Path(id): Path<String>,
+    Body(r): Body<ExecuteReq>,
+) -> Result<Json<CodeView>, ApiError> {
+    Ok(Json(
+        run_code_in(&st, world_id(&id)?, r.session, r.code, r.timeout).await?,
+    ))
+}

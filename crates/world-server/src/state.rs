@@ -1,0 +1,163 @@
+//! Shared state of the daemon and the bridge from async handlers to the
+//! synchronous engine.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use world_engine::Engine;
+use world_substrate::WorldId;
+
+use crate::meta::MetaStore;
+use crate::{ApiError, Error, ServerConfig};
+
+/// Everything handlers share.
+pub struct AppState {
+    /// The engine over the database and the substrate.
+    pub engine: Engine,
+    /// The bearer token.
+    pub token: String,
+    /// Metadata, TTLs, pause state.
+    pub meta: MetaStore,
+    /// Serialises engine calls that open the DuckDB file (one writer
+    /// instance per file and process).
+    db_lock: Mutex<()>,
+    /// `http://ADDR` of the TCP listener, for URLs handed to clients.
+    public_url: Mutex<String>,
+    /// The substrate's cgroup name (pause/resume).
+    cgroup_name: String,
+    /// Largest accepted body.
+    pub body_limit: usize,
+}
+
+impl AppState {
+    /// Prepares the state (token, metadata file) without touching worlds.
+    pub fn new(cfg: &ServerConfig) -> Result<AppState, Error> {
+        let token = crate::token::load_or_create_token(&cfg.substrate.state_dir)?;
+        let meta = MetaStore::load(cfg.substrate.state_dir.join("server").join("meta.json"));
+        Ok(AppState {
+            engine: Engine::new(cfg.db.clone()).with_substrate(cfg.substrate.clone()),
+            token,
+            meta,
+            db_lock: Mutex::new(()),
+            public_url: Mutex::new(format!("http://{}", cfg.listen)),
+            cgroup_name: cfg.substrate.cgroup_name.clone(),
+            body_limit: cfg.body_limit,
+        })
+    }
+
+    /// The base URL clients reach the daemon at.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets the base URL once the listener is bound.
+    pub fn set_public_url(&self, url: String) {
+        *self.public_url.lock().unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    /// Runs `f` on the blocking pool without the database lock (calls that
+    /// only touch the substrate: list, inspect, exec, run-code).
+    pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+    {
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || f(&st))
+            .await
+            .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
+    }
+
+    /// Runs `f` on the blocking pool holding the database lock (every call
+    /// that records: create, destroy, snapshot, branch, verses, records).
+    pub async fn run_db<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.run(move |st| {
+            let _g = st.db_lock.lock().unwrap_or_else(|p| p.into_inner());
+            f(st)
+        })
+        .await
+    }
+
+    /// Runs `f` holding the database lock (already on a blocking thread).
+    pub fn with_db<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _g = self.db_lock.lock().unwrap_or_else(|p| p.into_inner());
+        f()
+    }
+
+    /// Freezes (`true`) or thaws a world's processes.
+    pub fn set_frozen(&self, id: &WorldId, frozen: bool) -> Result<(), ApiError> {
+        let cg = world_substrate::cgroup::WorldCgroup::open(&self.cgroup_name, id.as_str());
+        let r = if frozen {
+            cg.freeze(Duration::from_secs(5))
+        } else {
+            cg.thaw()
+        };
+        match r {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::unsupported(
+                "pause needs a cgroup freezer, which this host does not have",
+            )),
+            Err(e) => Err(ApiError::internal(format!("freezer of {id}: {e}"))),
+        }
+    }
+
+    /// Fails with 409 `world_paused` when the world is paused.
+    pub fn ensure_not_paused(&self, id: &WorldId) -> Result<(), ApiError> {
+        if self.meta.world(id.as_str()).paused {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "world_paused",
+                format!("world {id} is paused; resume it first"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Destroys a world (thawing it first if paused) and forgets its metadata.
+    pub fn destroy_world(&self, id: &WorldId) -> Result<(), ApiError> {
+        if self.meta.world(id.as_str()).paused {
+            let _ = self.set_frozen(id, false);
+        }
+        let _g = self.db_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.engine.world_destroy(id)?;
+        self.meta.update(|m| m.worlds.remove(id.as_str()));
+        Ok(())
+    }
+
+    /// At start: repair what a crash left (the engine marks lost worlds in
+    /// the records) and drop metadata of worlds and snapshots that are gone.
+    pub async fn recover(self: &Arc<Self>) {
+        let r = self
+            .run_db(|st| {
+                let rep = st.engine.repair()?;
+                let worlds: Vec<String> = st
+                    .engine
+                    .world_list()?
+                    .into_iter()
+                    .map(|w| w.id.to_string())
+                    .collect();
+                let snaps: Vec<String> = st.engine.snapshots()?.into_iter().map(|s| s.id).collect();
+                st.meta.update(|m| {
+                    m.worlds.retain(|k, _| worlds.contains(k));
+                    m.snapshots.retain(|k, _| snaps.contains(k));
+                });
+                Ok((rep, worlds.len(), snaps.len()))
+            })
+            .await;
+        match r {
+            Ok((rep, w, s)) => println!(
+                "world-serve: recovered {w} world(s), {s} snapshot(s); {} record(s) marked lost, {} half-made world(s) removed",
+                rep.lost.len(),
+                rep.substrate.removed_worlds.len()
+            ),
+            Err(e) => eprintln!("world-serve: repair at start failed: {e}"),
+        }
+    }
+}
