@@ -13,3 +13,7 @@ fi
 export WORLD_VENV="${WORLD_VENV:-$(dirname "$CARGO_TARGET_DIR")/venv}"
 export WORLD_PYTHON="$WORLD_VENV/bin/python3"
 export PATH="$CARGO_TARGET_DIR/release:$WORLD_VENV/bin:$PATH"
+# The static DuckDB library, built once per machine by build-duckdb.sh.
+export DUCKDB_LIB_DIR="${DUCKDB_LIB_DIR:-$(dirname "$CARGO_TARGET_DIR")/duckdb/lib}"
+export DUCKDB_INCLUDE_DIR="${DUCKDB_INCLUDE_DIR:-$DUCKDB_LIB_DIR}"
+export DUCKDB_STATIC=1

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, unit, property and
-# integration tests. One cargo profile (release) for everything, so the
-# bundled DuckDB is never built twice.
+# integration tests, as root for the world tests. One cargo profile
+# (release) for everything; DuckDB is a static library built once per
+# machine by build-duckdb.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+./scripts/build-duckdb.sh
 . scripts/env.sh
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check

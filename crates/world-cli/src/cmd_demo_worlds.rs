@@ -223,7 +223,7 @@ pub fn wev(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
             vec![
                 v.verse.to_string(),
                 v.name.clone(),
-                format!("{:+}", v.trit),
+                crate::output::trit(i64::from(v.trit)),
                 v.prob.clone(),
                 strategy(&v.name).to_string(),
                 format!("{:.4}", r.run.score.unwrap_or(f64::NAN)),
@@ -325,7 +325,10 @@ pub fn chromatic(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
             let stdout = cell(engine, &v.world, &format!("{call}({arg})"))?;
             let (line, step) = prefixed(&stdout, "WORLD_STEP")?;
             trit_sum += i64::from(v.trit);
-            let gf3 = step.get("gf3").and_then(|g| g.as_i64());
+            let gf3 = step
+                .get("gf3")
+                .and_then(|g| g.get("sum"))
+                .and_then(|s| s.as_i64());
             if gf3.map(|g| g.rem_euclid(3)) != Some(trit_sum.rem_euclid(3)) {
                 bail!("GF(3) broken at round {round}, {agent}: the walk says {gf3:?}, the verses' trits sum to {trit_sum}");
             }
@@ -371,7 +374,7 @@ pub fn chromatic(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
                 s["round"].to_string(),
                 s["agent"].as_str().unwrap_or("").to_string(),
                 s["verse"].as_str().unwrap_or("").to_string(),
-                format!("{:+}", s["trit"].as_i64().unwrap_or(0)),
+                crate::output::trit(s["trit"].as_i64().unwrap_or(0)),
                 s["gf3_running"].to_string(),
                 summary,
             ]

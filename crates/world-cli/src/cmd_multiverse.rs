@@ -46,7 +46,7 @@ pub fn push_down(
                 vec![
                     v.verse.to_string(),
                     v.name.clone(),
-                    format!("{:+}", v.trit),
+                    crate::output::trit(i64::from(v.trit)),
                     v.prob.clone(),
                     v.world.to_string(),
                     format!("{:#018x}", v.seed),

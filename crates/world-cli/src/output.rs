@@ -72,6 +72,15 @@ pub fn ms(v: &Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"))
 }
 
+/// A trit as "-1", "0" or "+1".
+pub fn trit(t: i64) -> String {
+    if t > 0 {
+        format!("+{t}")
+    } else {
+        t.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,110 +1,11 @@
 //! Verses over worlds through the `world` binary, as root: push_down,
 //! parallel runs (one crashing, one timing out), the score oracle,
-//! pull_up, nesting, the demo, and bad input.
+//! pull_up, nesting, the demos, and bad input.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use common::Env;
 use serde_json::Value;
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Option<Env> {
-        if !is_root() {
-            eprintln!("skipping: world tests need root");
-            return None;
-        }
-        Some(Env {
-            dir: tempfile::tempdir().unwrap(),
-        })
-    }
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("world.duckdb")
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_world"));
-        c.arg("--db")
-            .arg(self.db())
-            .env("WORLD_STATE_DIR", self.dir.path().join("state"))
-            .env("WORLD_RUN_DIR", self.dir.path().join("run"))
-            .args(args);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "world {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-    fn code(&self, args: &[&str]) -> (i32, String, String) {
-        let o = self.run(args);
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into(),
-            String::from_utf8_lossy(&o.stderr).into(),
-        )
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        // Destroy what is left and unmount the temporary store.
-        if let Ok(v) = serde_json::from_str::<Value>(&String::from_utf8_lossy(
-            &self.run(&["--json", "list"]).stdout,
-        )) {
-            for w in v.as_array().into_iter().flatten() {
-                let _ = self.run(&["destroy", w["id"].as_str().unwrap_or("")]);
-            }
-        }
-        let cfg = world_substrate::SubstrateConfig::with_dirs(
-            self.dir.path().join("state"),
-            self.dir.path().join("run"),
-            vec![],
-        );
-        let _ = world_substrate::LinuxSubstrate::new(cfg).unmount_storage();
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-}
-
-fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
-    let store = world_store::Store::open(db).unwrap();
-    let mut stmt = store.connection().prepare(sql).unwrap();
-    let n = stmt.column_count();
-    let _ = n;
-    let rows = stmt
-        .query_map([], |r| {
-            let mut v = Vec::new();
-            let mut i = 0;
-            while let Ok(x) = r.get::<_, Option<String>>(i) {
-                v.push(x.unwrap_or_default());
-                i += 1;
-            }
-            Ok(v)
-        })
-        .unwrap();
-    rows.map(|r| r.unwrap()).collect()
-}
 
 fn verses_of(pd: &Value) -> Vec<(String, String, String)> {
     pd["verses"]

@@ -78,7 +78,7 @@ impl Store {
             let mut link = conn.prepare(
                 "INSERT INTO verse_worlds (verse_id, world_id, snapshot_id) VALUES (?, ?, ?)
                  ON CONFLICT DO UPDATE SET world_id = excluded.world_id, snapshot_id = excluded.snapshot_id,
-                 linked_at = CURRENT_TIMESTAMP",
+                 linked_at = now()",
             )?;
             for a in applied {
                 match &a.effect {
@@ -137,7 +137,7 @@ impl Store {
             }
             conn.execute(
                 "INSERT INTO verse_worlds (verse_id, world_id) VALUES (?, ?)
-                 ON CONFLICT DO UPDATE SET world_id = excluded.world_id, linked_at = CURRENT_TIMESTAMP",
+                 ON CONFLICT DO UPDATE SET world_id = excluded.world_id, linked_at = now()",
                 params![parent.to_string(), winner_world],
             )?;
             Ok(())

@@ -2,8 +2,8 @@
 //! and validated token and owner names ([`Token`], [`Owner`]).
 //!
 //! Numbers print with a one-letter prefix (`v7`, `p3`) and parse with or
-//! without it. They serialize as plain numbers and deserialize from a number
-//! or from either string form.
+//! without it. They serialize as their display form (`"v7"`, readable in
+//! the journal) and deserialize from a number or from either string form.
 
 mod name;
 

@@ -18,18 +18,19 @@ pub(crate) const SHARDS: usize = 64;
 /// One shard: cells whose hash selects it.
 pub(crate) type Shard = HashMap<BalanceKey, u64, FxBuild>;
 
-/// A cheap 64-bit fold of a cell: the owner's and token's words and the
-/// verse, xor-ed at different rotations, times an odd constant. Distinct
-/// for distinct cells whose names fit in 7 bytes, and almost always
-/// otherwise; its top bits pick the cell's shard. The parallel executor
-/// uses it as a cell's identity (a collision only costs a needless
-/// re-execution).
+/// A cheap 64-bit hash of a cell: the owner's and token's words xor-ed at
+/// different rotations (distinct for distinct names of at most 7 bytes),
+/// mixed with the verse by multiplications. Its top bits pick the cell's
+/// shard; the parallel executor uses it as a cell's identity (a collision
+/// only costs a needless re-execution).
 #[inline]
 pub(crate) fn cell_fold(key: &BalanceKey) -> u64 {
     let [a, b, c] = key.owner.words();
     let [t, u, _] = key.token.words();
-    let x = a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ t.rotate_left(7) ^ u.rotate_left(29);
-    (x ^ key.verse.0.rotate_left(50)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    let names = a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ t.rotate_left(7) ^ u.rotate_left(29);
+    let mixed =
+        names.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.verse.0.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    mixed.wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
 /// The shard of a cell with fold `fold`: its top bits.

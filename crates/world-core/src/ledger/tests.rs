@@ -330,7 +330,7 @@ fn op_json_is_tagged() {
     let json = serde_json::to_string(&op).unwrap();
     assert_eq!(
         json,
-        r#"{"op":"push_down","token":"usd","owner":"alice","parent":1,"amount":5}"#
+        r#"{"op":"push_down","token":"usd","owner":"alice","parent":"v1","amount":5}"#
     );
     assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), op);
     let part = Op::Partition {

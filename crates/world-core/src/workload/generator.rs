@@ -8,6 +8,9 @@ use crate::ids::{Owner, PartitionId, Token, VerseId};
 use crate::ledger::{BalanceKey, Ledger, Op};
 use crate::seed::SplitMix64;
 
+/// How far back (in cells written) a conflicting operation reaches.
+pub(super) const RECENT: usize = 256;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Transfer,
@@ -238,11 +241,15 @@ impl Generator {
     }
 
     /// An operation writing a cell an earlier operation wrote.
+    /// The cell comes from the last [`RECENT`] cells written, so that the
+    /// conflict usually falls within one block of the parallel executor.
     fn conflicting(&mut self, kind: Kind) -> Option<Op> {
-        if self.touched_list.is_empty() {
+        let len = self.touched_list.len();
+        if len == 0 {
             return None;
         }
-        let i = self.rng.below(self.touched_list.len() as u64) as usize;
+        let window = len.min(RECENT);
+        let i = len - 1 - self.rng.below(window as u64) as usize;
         let cell = self.touched_list[i].clone();
         if kind != Kind::Transfer {
             let tree = self.scratch.tree();

@@ -7,8 +7,11 @@
 //! succeeds when the batch runs in order) with a controlled conflict rate.
 //!
 //! An operation *conflicts* when one of the cells it writes was written by
-//! an earlier operation of the batch; that is exactly when the parallel
-//! executor must re-execute it. A batch of `n` operations with
+//! an earlier operation of the batch; a conflicting operation reuses one of
+//! the last 256 cells written, so that it usually falls within the same
+//! block of the parallel executor ([`crate::parallel::BLOCK_OPS`]), which
+//! must then re-execute it (a conflict with an earlier block costs
+//! nothing: that block has committed). A batch of `n` operations with
 //! `conflict_rate` r has `round(r * n)` conflicting operations, spread
 //! evenly, as long as the ledger has enough untouched funded cells: a
 //! conflict-free transfer consumes one funded cell (it pays another funded
