@@ -286,7 +286,8 @@ impl Engine {
             ));
             ops.push(op);
         }
-        drop(store); // do not hold the database while branching
+        // The database stays open across the branch (tens of ms): one open
+        // per push_down instead of three; other processes wait with backoff.
         let opts = BranchOptions::default();
         let branched = sub.branch_world(
             world,
@@ -298,7 +299,6 @@ impl Engine {
         )?;
         let child_worlds: Vec<String> = branched.children.iter().map(|c| c.to_string()).collect();
         let commit = || -> Result<Vec<world_core::ledger::Applied>> {
-            let store = self.store()?;
             for c in &branched.children {
                 store.insert_entity(&world_store::NewEntity {
                     entity_id: c.to_string(),
@@ -363,8 +363,7 @@ impl Engine {
             })
             .collect();
         let total_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        self.store()?
-            .insert_timing("push_down_world", Some(world.as_str()), total_ms)?;
+        store.insert_timing("push_down_world", Some(world.as_str()), total_ms)?;
         Ok(PushedDown {
             world: world.clone(),
             parent,
@@ -386,12 +385,18 @@ impl Engine {
         timeout: Option<Duration>,
     ) -> Result<Vec<VerseResult>> {
         let sub = self.substrate()?;
-        let ledger = self.ledger()?;
+        let store = self.store()?;
+        let ledger = store.load_ledger()?;
         let mut targets = Vec::new();
         for (v, code) in runs {
             ledger.tree().live_verse(*v)?;
-            targets.push((*v, self.world_of_verse(*v)?, code.clone()));
+            let w = store
+                .world_of_verse(*v)?
+                .ok_or_else(|| Error::Invalid(format!("verse {v} does not run in a world")))?;
+            targets.push((*v, crate::world::world_id(&w)?, code.clone()));
         }
+        // Runs take as long as the user's code: do not hold the database.
+        drop(store);
         let results: Vec<VerseResult> = std::thread::scope(|s| {
             let handles: Vec<_> = targets
                 .iter()
@@ -492,7 +497,6 @@ impl Engine {
                 oracle::choose_weighted(&table, *seed)
             }
             WorldOracle::Command { argv, highest } => {
-                drop(store);
                 let mut scores = Vec::new();
                 for c in &p.children {
                     let w = crate::world::world_id(&worlds[c])?;
@@ -521,7 +525,6 @@ impl Engine {
             evaporating.push(*c);
             evaporating.extend(ledger.tree().descendants(*c)?);
         }
-        let store = self.store()?;
         let mut collapsed_worlds = Vec::new();
         for v in &evaporating {
             if let Some(w) = store.world_of_verse(*v)? {
@@ -556,7 +559,6 @@ impl Engine {
         };
         let applied =
             store.commit_pull_up(&ops, &meta, &collapsed_worlds, p.parent, &winner_world)?;
-        drop(store);
         // The ledger has committed: now the losing worlds go.
         for w in &collapsed_worlds {
             if let Ok(id) = crate::world::world_id(w) {
@@ -585,8 +587,7 @@ impl Engine {
             other => return Err(Error::Invalid(format!("unexpected effect {other:?}"))),
         };
         let pull_up_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        self.store()?
-            .insert_timing("pull_up_world", Some(&winner.to_string()), pull_up_ms)?;
+        store.insert_timing("pull_up_world", Some(&winner.to_string()), pull_up_ms)?;
         Ok(PulledUp {
             resolution_id: resolution_id(partition),
             partition,

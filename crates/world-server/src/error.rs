@@ -25,7 +25,9 @@ pub enum Error {
 /// `payload_too_large` (413), `not_found` and `route_not_found` (404),
 /// `method_not_allowed` (405), `refused` (409: against a rule, e.g. an
 /// insufficient balance or a resolved partition), `world_paused` (409),
-/// `unsupported` (501: a Morph feature this runtime does not have),
+/// `command_not_found` / `not_executable` (422), `unsupported` (501: a
+/// Morph feature this runtime does not have), `service_unreachable` /
+/// `service_bad_response` (502: an exposed service in a world),
 /// `busy` (503: the database is held too long by another process),
 /// `internal` (500).
 #[derive(Debug, Clone, thiserror::Error)]
