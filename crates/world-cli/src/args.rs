@@ -99,6 +99,20 @@ pub enum Command {
     Metrics,
     /// Where the database is, its schema version, and queries to inspect it.
     Db,
+    /// Run the HTTP API daemon (Morph Cloud compatible subset; see docs/api.md).
+    Serve {
+        /// TCP address to listen on (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:7077")]
+        listen: String,
+        /// Unix socket path (default: <run dir>/api.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Do not listen on a Unix socket.
+        #[arg(long)]
+        no_socket: bool,
+    },
+    /// Print the daemon's bearer token (created on first use, mode 0600).
+    Token,
     /// Benchmarks (print a table; never part of the tests).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -459,6 +473,15 @@ pub struct ResolveArgs {
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// push_down -> run -> pull_up cycles over worlds holding a 100 MB session.
+    Verses {
+        /// Cycles measured.
+        #[arg(long, default_value_t = 10)]
+        n: usize,
+        /// Size of the Python session's data, MB.
+        #[arg(long, default_value_t = 100)]
+        mb: usize,
+    },
     /// Snapshot and branch of live worlds beside `os.fork()` and `bwrap`.
     Branch {
         /// Samples per timed row.

@@ -26,6 +26,7 @@ pub fn run(engine: &Engine, out: &Out, cmd: BenchCmd) -> Result<()> {
                 world_substrate::bench::bench_substrate(engine.substrate()?, n.max(3), idle)?;
             print_report(out, &report)
         }
+        BenchCmd::Verses { n, mb } => verses(engine, out, n.max(3), mb),
         BenchCmd::Branch { n } => {
             let report = world_substrate::bench::bench_branch(
                 engine.substrate()?,
@@ -241,4 +242,123 @@ fn persisted(runs: usize) -> Result<Row> {
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// `world bench verses`: full push_down -> run -> pull_up cycles of 3
+/// verses from a world whose Python session holds `mb` MB, then a push_down
+/// to 27 verses (three levels of three). Each cycle's winner is pushed
+/// down again, so the cycles also exercise nesting.
+fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
+    use world_engine::multiverse::WorldOracle;
+    use world_engine::verse::default_children;
+    use world_substrate::bench::{BenchReport, BenchRow};
+    let row = |name: &str, v: &mut Vec<f64>, unit: &'static str| BenchRow {
+        name: name.to_string(),
+        n: v.len(),
+        p50: pct(v, 0.5),
+        p90: pct(v, 0.9),
+        unit,
+    };
+    let world = engine
+        .world_create(&world_substrate::CreateOptions {
+            limits: world_substrate::Limits {
+                mem_size_mib: (mb as u64) * 4 + 512,
+                ..Default::default()
+            },
+            ..Default::default()
+        })?
+        .id;
+    let mut made = vec![world.clone()];
+    let result = (|| -> Result<BenchReport> {
+        engine.run_code(
+            &world,
+            "default",
+            &format!("import gc; data = b'x' * ({mb} << 20); gc.freeze()"),
+            None,
+        )?;
+        let (mut pd, mut run, mut up, mut cycle, mut user) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let mut current = world.clone();
+        for i in 0..n {
+            eprintln!("bench verses: cycle {}/{n}", i + 1);
+            let t = Instant::now();
+            let p = engine.push_down(&current, default_children(), false)?;
+            let t_pd = t.elapsed().as_secs_f64() * 1e3;
+            made.extend(p.verses.iter().map(|v| v.world.clone()));
+            let codes: Vec<_> = p
+                .verses
+                .iter()
+                .map(|v| (v.verse, "len(data)".to_string()))
+                .collect();
+            let t1 = Instant::now();
+            let r = engine.run_verses(&codes, "default", None)?;
+            let t_run = t1.elapsed().as_secs_f64() * 1e3;
+            let code_ms = r.iter().map(|x| x.run.duration_ms).fold(0.0, f64::max);
+            let t2 = Instant::now();
+            let u = engine.pull_up(p.partition, &WorldOracle::Explicit(p.verses[1].verse), None)?;
+            let t_up = t2.elapsed().as_secs_f64() * 1e3;
+            current = u.winner_world.clone();
+            pd.push(t_pd);
+            run.push(t_run);
+            up.push(t_up);
+            user.push(code_ms);
+            cycle.push(t_pd + t_run + t_up - code_ms);
+        }
+        eprintln!("bench verses: 27 verses (three levels of three)");
+        let t = Instant::now();
+        let l1 = engine.push_down(&current, default_children(), false)?;
+        let mut leaves = 0;
+        for v in &l1.verses {
+            made.push(v.world.clone());
+            let l2 = engine.push_down(&v.world, default_children(), false)?;
+            for w in &l2.verses {
+                made.push(w.world.clone());
+                let l3 = engine.push_down(&w.world, default_children(), false)?;
+                made.extend(l3.verses.iter().map(|x| x.world.clone()));
+                leaves += l3.verses.len();
+            }
+        }
+        let mut t27 = vec![t.elapsed().as_secs_f64() * 1e3];
+        let mut fork = world_substrate::bench::python_fork_baseline(n, mb).unwrap_or_default();
+        let mut rep = BenchReport::default();
+        rep.rows.push(row(
+            "push_down into 3 verses (snapshot + branch + ledger)",
+            &mut pd,
+            "ms",
+        ));
+        rep.rows
+            .push(row("run in 3 verses in parallel (wall)", &mut run, "ms"));
+        rep.rows.push(row(
+            "  of which the user code itself (slowest verse)",
+            &mut user,
+            "ms",
+        ));
+        rep.rows.push(row(
+            "pull_up (oracle + collapse 2 worlds + ledger)",
+            &mut up,
+            "ms",
+        ));
+        rep.rows.push(row(
+            "full cycle minus user code (goal <= 30 ms)",
+            &mut cycle,
+            "ms",
+        ));
+        rep.rows.push(row(
+            &format!("push_down to {leaves} verses, three levels of three"),
+            &mut t27,
+            "ms",
+        ));
+        if !fork.is_empty() {
+            rep.rows.push(row(
+                &format!("baseline: os.fork() of a {mb} MB Python process"),
+                &mut fork,
+                "ms",
+            ));
+        }
+        Ok(rep)
+    })();
+    for w in made.iter().rev() {
+        let _ = engine.world_destroy(w);
+    }
+    print_report(out, &result?)
 }

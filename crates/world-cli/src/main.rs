@@ -87,6 +87,14 @@ fn main() {
         Command::Metrics => cmd_records::metrics(&engine, &out),
         Command::Db => cmd_records::db_info(&engine, &out),
         Command::Bench(cmd) => cmd_bench::run(&engine, &out, cmd),
+        Command::Serve {
+            listen,
+            socket,
+            no_socket,
+        } => serve(engine.db_path(), &listen, socket, no_socket),
+        Command::Token => world_server::load_or_create_token(&substrate_config().state_dir)
+            .map(|t| println!("{t}"))
+            .map_err(anyhow::Error::from),
         Command::Demo(a) => match a.scenario {
             args::Scenario::Wev => cmd_demo_worlds::wev(&engine, &out, a),
             args::Scenario::Chromatic => cmd_demo_worlds::chromatic(&engine, &out, a),
@@ -96,6 +104,27 @@ fn main() {
     if let Err(err) = result {
         std::process::exit(report(&err));
     }
+}
+
+/// `world serve`: runs the daemon until SIGTERM or SIGINT.
+fn serve(
+    db: &std::path::Path,
+    listen: &str,
+    socket: Option<std::path::PathBuf>,
+    no_socket: bool,
+) -> anyhow::Result<()> {
+    let mut cfg = world_server::ServerConfig::new(db.to_path_buf(), substrate_config());
+    cfg.listen = listen.parse().map_err(|_| {
+        world_engine::Error::Invalid(format!(
+            "--listen {listen:?} is not an address like 127.0.0.1:7077"
+        ))
+    })?;
+    if no_socket {
+        cfg.unix_socket = None;
+    } else if let Some(s) = socket {
+        cfg.unix_socket = Some(s);
+    }
+    world_server::serve_blocking(cfg).map_err(anyhow::Error::from)
 }
 
 /// Where worlds live: the system defaults, or `WORLD_STATE_DIR` and

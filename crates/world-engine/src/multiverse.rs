@@ -18,9 +18,9 @@
 //!   verses' worlds (their entities become `collapsed`), resolves the
 //!   partition, pulls every owner's balance in the winner back up into the
 //!   parent verse, and links the parent verse to the winner's world, which
-//!   carries on as its successor. The parent's old world is left running
-//!   (it still holds the pre-split state); destroy it when it is no longer
-//!   needed.
+//!   carries on as its successor. The snapshot the verses were branched
+//!   from is deleted. The parent's old world is left running (it still
+//!   holds the pre-split state); destroy it when it is no longer needed.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -557,8 +557,22 @@ impl Engine {
             wev: wev_report,
             pull_up_time_ms: Some(t0.elapsed().as_secs_f64() * 1000.0),
         };
+        let snapshot = store.snapshot_of_verse(winner)?;
         let applied =
             store.commit_pull_up(&ops, &meta, &collapsed_worlds, p.parent, &winner_world)?;
+        // The push_down's snapshot (its frozen session templates hold memory)
+        // is not needed once the partition is resolved.
+        if let Some(snap) = snapshot {
+            match sub.delete_snapshot(&snap) {
+                Ok(()) => {
+                    let _ = store.set_entity_state(&snap, "deleted", true);
+                }
+                Err(world_substrate::Error::Snapshot(
+                    world_substrate::snapshot::SnapshotError::NotFound(_),
+                )) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         // The ledger has committed: now the losing worlds go.
         for w in &collapsed_worlds {
             if let Ok(id) = crate::world::world_id(w) {

@@ -45,6 +45,15 @@ impl Store {
         Ok(rows.next().transpose()?)
     }
 
+    /// The snapshot a verse's world was branched from, if any.
+    pub fn snapshot_of_verse(&self, verse: VerseId) -> Result<Option<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT snapshot_id FROM verse_worlds WHERE verse_id = ?")?;
+        let mut rows = stmt.query_map([verse.to_string()], |r| r.get::<_, Option<String>>(0))?;
+        Ok(rows.next().transpose()?.flatten())
+    }
+
     /// The live verse a world currently runs, if any.
     pub fn verse_of_world(&self, world: &str) -> Result<Option<VerseId>> {
         let mut stmt = self.conn.prepare(

@@ -253,7 +253,7 @@ fn one(name: String, v: f64, unit: &'static str) -> BenchRow {
 
 /// Raw `os.fork()` (+ child exit + wait) of a host Python process holding
 /// `mb` MB, `n` times; the baseline for branching a session.
-fn python_fork_baseline(n: usize, mb: usize) -> Option<Vec<f64>> {
+pub fn python_fork_baseline(n: usize, mb: usize) -> Option<Vec<f64>> {
     let code = format!(
         "import os,time\nb=b'x'*({mb}<<20)\nfor _ in range({n}):\n t=time.perf_counter();p=os.fork()\n if p==0: os._exit(0)\n os.waitpid(p,0);print((time.perf_counter()-t)*1e3)"
     );

@@ -64,14 +64,24 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        // Destroy what is left and unmount the temporary store.
-        if let Ok(v) = serde_json::from_str::<Value>(&String::from_utf8_lossy(
-            &self.run(&["--json", "list"]).stdout,
-        )) {
-            for w in v.as_array().into_iter().flatten() {
-                let _ = self.run(&["destroy", w["id"].as_str().unwrap_or("")]);
-            }
+        // Destroy what is left (snapshots keep their lineage alive), let
+        // repair stop unused lineage managers, and unmount the store.
+        let ids = |args: &[&str], key: &str| -> Vec<String> {
+            serde_json::from_slice::<Value>(&self.run(args).stdout)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|w| w[key].as_str().map(str::to_string))
+                .collect()
+        };
+        for s in ids(&["--json", "snapshots"], "id") {
+            let _ = self.run(&["snapshots", "rm", &s]);
         }
+        for w in ids(&["--json", "list"], "id") {
+            let _ = self.run(&["destroy", &w]);
+        }
+        let _ = self.run(&["repair"]);
         let cfg = world_substrate::SubstrateConfig::with_dirs(
             self.dir.path().join("state"),
             self.dir.path().join("run"),
