@@ -29,7 +29,11 @@ if [ ! -x "$WORLD_PYTHON" ]; then
   mkdir -p "$(dirname "$WORLD_VENV")"
   /usr/bin/python3 -m venv "$WORLD_VENV"
 fi
-if ! "$WORLD_PYTHON" -c 'import duckdb' 2>/dev/null || [ ! -x "$WORLD_VENV/bin/just" ]; then
+# Reinstall whenever requirements-dev.txt changes (a stamp in the venv).
+STAMP="$WORLD_VENV/.requirements-dev.sha256"
+WANT="$(sha256sum scripts/requirements-dev.txt | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "install-deps: pip install -r scripts/requirements-dev.txt" >&2
   "$WORLD_PYTHON" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-dev.txt
+  echo "$WANT" > "$STAMP"
 fi
