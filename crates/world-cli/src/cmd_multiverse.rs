@@ -3,13 +3,12 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use world_core::wev::GameSense;
 use world_engine::multiverse::WorldOracle;
-use world_engine::verse::{default_children, GameInput};
+use world_engine::verse::default_children;
 use world_engine::world::world_id;
 use world_engine::{Engine, Error};
 
-use crate::args::{PullUpArgs, RunVersesArgs, Sense, WorldOracleKind};
+use crate::args::{PullUpArgs, RunVersesArgs, WorldOracleKind};
 use crate::cmd_verse::{child_spec, partition_id, verse_id};
 use crate::output::{opt, table, Out};
 
@@ -163,17 +162,7 @@ pub fn pull_up(engine: &Engine, out: &Out, a: PullUpArgs) -> Result<()> {
             }
         }
     };
-    let game = match (a.nash, a.optimum) {
-        (Some(nash), Some(optimum)) => Some(GameInput {
-            nash,
-            optimum,
-            sense: match a.sense {
-                Sense::Cost => GameSense::Cost,
-                Sense::Welfare => GameSense::Welfare,
-            },
-        }),
-        _ => None,
-    };
+    let game = crate::cmd_verse::game_input(a.nash, a.optimum, a.sense);
     let r = engine.pull_up(partition, &oracle, game)?;
     out.emit(&r, || {
         println!(

@@ -57,6 +57,18 @@ pub fn child_spec(s: &str) -> Result<ChildSpec> {
     })
 }
 
+/// The game values of `--nash`, `--optimum` and `--sense`, when given.
+pub fn game_input(nash: Option<f64>, optimum: Option<f64>, sense: Sense) -> Option<GameInput> {
+    Some(GameInput {
+        nash: nash?,
+        optimum: optimum?,
+        sense: match sense {
+            Sense::Cost => GameSense::Cost,
+            Sense::Welfare => GameSense::Welfare,
+        },
+    })
+}
+
 fn moved(out: &Out, what: &str, detail: serde_json::Value, human: String) -> Result<()> {
     out.emit(&json!({ "ok": true, "op": what, "detail": detail }), || {
         println!("{human}")
@@ -291,17 +303,7 @@ fn resolve(engine: &Engine, out: &Out, a: ResolveArgs) -> Result<()> {
             })?,
         },
     };
-    let game = match (a.nash, a.optimum) {
-        (Some(nash), Some(optimum)) => Some(GameInput {
-            nash,
-            optimum,
-            sense: match a.sense {
-                Sense::Cost => GameSense::Cost,
-                Sense::Welfare => GameSense::Welfare,
-            },
-        }),
-        _ => None,
-    };
+    let game = game_input(a.nash, a.optimum, a.sense);
     let r = engine.verse_resolve(partition, &oracle, game)?;
     out.emit(&r, || {
         println!(

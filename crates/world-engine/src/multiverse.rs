@@ -587,19 +587,7 @@ impl Engine {
                 }
             }
         }
-        let (evaporated, evaporated_value) = match &applied[0].effect {
-            Effect::Resolved {
-                evaporated,
-                evaporated_value,
-            } => (
-                evaporated.clone(),
-                evaporated_value
-                    .iter()
-                    .map(|(t, v)| (t.as_str().to_string(), *v))
-                    .collect(),
-            ),
-            other => return Err(Error::Invalid(format!("unexpected effect {other:?}"))),
-        };
+        let (evaporated, evaporated_value) = crate::verse::resolved_parts(&applied[0].effect)?;
         let pull_up_ms = t0.elapsed().as_secs_f64() * 1000.0;
         store.insert_timing("pull_up_world", Some(&winner.to_string()), pull_up_ms)?;
         Ok(PulledUp {

@@ -217,19 +217,7 @@ impl Engine {
             }],
             &meta,
         )?;
-        let (evaporated, evaporated_value) = match &applied[0].effect {
-            Effect::Resolved {
-                evaporated,
-                evaporated_value,
-            } => (
-                evaporated.clone(),
-                evaporated_value
-                    .iter()
-                    .map(|(t, v)| (t.as_str().to_string(), *v))
-                    .collect(),
-            ),
-            other => return Err(Error::Invalid(format!("unexpected effect {other:?}"))),
-        };
+        let (evaporated, evaporated_value) = resolved_parts(&applied[0].effect)?;
         Ok(ResolveOutcome {
             resolution_id: resolution_id(partition),
             partition,
@@ -240,6 +228,26 @@ impl Engine {
             wev: wev_report.map(|(w, _)| w),
             pull_up_time_ms: start.elapsed().as_secs_f64() * 1000.0,
         })
+    }
+}
+
+/// Balances per token, as (token, amount).
+pub type TokenAmounts = Vec<(String, u128)>;
+
+/// The evaporated verses and per-token values of a resolution's effect.
+pub(crate) fn resolved_parts(effect: &Effect) -> Result<(Vec<VerseId>, TokenAmounts)> {
+    match effect {
+        Effect::Resolved {
+            evaporated,
+            evaporated_value,
+        } => Ok((
+            evaporated.clone(),
+            evaporated_value
+                .iter()
+                .map(|(t, v)| (t.as_str().to_string(), *v))
+                .collect(),
+        )),
+        other => Err(Error::Invalid(format!("unexpected effect {other:?}"))),
     }
 }
 
