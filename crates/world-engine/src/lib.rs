@@ -11,6 +11,7 @@ pub mod branch;
 mod error;
 pub mod multiverse;
 pub mod python;
+mod trace;
 pub mod verse;
 pub mod world;
 

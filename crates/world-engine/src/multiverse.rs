@@ -213,6 +213,8 @@ impl Engine {
             }],
             world.as_str(),
             &[],
+            &[],
+            None,
             None,
             None,
         )?;
@@ -232,6 +234,7 @@ impl Engine {
         let t0 = Instant::now();
         let sub = self.substrate()?;
         let info = sub.inspect(world)?;
+        crate::trace::mark("push_down: inspect", t0);
         if !info.state.can_exec() {
             return Err(Error::Invalid(format!(
                 "world {world} is {}; it cannot be pushed down",
@@ -241,6 +244,7 @@ impl Engine {
         // Validate the partition before touching any world.
         let store = self.store()?;
         let mut ledger = store.load_ledger()?;
+        crate::trace::mark("push_down: open + load ledger", t0);
         let mut ops = Vec::new();
         let parent = match store.verse_of_world(world.as_str())? {
             Some(v) => v,
@@ -297,10 +301,13 @@ impl Engine {
                 ..opts
             },
         )?;
+        crate::trace::mark("push_down: snapshot + branch", t0);
         let child_worlds: Vec<String> = branched.children.iter().map(|c| c.to_string()).collect();
         let commit = || -> Result<Vec<world_core::ledger::Applied>> {
-            for c in &branched.children {
-                store.insert_entity(&world_store::NewEntity {
+            let entities: Vec<world_store::NewEntity> = branched
+                .children
+                .iter()
+                .map(|c| world_store::NewEntity {
                     entity_id: c.to_string(),
                     entity_type: "sandbox".into(),
                     parent_id: Some(world.to_string()),
@@ -309,21 +316,16 @@ impl Engine {
                     memory_mib: i32::try_from(info.limits.mem_size_mib).ok(),
                     vcpu_count: i32::try_from(info.limits.vcpu_count).ok(),
                     ..Default::default()
-                })?;
-                store.insert_metric(
-                    c.as_str(),
-                    None,
-                    branched.snapshot_ms,
-                    Some(branched.branch_ms),
-                    None,
-                )?;
-            }
+                })
+                .collect();
             Ok(store.commit_push_down(
                 &ops,
                 world.as_str(),
                 &child_worlds,
+                &entities,
                 branched.snapshot.as_deref(),
                 branched.snapshot_ms,
+                Some(branched.branch_ms),
             )?)
         };
         let applied = match commit() {
@@ -338,6 +340,7 @@ impl Engine {
                 return Err(e);
             }
         };
+        crate::trace::mark("push_down: commit", t0);
         let (partition, verses, gf3_sum) = applied
             .iter()
             .find_map(|a| match &a.effect {

@@ -460,10 +460,11 @@ fn persist(
 fn insert_verse(conn: &Connection, ledger: &Ledger, id: VerseId) -> Result<()> {
     let v = ledger.tree().verse(id)?;
     let trit = v.trit.map(|t| t.value() as i32);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO verses (verse_id, num, name, parent_verse, parent_partition, child_index, cond_prob, trit, seed, status)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        params![
+    )?
+    .execute(params![
             id.to_string(),
             id.0,
             v.name,
@@ -474,13 +475,16 @@ fn insert_verse(conn: &Connection, ledger: &Ledger, id: VerseId) -> Result<()> {
             trit,
             v.seed,
             status_str(&v.status)
-        ],
-    )?;
-    conn.execute(
+    ])?;
+    conn.prepare_cached(
         "INSERT INTO world_runtime_entities (entity_id, entity_type, parent_id, trit, state)
          VALUES (?, 'verse', ?, ?, 'running')",
-        params![id.to_string(), v.parent.map(|p| p.to_string()), trit],
-    )?;
+    )?
+    .execute(params![
+        id.to_string(),
+        v.parent.map(|p| p.to_string()),
+        trit
+    ])?;
     Ok(())
 }
 

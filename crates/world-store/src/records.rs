@@ -117,6 +117,42 @@ pub struct MetricSummary {
     pub max_ms: f64,
 }
 
+/// Inserts an entity row on `conn` (inside the caller's transaction).
+pub(crate) fn insert_entity(conn: &duckdb::Connection, e: &NewEntity) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO world_runtime_entities
+         (entity_id, entity_type, parent_id, snapshot_id, trit, state, memory_mib, vcpu_count, boot_time_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        e.entity_id,
+        e.entity_type,
+        e.parent_id,
+        e.snapshot_id,
+        e.trit.map(i32::from),
+        e.state,
+        e.memory_mib,
+        e.vcpu_count,
+        e.boot_time_ms
+    ])?;
+    Ok(())
+}
+
+/// Inserts a `runtime_metrics` row on `conn`: boot, snapshot, branch time
+/// and memory overhead.
+pub(crate) fn insert_metric(
+    conn: &duckdb::Connection,
+    entity_id: &str,
+    v: [Option<f64>; 4],
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO runtime_metrics (metric_id, entity_id, boot_time_ms, snapshot_time_ms, branch_time_ms, memory_overhead_mb)
+         VALUES (gen_random_uuid()::VARCHAR, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![entity_id, v[0], v[1], v[2], v[3]])?;
+    Ok(())
+}
+
 fn strings(v: duckdb::types::Value) -> Vec<String> {
     match v {
         duckdb::types::Value::List(items) => items
@@ -133,23 +169,7 @@ fn strings(v: duckdb::types::Value) -> Vec<String> {
 impl Store {
     /// Inserts an entity row.
     pub fn insert_entity(&self, e: &NewEntity) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO world_runtime_entities
-             (entity_id, entity_type, parent_id, snapshot_id, trit, state, memory_mib, vcpu_count, boot_time_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
-                e.entity_id,
-                e.entity_type,
-                e.parent_id,
-                e.snapshot_id,
-                e.trit.map(i32::from),
-                e.state,
-                e.memory_mib,
-                e.vcpu_count,
-                e.boot_time_ms
-            ],
-        )?;
-        Ok(())
+        insert_entity(&self.conn, e)
     }
 
     /// Whether an entity row exists.
@@ -213,12 +233,16 @@ impl Store {
         branch_time_ms: Option<f64>,
         memory_overhead_mb: Option<f64>,
     ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO runtime_metrics (metric_id, entity_id, boot_time_ms, snapshot_time_ms, branch_time_ms, memory_overhead_mb)
-             VALUES (gen_random_uuid()::VARCHAR, ?, ?, ?, ?, ?)",
-            params![entity_id, boot_time_ms, snapshot_time_ms, branch_time_ms, memory_overhead_mb],
-        )?;
-        Ok(())
+        insert_metric(
+            &self.conn,
+            entity_id,
+            [
+                boot_time_ms,
+                snapshot_time_ms,
+                branch_time_ms,
+                memory_overhead_mb,
+            ],
+        )
     }
 
     /// Records the duration of any operation.

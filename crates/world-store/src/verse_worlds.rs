@@ -8,7 +8,7 @@ use world_core::ids::VerseId;
 use world_core::ledger::{Applied, Effect, Op};
 
 use crate::ledger_io::ResolutionMeta;
-use crate::{Error, Result, Store};
+use crate::{Error, NewEntity, Result, Store};
 
 /// One run of code in a verse, as recorded.
 #[derive(Debug, Clone, Serialize)]
@@ -75,15 +75,25 @@ impl Store {
     /// for the world's verse, the `Partition`, then the `PushDown`s) and
     /// the links of the root (to `parent_world`) and of the children (to
     /// `child_worlds`, in order), all in one transaction.
+    /// `child_entities` (the children's entity rows) are inserted in the
+    /// same transaction, each with a `runtime_metrics` row carrying
+    /// `snapshot_time_ms` and `branch_time_ms`.
+    #[allow(clippy::too_many_arguments)]
     pub fn commit_push_down(
         &self,
         ops: &[Op],
         parent_world: &str,
         child_worlds: &[String],
+        child_entities: &[NewEntity],
         snapshot: Option<&str>,
         snapshot_time_ms: Option<f64>,
+        branch_time_ms: Option<f64>,
     ) -> Result<Vec<Applied>> {
         self.apply_and(ops, &ResolutionMeta::default(), |conn, _ledger, applied| {
+            for e in child_entities {
+                crate::records::insert_entity(conn, e)?;
+                crate::records::insert_metric(conn, &e.entity_id, [None, snapshot_time_ms, branch_time_ms, None])?;
+            }
             let mut link = conn.prepare(
                 "INSERT INTO verse_worlds (verse_id, world_id, snapshot_id) VALUES (?, ?, ?)
                  ON CONFLICT DO UPDATE SET world_id = excluded.world_id, snapshot_id = excluded.snapshot_id,
