@@ -149,7 +149,8 @@ fn ledger(out: &Out, n: usize, runs: usize) -> Result<()> {
             ratio_p50: Some(p50 / s50),
         });
     }
-    rows.push(persisted(runs)?);
+    rows.push(persisted(runs, 1000)?);
+    rows.push(persisted(runs, 10_000)?);
     out.emit(&rows, || {
         let r: Vec<Vec<String>> = rows
             .iter()
@@ -184,17 +185,18 @@ fn ledger(out: &Out, n: usize, runs: usize) -> Result<()> {
     })
 }
 
-/// Batches of 1,000 transfers committed into a DuckDB file.
-fn persisted(runs: usize) -> Result<Row> {
-    const BATCH: usize = 1000;
-    eprintln!("bench ledger: persisted batches of {BATCH} into DuckDB, {runs} runs");
+/// Batches of `batch` transfers committed into a DuckDB file, one
+/// transaction each (load the ledger, apply, append the journal, upsert
+/// the balances).
+fn persisted(runs: usize, batch: usize) -> Result<Row> {
+    eprintln!("bench ledger: persisted batches of {batch} into DuckDB, {runs} runs");
     let dir = std::env::temp_dir().join(format!("world-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bench.duckdb");
     let result = (|| -> Result<Row> {
         let store = world_store::Store::open(&path)?;
         let usd = Token::new(workload::TOKEN)?;
-        let owners = BATCH * runs / 2 + 16;
+        let owners = batch * runs / 2 + 16;
         let mut setup = vec![
             Op::CreateRoot {
                 name: "bench".into(),
@@ -225,14 +227,14 @@ fn persisted(runs: usize) -> Result<Row> {
         let mut rates = Vec::new();
         for run in 0..runs {
             let ledger = store.load_ledger()?;
-            let ops = workload::transfer_batch(&ledger, BATCH, 0.0, run as u64);
+            let ops = workload::transfer_batch(&ledger, batch, 0.0, run as u64);
             let t = Instant::now();
             store.apply(&ops)?;
-            rates.push(BATCH as f64 / t.elapsed().as_secs_f64());
+            rates.push(batch as f64 / t.elapsed().as_secs_f64());
         }
         Ok(Row {
-            bench: format!("persisted into DuckDB, batches of {BATCH}"),
-            ops: BATCH,
+            bench: format!("persisted into DuckDB, batches of {batch}"),
+            ops: batch,
             runs,
             p50_ops_per_s: pct(&mut rates, 0.5),
             p90_ops_per_s: pct(&mut rates, 0.1),

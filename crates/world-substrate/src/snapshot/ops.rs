@@ -1,7 +1,9 @@
 //! Snapshot, branch, delete, services and repair on [`LinuxSubstrate`].
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::mpsc;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use crate::cgroup::WorldCgroup;
 use crate::config::UID_COUNT;
 use crate::error::{Result, WorldError};
 use crate::lineage::{random_id, LineageRecord};
-use crate::linux::lineage::{pending, world_ns_fds};
+use crate::linux::lineage::{pending, world_ns_fds, Pending};
 use crate::linux::record::WorldRecord;
 use crate::session::{write_pid, SessionLock};
 use crate::supervisor::LaunchSpec;
@@ -35,6 +37,21 @@ fn valid_snapshot_name(n: &str) -> bool {
         && n.len() <= 64
         && n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Reads one reply line byte by byte: a template's stream carries one
+/// line per request, and nothing may be buffered past it.
+fn read_line(mut s: &UnixStream) -> std::io::Result<String> {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b)? {
+            0 => break,
+            _ if b[0] == b'\n' => break,
+            _ => out.push(b[0]),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn failed(m: impl std::fmt::Display) -> crate::Error {
@@ -325,101 +342,78 @@ impl LinuxSubstrate {
             .map(|i| seed::child_seed(sr.seed, i))
             .collect();
         let src = self.layout().snapshot_root(&sr.id);
-        let mut cgs = Vec::new();
-        let mut warnings = Vec::new();
-        for c in ids {
-            let root = self.world_root(c);
-            fs::create_dir_all(self.layout().session_dir(c.as_str()))
-                .map_err(|e| WorldError::Io("create run dir", e))?;
-            btrfs::snapshot(&src, &root, false).map_err(|e| WorldError::Io("branch root", e))?;
-            if let Some(mib) = sr.limits.disk_mib {
-                if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
-                    warnings.push(format!("disk limit not enforced: {e}"));
-                }
-            }
-            let (cg, w) = WorldCgroup::create(&self.config().cgroup_name, c.as_str(), &sr.limits)?;
-            if warnings.is_empty() {
-                warnings.extend(w);
-            }
-            cgs.push(cg);
-        }
-        trace("branch: roots + cgroups", t0);
-        // World inits, pipelined: all requests first, then all readies.
         let conn = self.manager(&sr.lineage)?;
-        let mut pend = Vec::new();
-        for (i, c) in ids.iter().enumerate() {
-            let spec = LaunchSpec {
-                id: c.to_string(),
-                root: self.world_root(c),
-                binds: img.binds.clone(),
-                sock: self.control_socket(c),
-                cgroup_procs: cgs[i].procs_files(),
-                uid_base: self.config().uid_base,
-                uid_count: UID_COUNT,
-                env: crate::linux::world_env(c, seeds[i]),
-            };
-            pend.push(self.request_world(&conn, &spec, &cgs[i])?);
-        }
-        drop(conn);
-        let mut pids = Vec::new();
-        for (i, (c, p)) in ids.iter().zip(pend).enumerate() {
-            let (pid, st) = p.wait("world init", Duration::from_secs(30))?;
-            pids.push(pid);
-            WorldRecord {
-                id: c.clone(),
-                image: sr.image.clone(),
-                limits: sr.limits,
-                warnings: warnings.clone(),
-                create_ms: t0.elapsed().as_secs_f64() * 1000.0,
-                created_at: crate::linux::now(),
-                pid,
-                start_time: st,
-                lineage: Some(sr.lineage.clone()),
-                parent: Some(sr.world.clone()),
-                snapshot: Some(sr.id.clone()),
-                branch_index: Some(i as u64),
-                seed: seeds[i],
-                services: sr.services.clone(),
-            }
-            .save(self.layout())?;
-        }
-        trace("branch: inits ready", t0);
-        // Sessions: each template forks one session per child.
-        let mut readies = Vec::new();
-        for s in &sr.sessions {
-            let tsock = self.layout().snapshot_run(&sr.id).join(format!("{s}.sock"));
-            let tc = UnixStream::connect(&tsock)
-                .map_err(|e| failed(format!("template of session '{s}' does not answer: {e}")))?;
-            sys::set_timeouts(tc.as_raw_fd(), 30_000);
-            let mut lines = BufReader::new(&tc);
-            for (i, c) in ids.iter().enumerate() {
-                let paths = self.session_paths(c, s);
-                let l = UnixListener::bind(&paths.sock)
-                    .map_err(|e| WorldError::Io("bind session socket", e))?;
-                let ns = world_ns_fds(pids[i])?;
-                let cg = cgs[i].open_procs()?;
-                let (mine, theirs) = sys::socketpair()?;
-                sys::pass_cred(mine.as_raw_fd())?;
-                let mut fds = vec![l.as_raw_fd(), theirs.as_raw_fd()];
-                fds.extend(ns.iter().map(|f| f.as_raw_fd()));
-                fds.extend(cg.iter().map(|f| f.as_raw_fd()));
-                let req = serde_json::json!({
-                    "op": "branch", "world": c.as_str(), "seed": seeds[i],
-                    "apply_seed": opts.apply_seeds,
-                });
-                proto::send_msg(tc.as_fd(), &req, &fds)?;
-                let mut line = String::new();
-                lines
-                    .read_line(&mut line)
-                    .map_err(|e| failed(format!("template '{s}': {e}")))?;
-                let v: serde_json::Value = serde_json::from_str(line.trim())
-                    .map_err(|_| failed(format!("template '{s}' failed: {}", line.trim())))?;
-                if v.get("ok").is_none() {
-                    return Err(failed(format!("template '{s}': {v}")));
+        // A three-stage pipeline, one thread per stage: (1) roots and
+        // cgroups, one child after another (btrfs snapshot ioctls commit a
+        // transaction each and do not overlap); (2) world inits, asked of
+        // the manager as soon as a child's root exists; (3) session forks,
+        // asked of the templates as soon as a child's init is ready. Stage 1
+        // waits on the disk while stages 2 and 3 use the CPUs.
+        let (root_tx, root_rx) = mpsc::channel::<Result<(usize, WorldCgroup, Vec<String>)>>();
+        let (init_tx, init_rx) = mpsc::channel::<(usize, i32, WorldCgroup)>();
+        let mut warnings = Vec::new();
+        let readies = std::thread::scope(|sc| -> Result<Vec<(PathBuf, Pending)>> {
+            let src = &src;
+            sc.spawn(move || {
+                for (i, c) in ids.iter().enumerate() {
+                    let r = self.branch_root(src, c, sr).map(|(cg, w)| (i, cg, w));
+                    let stop = r.is_err();
+                    if root_tx.send(r).is_err() || stop {
+                        break;
+                    }
                 }
-                readies.push((paths.pid, pending(mine)));
-            }
-        }
+                trace("branch: roots + cgroups", t0);
+            });
+            let seeds = &seeds;
+            let forks = sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx));
+            let mut inits = Vec::with_capacity(ids.len());
+            let staged = (|| -> Result<()> {
+                for r in root_rx.iter().take(ids.len()) {
+                    let (i, cg, w) = r?;
+                    if warnings.is_empty() || w.iter().any(|x| x.starts_with("disk")) {
+                        warnings.extend(w);
+                    }
+                    let c = &ids[i];
+                    let spec = LaunchSpec {
+                        id: c.to_string(),
+                        root: self.world_root(c),
+                        binds: img.binds.clone(),
+                        sock: self.control_socket(c),
+                        cgroup_procs: cg.procs_files(),
+                        uid_base: self.config().uid_base,
+                        uid_count: UID_COUNT,
+                        env: crate::linux::world_env(c, seeds[i]),
+                    };
+                    let p = self.request_world(&conn, &spec, &cg)?;
+                    inits.push((i, p, cg));
+                    // Hand over every init that is ready by now, without
+                    // waiting for the ones that are still starting.
+                    while let Some((j, _, _)) = inits.first() {
+                        if !inits[0].1.ready_now() && *j + 1 < ids.len() {
+                            break;
+                        }
+                        let (j, p, cg) = inits.remove(0);
+                        self.branch_init_ready(sr, ids, seeds, &warnings, j, p, cg, &init_tx, t0)?;
+                        if j + 1 == ids.len() {
+                            break;
+                        }
+                    }
+                }
+                for (j, p, cg) in inits.drain(..) {
+                    self.branch_init_ready(sr, ids, seeds, &warnings, j, p, cg, &init_tx, t0)?;
+                }
+                Ok(())
+            })();
+            drop(init_tx);
+            drop(root_rx);
+            trace("branch: inits ready", t0);
+            let forked = forks
+                .join()
+                .unwrap_or_else(|_| Err(failed("session fork thread panicked")));
+            staged?;
+            forked
+        })?;
+        drop(conn);
         trace("branch: sessions forked", t0);
         for (pidfile, p) in readies {
             let (pid, st) = p.wait("branch session", Duration::from_secs(30))?;
@@ -443,6 +437,118 @@ impl LinuxSubstrate {
             branch_ms,
             warnings,
         })
+    }
+
+    /// Stage 1 of a branch for one child: run dir, writable btrfs snapshot
+    /// of the snapshot's root, disk limit, cgroup with the limits.
+    fn branch_root(
+        &self,
+        src: &std::path::Path,
+        c: &WorldId,
+        sr: &SnapshotRecord,
+    ) -> Result<(WorldCgroup, Vec<String>)> {
+        let root = self.world_root(c);
+        fs::create_dir_all(self.layout().session_dir(c.as_str()))
+            .map_err(|e| WorldError::Io("create run dir", e))?;
+        btrfs::snapshot(src, &root, false).map_err(|e| WorldError::Io("branch root", e))?;
+        let mut warnings = Vec::new();
+        if let Some(mib) = sr.limits.disk_mib {
+            if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
+                warnings.push(format!("disk limit not enforced: {e}"));
+            }
+        }
+        let (cg, w) = WorldCgroup::create(&self.config().cgroup_name, c.as_str(), &sr.limits)?;
+        warnings.extend(w);
+        Ok((cg, warnings))
+    }
+
+    /// Stage 2 of a branch for one child: waits for its init, saves its
+    /// record and hands it to the session stage.
+    #[allow(clippy::too_many_arguments)]
+    fn branch_init_ready(
+        &self,
+        sr: &SnapshotRecord,
+        ids: &[WorldId],
+        seeds: &[u64],
+        warnings: &[String],
+        i: usize,
+        p: Pending,
+        cg: WorldCgroup,
+        init_tx: &mpsc::Sender<(usize, i32, WorldCgroup)>,
+        t0: Instant,
+    ) -> Result<()> {
+        let (pid, st) = p.wait("world init", Duration::from_secs(30))?;
+        WorldRecord {
+            id: ids[i].clone(),
+            image: sr.image.clone(),
+            limits: sr.limits,
+            warnings: warnings.to_vec(),
+            create_ms: t0.elapsed().as_secs_f64() * 1000.0,
+            created_at: crate::linux::now(),
+            pid,
+            start_time: st,
+            lineage: Some(sr.lineage.clone()),
+            parent: Some(sr.world.clone()),
+            snapshot: Some(sr.id.clone()),
+            branch_index: Some(i as u64),
+            seed: seeds[i],
+            services: sr.services.clone(),
+        }
+        .save(self.layout())?;
+        // The session stage stops early only when it failed; its error is
+        // the one reported.
+        let _ = init_tx.send((i, pid, cg));
+        Ok(())
+    }
+
+    /// Stage 3 of a branch: each template forks one session per child, as
+    /// children become ready.
+    fn branch_sessions(
+        &self,
+        sr: &SnapshotRecord,
+        ids: &[WorldId],
+        seeds: &[u64],
+        opts: &BranchOptions,
+        ready: mpsc::Receiver<(usize, i32, WorldCgroup)>,
+    ) -> Result<Vec<(PathBuf, Pending)>> {
+        let mut tcs = Vec::new();
+        for s in &sr.sessions {
+            let tsock = self.layout().snapshot_run(&sr.id).join(format!("{s}.sock"));
+            let tc = UnixStream::connect(&tsock)
+                .map_err(|e| failed(format!("template of session '{s}' does not answer: {e}")))?;
+            sys::set_timeouts(tc.as_raw_fd(), 30_000);
+            tcs.push(tc);
+        }
+        let mut readies = Vec::new();
+        for (i, pid, cg) in ready {
+            let c = &ids[i];
+            let ns = world_ns_fds(pid)?;
+            for (s, tc) in sr.sessions.iter().zip(&tcs) {
+                let paths = self.session_paths(c, s);
+                let l = UnixListener::bind(&paths.sock)
+                    .map_err(|e| WorldError::Io("bind session socket", e))?;
+                let cgf = cg.open_procs()?;
+                let (mine, theirs) = sys::socketpair()?;
+                sys::pass_cred(mine.as_raw_fd())?;
+                let mut fds = vec![l.as_raw_fd(), theirs.as_raw_fd()];
+                fds.extend(ns.iter().map(|f| f.as_raw_fd()));
+                fds.extend(cgf.iter().map(|f| f.as_raw_fd()));
+                let req = serde_json::json!({
+                    "op": "branch", "world": c.as_str(), "seed": seeds[i],
+                    "apply_seed": opts.apply_seeds,
+                });
+                proto::send_msg(tc.as_fd(), &req, &fds)?;
+                let line = read_line(tc)
+                    .map_err(|e| failed(format!("template '{s}': {e}")))?;
+                let v: serde_json::Value = serde_json::from_str(line.trim())
+                    .map_err(|_| failed(format!("template '{s}' failed: {}", line.trim())))?;
+                if v.get("ok").is_none() {
+                    return Err(failed(format!("template '{s}': {v}")));
+                }
+                readies.push((paths.pid, pending(mine)));
+            }
+        }
+        Ok(readies)
     }
 
     /// Declares a service: a command started now (in the background) and
