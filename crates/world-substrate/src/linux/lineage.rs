@@ -25,6 +25,11 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// Whether the ready message (or a hang-up) has arrived.
+    pub(crate) fn ready_now(&self) -> bool {
+        sys::poll_readable(self.ready.as_raw_fd(), 0).unwrap_or(false)
+    }
+
     /// Waits for "ok"; returns the host pid and its start time.
     pub(crate) fn wait(self, what: &str, timeout: Duration) -> Result<(i32, u64)> {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;

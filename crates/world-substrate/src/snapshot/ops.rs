@@ -1,7 +1,7 @@
 //! Snapshot, branch, delete, services and repair on [`LinuxSubstrate`].
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::os::fd::{AsFd, AsRawFd};
@@ -37,21 +37,6 @@ fn valid_snapshot_name(n: &str) -> bool {
         && n.len() <= 64
         && n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
-/// Reads one reply line byte by byte: a template's stream carries one
-/// line per request, and nothing may be buffered past it.
-fn read_line(mut s: &UnixStream) -> std::io::Result<String> {
-    let mut out = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match s.read(&mut b)? {
-            0 => break,
-            _ if b[0] == b'\n' => break,
-            _ => out.push(b[0]),
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn failed(m: impl std::fmt::Display) -> crate::Error {
@@ -368,8 +353,10 @@ impl LinuxSubstrate {
             let forks = sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx));
             let mut inits = Vec::with_capacity(ids.len());
             let staged = (|| -> Result<()> {
+                let mut made = 0;
                 for r in root_rx.iter().take(ids.len()) {
                     let (i, cg, w) = r?;
+                    made += 1;
                     if warnings.is_empty() || w.iter().any(|x| x.starts_with("disk")) {
                         warnings.extend(w);
                     }
@@ -388,19 +375,16 @@ impl LinuxSubstrate {
                     inits.push((i, p, cg));
                     // Hand over every init that is ready by now, without
                     // waiting for the ones that are still starting.
-                    while let Some((j, _, _)) = inits.first() {
-                        if !inits[0].1.ready_now() && *j + 1 < ids.len() {
-                            break;
-                        }
+                    while inits.first().is_some_and(|(_, p, _)| p.ready_now()) {
                         let (j, p, cg) = inits.remove(0);
                         self.branch_init_ready(sr, ids, seeds, &warnings, j, p, cg, &init_tx, t0)?;
-                        if j + 1 == ids.len() {
-                            break;
-                        }
                     }
                 }
                 for (j, p, cg) in inits.drain(..) {
                     self.branch_init_ready(sr, ids, seeds, &warnings, j, p, cg, &init_tx, t0)?;
+                }
+                if made < ids.len() {
+                    return Err(failed("branch roots stopped early"));
                 }
                 Ok(())
             })();
@@ -450,14 +434,20 @@ impl LinuxSubstrate {
         let root = self.world_root(c);
         fs::create_dir_all(self.layout().session_dir(c.as_str()))
             .map_err(|e| WorldError::Io("create run dir", e))?;
+        let t = Instant::now();
         btrfs::snapshot(src, &root, false).map_err(|e| WorldError::Io("branch root", e))?;
+        trace("TMP snap", t);
+        let t = Instant::now();
         let mut warnings = Vec::new();
         if let Some(mib) = sr.limits.disk_mib {
             if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
                 warnings.push(format!("disk limit not enforced: {e}"));
             }
         }
+        trace("TMP limit", t);
+        let t = Instant::now();
         let (cg, w) = WorldCgroup::create(&self.config().cgroup_name, c.as_str(), &sr.limits)?;
+        trace("TMP cg", t);
         warnings.extend(w);
         Ok((cg, warnings))
     }
@@ -517,13 +507,13 @@ impl LinuxSubstrate {
             let tc = UnixStream::connect(&tsock)
                 .map_err(|e| failed(format!("template of session '{s}' does not answer: {e}")))?;
             sys::set_timeouts(tc.as_raw_fd(), 30_000);
-            tcs.push(tc);
+            tcs.push(BufReader::new(tc));
         }
         let mut readies = Vec::new();
         for (i, pid, cg) in ready {
             let c = &ids[i];
             let ns = world_ns_fds(pid)?;
-            for (s, tc) in sr.sessions.iter().zip(&tcs) {
+            for (s, tc) in sr.sessions.iter().zip(tcs.iter_mut()) {
                 let paths = self.session_paths(c, s);
                 let l = UnixListener::bind(&paths.sock)
                     .map_err(|e| WorldError::Io("bind session socket", e))?;
@@ -537,8 +527,9 @@ impl LinuxSubstrate {
                     "op": "branch", "world": c.as_str(), "seed": seeds[i],
                     "apply_seed": opts.apply_seeds,
                 });
-                proto::send_msg(tc.as_fd(), &req, &fds)?;
-                let line = read_line(tc)
+                proto::send_msg(tc.get_ref().as_fd(), &req, &fds)?;
+                let mut line = String::new();
+                tc.read_line(&mut line)
                     .map_err(|e| failed(format!("template '{s}': {e}")))?;
                 let v: serde_json::Value = serde_json::from_str(line.trim())
                     .map_err(|_| failed(format!("template '{s}' failed: {}", line.trim())))?;
