@@ -367,3 +367,82 @@ impl WorldCgroup {
         }
     }
 }
+
+/// Keeps cgroup migrations cheap while it lives (see [`warm_migrations`]).
+#[derive(Debug)]
+pub(crate) struct MigrationWarmer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for MigrationWarmer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The file through which the calling thread moves itself into the
+/// cgroup it is already in (first hierarchy found): `tasks` on v1,
+/// `cgroup.threads` on v2.
+fn own_thread_file() -> Option<PathBuf> {
+    let own = fs::read_to_string("/proc/thread-self/cgroup").ok()?;
+    let (mount, path, file) = match detect() {
+        Mode::V2(root) => (
+            root,
+            own.lines().find_map(|l| l.strip_prefix("0::"))?,
+            "cgroup.threads",
+        ),
+        Mode::V1(ctls) => {
+            let (c, mp) = ctls.into_iter().next()?;
+            let path = own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+                ctl.split(',').any(|x| x == c).then_some(path)
+            })?;
+            (mp, path, "tasks")
+        }
+    };
+    Some(mount.join(path.trim_start_matches('/')).join(file))
+}
+
+/// Makes the cgroup migrations of the next moments cheap. Every write to
+/// `cgroup.procs` takes the kernel's global `cgroup_threadgroup_rwsem`
+/// for writing; when no writer was active for about one RCU grace period
+/// that first waits a full grace period (~5-10 ms measured here), and a
+/// writer within a grace period of the last one does not. A branch moves
+/// one init and one session per child into their cgroups, the first of
+/// them right after the first child's root exists: a helper thread moves
+/// itself (only itself) into the cgroup it is already in, a no-op
+/// migration that takes the same lock, now and every 3 ms until the
+/// guard drops, so the grace period passes while the roots are made.
+/// Best effort: the helper stops at the first failed write.
+pub(crate) fn warm_migrations() -> Option<MigrationWarmer> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("cgroup-warm".into())
+        .spawn(move || {
+            use std::io::Write;
+            let Some(mut f) =
+                own_thread_file().and_then(|p| fs::OpenOptions::new().write(true).open(p).ok())
+            else {
+                return;
+            };
+            // SAFETY: gettid has no arguments and cannot fail.
+            let tid = unsafe { libc::gettid() }.to_string();
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                if f.write_all(tid.as_bytes()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        })
+        .ok()?;
+    Some(MigrationWarmer {
+        stop,
+        thread: Some(thread),
+    })
+}

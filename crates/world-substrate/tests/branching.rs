@@ -468,3 +468,39 @@ fn kill9_during_branch_is_repaired() {
     let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
     assert_eq!(val(&env, &b.children[1], "k"), "9");
 }
+
+/// A branch makes its children's roots under `fs/staging/` and moves them
+/// into `fs/worlds/` at once; a root a crash left in staging is deleted by
+/// `repair`, and branches leave no staging entries behind.
+#[test]
+fn repair_removes_staged_branch_roots() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "s = 5");
+    let b = env
+        .sub
+        .branch_world(&id, 3, &BranchOptions::default())
+        .unwrap();
+    let staging = env.sub.layout().mount_point().join("staging");
+    let left = std::fs::read_dir(&staging).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "branch left staging directories");
+    // What a kill -9 between the snapshot ioctl and the move leaves.
+    let dir = staging.join("stage-dead-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    world_substrate::btrfs::subvol_create(&dir.join("w-crashed")).unwrap();
+    let rep = env.sub.repair().unwrap();
+    assert!(
+        rep.removed_subvolumes
+            .iter()
+            .any(|s| s == "staging/w-crashed"),
+        "{rep:?}"
+    );
+    assert!(!dir.exists());
+    for c in &b.children {
+        assert_eq!(val(&env, c, "s"), "5");
+        env.sub.destroy(c).unwrap();
+    }
+}

@@ -2,10 +2,10 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::sync::mpsc;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::record::{stale_journals, Journal, JournalGuard, Service, SnapshotRecord};
@@ -26,6 +26,15 @@ pub(crate) fn trace(what: &str, t0: Instant) {
     if std::env::var_os("WORLD_SUBSTRATE_TRACE").is_some() {
         eprintln!("[trace] {what}: {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
     }
+}
+
+/// Threads creating branch roots at once (each in its own staging
+/// directory; see [`LinuxSubstrate::branch_root`]).
+const ROOT_WORKERS: usize = 16;
+
+/// Where branch roots are created before they move to `worlds/<id>`.
+fn staging_dir(l: &crate::storage::Layout) -> PathBuf {
+    l.mount_point().join("staging")
 }
 
 fn snap_cgroup(id: &str) -> String {
@@ -328,27 +337,45 @@ impl LinuxSubstrate {
             .collect();
         let src = self.layout().snapshot_root(&sr.id);
         let conn = self.manager(&sr.lineage)?;
-        // A three-stage pipeline, one thread per stage: (1) roots and
-        // cgroups, one child after another (btrfs snapshot ioctls commit a
-        // transaction each and do not overlap); (2) world inits, asked of
-        // the manager as soon as a child's root exists; (3) session forks,
-        // asked of the templates as soon as a child's init is ready. Stage 1
-        // waits on the disk while stages 2 and 3 use the CPUs.
+        // The first init's cgroup migration would wait for an RCU grace
+        // period; let it pass while the roots are made.
+        let _warm = crate::cgroup::warm_migrations();
+        // A three-stage pipeline: (1) roots and cgroups, made by up to
+        // ROOT_WORKERS threads at once (their btrfs snapshots share
+        // transaction commits, see `branch_root`); (2) world inits, asked
+        // of the manager (this thread) as soon as a child's root exists;
+        // (3) session forks, asked of the templates (one thread) as soon as
+        // a child's init is ready. Stage 1 mostly waits on the disk while
+        // stages 2 and 3 use the CPUs. Any error stops every stage; the
+        // caller removes all children.
         let (root_tx, root_rx) = mpsc::channel::<Result<(usize, WorldCgroup, Vec<String>)>>();
         let (init_tx, init_rx) = mpsc::channel::<(usize, i32, WorldCgroup)>();
         let mut warnings = Vec::new();
         let readies = std::thread::scope(|sc| -> Result<Vec<(PathBuf, Pending)>> {
             let src = &src;
-            sc.spawn(move || {
-                for (i, c) in ids.iter().enumerate() {
-                    let r = self.branch_root(src, c, sr).map(|(cg, w)| (i, cg, w));
-                    let stop = r.is_err();
-                    if root_tx.send(r).is_err() || stop {
-                        break;
+            let workers = ids.len().min(ROOT_WORKERS);
+            let op = random_id("stage");
+            for k in 0..workers {
+                let root_tx = root_tx.clone();
+                let stage = staging_dir(self.layout()).join(format!("{op}-{k}"));
+                sc.spawn(move || {
+                    if let Err(e) = fs::create_dir_all(&stage) {
+                        let _ = root_tx.send(Err(WorldError::Io("create staging dir", e).into()));
+                        return;
                     }
-                }
-                trace("branch: roots + cgroups", t0);
-            });
+                    for i in (k..ids.len()).step_by(workers) {
+                        let r = self
+                            .branch_root(src, &stage, &ids[i], sr)
+                            .map(|(cg, w)| (i, cg, w));
+                        let stop = r.is_err();
+                        if root_tx.send(r).is_err() || stop {
+                            break;
+                        }
+                    }
+                    let _ = fs::remove_dir(&stage);
+                });
+            }
+            drop(root_tx);
             let seeds = &seeds;
             let forks = sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx));
             let mut inits = Vec::with_capacity(ids.len());
@@ -390,7 +417,7 @@ impl LinuxSubstrate {
             })();
             drop(init_tx);
             drop(root_rx);
-            trace("branch: inits ready", t0);
+            trace("branch: roots, cgroups and inits ready", t0);
             let forked = forks
                 .join()
                 .unwrap_or_else(|_| Err(failed("session fork thread panicked")));
@@ -428,26 +455,32 @@ impl LinuxSubstrate {
     fn branch_root(
         &self,
         src: &std::path::Path,
+        stage: &std::path::Path,
         c: &WorldId,
         sr: &SnapshotRecord,
     ) -> Result<(WorldCgroup, Vec<String>)> {
         let root = self.world_root(c);
         fs::create_dir_all(self.layout().session_dir(c.as_str()))
             .map_err(|e| WorldError::Io("create run dir", e))?;
-        let t = Instant::now();
-        btrfs::snapshot(src, &root, false).map_err(|e| WorldError::Io("branch root", e))?;
-        trace("TMP snap", t);
-        let t = Instant::now();
+        // Snapshot into this worker's own staging directory, then move the
+        // subvolume into place: the ioctl holds its target directory's lock
+        // through the transaction commit, so snapshots into one directory
+        // serialize, while snapshots into different directories share a
+        // commit (measured: 64 roots 550 ms one by one, 80 ms with 16
+        // workers).
+        let staged = stage.join(c.as_str());
+        btrfs::snapshot(src, &staged, false).map_err(|e| WorldError::Io("branch root", e))?;
+        if let Err(e) = fs::rename(&staged, &root) {
+            let _ = btrfs::subvol_delete(&staged);
+            return Err(WorldError::Io("move branch root into place", e).into());
+        }
         let mut warnings = Vec::new();
         if let Some(mib) = sr.limits.disk_mib {
             if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
                 warnings.push(format!("disk limit not enforced: {e}"));
             }
         }
-        trace("TMP limit", t);
-        let t = Instant::now();
         let (cg, w) = WorldCgroup::create(&self.config().cgroup_name, c.as_str(), &sr.limits)?;
-        trace("TMP cg", t);
         warnings.extend(w);
         Ok((cg, warnings))
     }
@@ -652,6 +685,23 @@ impl LinuxSubstrate {
             }
             self.teardown(&n, None)?;
             rep.removed_subvolumes.push(format!("worlds/{n}"));
+        }
+        // Branch roots a crash left in staging (before their move).
+        for d in fs::read_dir(staging_dir(&l))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for e in fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if busy.contains(&n) {
+                    continue;
+                }
+                btrfs::subvol_delete(&e.path())
+                    .map_err(|e| WorldError::Io("delete staged branch root", e))?;
+                rep.removed_subvolumes.push(format!("staging/{n}"));
+            }
+            let _ = fs::remove_dir(d.path());
         }
         for e in fs::read_dir(l.mount_point().join("snapshots"))
             .into_iter()
