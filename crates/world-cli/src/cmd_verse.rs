@@ -69,6 +69,44 @@ pub fn game_input(nash: Option<f64>, optimum: Option<f64>, sense: Sense) -> Opti
     })
 }
 
+/// `deposit` (true) or `withdraw` (false) at a root verse.
+fn root_move(engine: &Engine, out: &Out, a: crate::args::MoveArgs, deposit: bool) -> Result<()> {
+    let (token, verse, owner) = (token(&a.token)?, verse_id(&a.verse)?, owner(&a.owner)?);
+    let amount = a.amount;
+    let (op, kind, human) = if deposit {
+        let human = format!("deposited {amount} {token} to {owner} in {verse}");
+        (
+            Op::Deposit {
+                token,
+                verse,
+                owner,
+                amount,
+            },
+            "deposit",
+            human,
+        )
+    } else {
+        let human = format!("withdrew {amount} {token} from {owner} in {verse}");
+        (
+            Op::Withdraw {
+                token,
+                verse,
+                owner,
+                amount,
+            },
+            "withdraw",
+            human,
+        )
+    };
+    engine.apply(op)?;
+    moved(
+        out,
+        kind,
+        json!({"verse": a.verse, "amount": amount}),
+        human,
+    )
+}
+
 fn moved(out: &Out, what: &str, detail: serde_json::Value, human: String) -> Result<()> {
     out.emit(&json!({ "ok": true, "op": what, "detail": detail }), || {
         println!("{human}")
@@ -126,42 +164,8 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
                 },
             )
         }
-        VerseCmd::Deposit(a) => {
-            let op = Op::Deposit {
-                token: token(&a.token)?,
-                verse: verse_id(&a.verse)?,
-                owner: owner(&a.owner)?,
-                amount: a.amount,
-            };
-            engine.apply(op)?;
-            moved(
-                out,
-                "deposit",
-                json!({"verse": a.verse, "amount": a.amount}),
-                format!(
-                    "deposited {} {} to {} in {}",
-                    a.amount, a.token, a.owner, a.verse
-                ),
-            )
-        }
-        VerseCmd::Withdraw(a) => {
-            let op = Op::Withdraw {
-                token: token(&a.token)?,
-                verse: verse_id(&a.verse)?,
-                owner: owner(&a.owner)?,
-                amount: a.amount,
-            };
-            engine.apply(op)?;
-            moved(
-                out,
-                "withdraw",
-                json!({"verse": a.verse, "amount": a.amount}),
-                format!(
-                    "withdrew {} {} from {} in {}",
-                    a.amount, a.token, a.owner, a.verse
-                ),
-            )
-        }
+        VerseCmd::Deposit(a) => root_move(engine, out, a, true),
+        VerseCmd::Withdraw(a) => root_move(engine, out, a, false),
         VerseCmd::PushDown(a) => {
             let op = Op::PushDown {
                 token: token(&a.token)?,
