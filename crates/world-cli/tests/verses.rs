@@ -255,3 +255,69 @@ fn demo_matches_the_exact_values() {
         .iter()
         .all(|s| s["gf3_running"].as_i64().is_some()));
 }
+
+/// The original design's nine `just` recipes, each a thin call of `world`.
+#[test]
+fn the_nine_just_recipes_work() {
+    let Some(env) = Env::new() else { return };
+    let justfile = concat!(env!("CARGO_MANIFEST_DIR"), "/../../justfile");
+    let just = |args: &[&str]| -> (bool, String) {
+        let o = std::process::Command::new("just")
+            .arg("--justfile")
+            .arg(justfile)
+            .args(args)
+            .env("WORLD_BIN", env!("CARGO_BIN_EXE_world"))
+            .env("WORLD_DB", env.db())
+            .env("WORLD_STATE_DIR", env.dir.path().join("state"))
+            .env("WORLD_RUN_DIR", env.dir.path().join("run"))
+            .output()
+            .expect("`just` on PATH (scripts/install-deps.sh puts it in the venv)");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, out) = just(&["world-runtime-create"]);
+    assert!(ok, "{out}");
+    let id = out.lines().next().unwrap().trim().to_string();
+    let (ok, out) = just(&["world-runtime-snapshot", &id, "--name", "pre-event"]);
+    assert!(ok, "{out}");
+    let (ok, out) = just(&["world-runtime-branch", "pre-event"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("w-")).count(),
+        3,
+        "{out}"
+    );
+    let (ok, out) = just(&["world-runtime-push-down", &id]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("nash") && out.contains("optimal") && out.contains("chaos"),
+        "{out}"
+    );
+    let part = out
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(','))
+        .find(|w| w.starts_with('p') && w[1..].chars().all(|c| c.is_ascii_digit()) && w.len() > 1)
+        .expect("a partition id")
+        .to_string();
+    let (ok, out) = just(&[
+        "world-runtime-pull-up",
+        &part,
+        "--oracle",
+        "weighted",
+        "--seed",
+        "3",
+    ]);
+    assert!(ok, "{out}");
+    for recipe in [
+        "world-runtime-metrics",
+        "world-runtime-entities",
+        "world-runtime-branches",
+        "world-runtime-resolutions",
+    ] {
+        let (ok, out) = just(&[recipe]);
+        assert!(ok, "{recipe}: {out}");
+        assert!(out.lines().count() >= 3, "{recipe} prints rows: {out}");
+    }
+}
