@@ -31,8 +31,8 @@ pub enum WorldError {
     /// Starting the world failed.
     #[error("world start failed: {0}")]
     Launch(String),
-    /// A host-side file operation failed.
-    #[error("{0}: {1}")]
+    /// A host-side file operation failed (the cause is the source).
+    #[error("{0}")]
     Io(&'static str, #[source] io::Error),
 }
 

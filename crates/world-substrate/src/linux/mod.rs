@@ -237,7 +237,14 @@ impl Substrate for LinuxSubstrate {
             .write(true)
             .create_new(true)
             .open(&meta)
-            .map_err(|_| WorldError::Exists(id.to_string()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => WorldError::Exists(id.to_string()),
+                std::io::ErrorKind::PermissionDenied => WorldError::Io(
+                    "claim the world id (worlds need root: namespaces, btrfs, cgroups)",
+                    e,
+                ),
+                _ => WorldError::Io("claim the world id", e),
+            })?;
         match self.create_inner(&id, opts, t0) {
             Ok(c) => Ok(c),
             Err(e) => {
