@@ -171,18 +171,9 @@ pub fn pull_up(engine: &Engine, out: &Out, a: PullUpArgs) -> Result<()> {
             r.oracle_source,
             r.winner,
             r.winner_world,
-            r.evaporated
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::output::join(&r.evaporated)
         );
-        for (t, v) in &r.evaporated_value {
-            println!("evaporated value: {v} {t}");
-        }
-        if let Some(w) = &r.wev {
-            println!("PoA {:.6}  WEV {:.6}", w.poa, w.wev);
-        }
+        crate::output::resolution_tail(&r.evaporated_value, r.wev.as_ref());
         println!(
             "pull_up {:.1} ms, recorded as {}",
             r.pull_up_ms, r.resolution_id

@@ -315,21 +315,9 @@ fn resolve(engine: &Engine, out: &Out, a: ResolveArgs) -> Result<()> {
             r.partition,
             r.oracle_source,
             r.winner,
-            r.evaporated
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::output::join(&r.evaporated)
         );
-        for (t, v) in &r.evaporated_value {
-            println!("evaporated value: {v} {t}");
-        }
-        if let Some(w) = &r.wev {
-            println!(
-                "PoA {:.6}  WEV {:.6}  WEV_abs {:.6}",
-                w.poa, w.wev, w.wev_abs
-            );
-        }
+        crate::output::resolution_tail(&r.evaporated_value, r.wev.as_ref());
         println!(
             "recorded as {} ({:.3} ms)",
             r.resolution_id, r.pull_up_time_ms

@@ -72,6 +72,32 @@ pub fn ms(v: &Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"))
 }
 
+/// Comma-separated display of ids.
+pub fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The lines a resolution prints after its headline: evaporated value per
+/// token, and PoA/WEV when a game was given.
+pub fn resolution_tail(
+    evaporated_value: &[(String, u128)],
+    wev: Option<&world_core::wev::WevReport>,
+) {
+    for (t, v) in evaporated_value {
+        println!("evaporated value: {v} {t}");
+    }
+    if let Some(w) = wev {
+        println!(
+            "PoA {:.6}  WEV {:.6}  WEV_abs {:.6}",
+            w.poa, w.wev, w.wev_abs
+        );
+    }
+}
+
 /// A trit as "-1", "0" or "+1".
 pub fn trit(t: i64) -> String {
     if t > 0 {

@@ -113,6 +113,34 @@ fn mem_available_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// `bwrap --unshare-all` create + exec of `true`, `n` times: the baseline
+/// every world benchmark is compared with in the same run.
+fn bwrap_baseline(n: usize) -> Option<BenchRow> {
+    let bw = [
+        "--unshare-all",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "/usr/bin/true",
+    ];
+    time_cmd(n, "bwrap", &bw).map(|v| row("baseline: bwrap --unshare-all ... true", v, "ms"))
+}
+
 /// Runs the benchmark: `n` samples per timed row, `idle` worlds alive at
 /// once for the memory rows. Destroys every world it made.
 pub fn bench_substrate(sub: &LinuxSubstrate, n: usize, idle: usize) -> Result<BenchReport> {
@@ -166,31 +194,8 @@ pub fn bench_substrate(sub: &LinuxSubstrate, n: usize, idle: usize) -> Result<Be
         rep.rows
             .push(row("baseline: unshare -Umpniu --fork true", v, "ms"));
     }
-    let bw = [
-        "--unshare-all",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "/usr/bin/true",
-    ];
-    if let Some(v) = time_cmd(n, "bwrap", &bw) {
-        rep.rows
-            .push(row("baseline: bwrap --unshare-all ... true", v, "ms"));
+    if let Some(r) = bwrap_baseline(n) {
+        rep.rows.push(r);
     }
     let t = Instant::now();
     if let Some(v) = time_cmd(n, "true", &[]) {
@@ -353,31 +358,8 @@ pub fn bench_branch(sub: &LinuxSubstrate, n: usize, counts: &[usize]) -> Result<
             ));
         }
     }
-    let bw = [
-        "--unshare-all",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "/usr/bin/true",
-    ];
-    if let Some(v) = time_cmd(n, "bwrap", &bw) {
-        rep.rows
-            .push(row("baseline: bwrap --unshare-all ... true", v, "ms"));
+    if let Some(r) = bwrap_baseline(n) {
+        rep.rows.push(r);
     }
     Ok(rep)
 }
