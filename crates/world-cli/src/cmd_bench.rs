@@ -271,6 +271,8 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
         })?
         .id;
     let mut made = vec![world.clone()];
+    // The unresolved push_downs' snapshots (pull_up deletes the others).
+    let mut snaps: Vec<String> = Vec::new();
     let result = (|| -> Result<BenchReport> {
         engine.run_code(
             &world,
@@ -309,13 +311,16 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
         eprintln!("bench verses: 27 verses (three levels of three)");
         let t = Instant::now();
         let l1 = engine.push_down(&current, default_children(), false)?;
+        snaps.extend(l1.snapshot.clone());
         let mut leaves = 0;
         for v in &l1.verses {
             made.push(v.world.clone());
             let l2 = engine.push_down(&v.world, default_children(), false)?;
+            snaps.extend(l2.snapshot.clone());
             for w in &l2.verses {
                 made.push(w.world.clone());
                 let l3 = engine.push_down(&w.world, default_children(), false)?;
+                snaps.extend(l3.snapshot.clone());
                 made.extend(l3.verses.iter().map(|x| x.world.clone()));
                 leaves += l3.verses.len();
             }
@@ -361,6 +366,9 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
     })();
     for w in made.iter().rev() {
         let _ = engine.world_destroy(w);
+    }
+    for s in &snaps {
+        let _ = engine.snapshot_delete(s);
     }
     print_report(out, &result?)
 }

@@ -33,7 +33,7 @@ mod cmd_world;
 mod output;
 
 use clap::Parser;
-use world_engine::{Engine, ErrorKind};
+use world_engine::{Engine, ErrorKind, StoreMode};
 use world_substrate::SubstrateConfig;
 
 use crate::args::{Cli, Command};
@@ -48,7 +48,12 @@ fn main() {
     }
     let cli = Cli::parse();
     let db = world_store::path::resolve_db_path(cli.db.clone());
-    let engine = Engine::new(db).with_substrate(substrate_config());
+    let mut engine = Engine::new(db).with_substrate(substrate_config());
+    if matches!(cli.command, Command::Bench(_) | Command::Demo(_)) {
+        // Long runs of many operations keep the database open between them
+        // (and hand it back when idle): see world_engine::lease.
+        engine = engine.with_store_mode(StoreMode::held());
+    }
     let out = output::Out { json: cli.json };
     let result = match cli.command {
         Command::Create(a) => cmd_world::create(&engine, &out, a),
@@ -101,6 +106,8 @@ fn main() {
             args::Scenario::Ledger => cmd_demo::ledger(&engine, &out, a),
         },
     };
+    // Close the database cleanly before exiting.
+    drop(engine);
     if let Err(err) = result {
         std::process::exit(report(&err));
     }

@@ -2,13 +2,15 @@
 //!
 //! The CLI (and later the HTTP daemon) turns a request into a call on
 //! [`Engine`]; the engine validates it, runs it against the domain logic in
-//! `world-core`, and records it through `world-store`. The engine never
-//! holds the database open between calls (see `world_store::open`), so many
-//! `world` processes can work on one database at once.
+//! `world-core`, and records it through `world-store`. How long the database
+//! stays open is the engine's [`StoreMode`]: per call for one-shot commands
+//! (many `world` processes share one file), a lease for long-lived processes
+//! (see [`lease`]).
 #![deny(missing_docs)]
 
 pub mod branch;
 mod error;
+pub mod lease;
 pub mod multiverse;
 pub mod python;
 mod trace;
@@ -16,10 +18,12 @@ pub mod verse;
 pub mod world;
 
 pub use error::{Error, ErrorKind, Result};
+pub use lease::{StoreHandle, StoreMode};
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use world_store::{OpenOptions, Store};
+use world_store::{LedgerCache, OpenOptions, Store};
 use world_substrate::{LinuxSubstrate, SubstrateConfig};
 
 /// The entry point for every operation.
@@ -28,6 +32,7 @@ pub struct Engine {
     db: PathBuf,
     open: OpenOptions,
     substrate: Option<LinuxSubstrate>,
+    lease: Option<Arc<lease::Lease>>,
 }
 
 impl Engine {
@@ -35,9 +40,20 @@ impl Engine {
     pub fn new(db: impl Into<PathBuf>) -> Self {
         Self {
             db: db.into(),
-            open: OpenOptions::default(),
+            open: OpenOptions {
+                ledger_cache: Some(LedgerCache::default()),
+                ..OpenOptions::default()
+            },
             substrate: None,
+            lease: None,
         }
+    }
+
+    /// Sets how the database is held open (default: per call). Clones of
+    /// the engine made afterwards share the lease.
+    pub fn with_store_mode(mut self, mode: StoreMode) -> Self {
+        self.lease = lease::Lease::start(self.db.clone(), self.open.clone(), mode);
+        self
     }
 
     /// Uses `cfg` for worlds (state and run directories, supervisor command).
@@ -58,8 +74,12 @@ impl Engine {
         &self.db
     }
 
-    /// Opens the store for one unit of work; it closes when dropped.
-    pub fn store(&self) -> Result<Store> {
-        Ok(Store::open_with(&self.db, &self.open)?)
+    /// The store for one unit of work: a fresh opening (per-call mode) or a
+    /// connection to the leased database. Drop it when the work is done.
+    pub fn store(&self) -> Result<StoreHandle> {
+        match &self.lease {
+            Some(lease) => lease.acquire(),
+            None => Ok(lease::per_call(Store::open_with(&self.db, &self.open)?)),
+        }
     }
 }

@@ -71,6 +71,8 @@ pub struct PushedDown {
     pub verses: Vec<VerseWorld>,
     /// Snapshot time, ms.
     pub snapshot_ms: Option<f64>,
+    /// The snapshot the verses were branched from; pull_up deletes it.
+    pub snapshot: Option<String>,
     /// Branch time, ms.
     pub branch_ms: f64,
     /// Whole push_down, ms.
@@ -374,6 +376,7 @@ impl Engine {
             gf3_sum,
             verses,
             snapshot_ms: branched.snapshot_ms,
+            snapshot: branched.snapshot.clone(),
             branch_ms: branched.branch_ms,
             total_ms,
             pushed,

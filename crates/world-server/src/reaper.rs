@@ -56,7 +56,7 @@ fn sweep(st: &AppState) {
         if !expired(&s.ttl, t) {
             continue;
         }
-        let r = st.with_db(|| st.engine.snapshot_delete(id));
+        let r = st.engine.snapshot_delete(id);
         match r {
             Ok(()) => {
                 st.meta.update(|f| f.snapshots.remove(id));

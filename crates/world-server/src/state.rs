@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use world_engine::Engine;
+use world_engine::{Engine, StoreMode};
 use world_substrate::WorldId;
 
 use crate::meta::MetaStore;
@@ -18,9 +18,6 @@ pub struct AppState {
     pub token: String,
     /// Metadata, TTLs, pause state.
     pub meta: MetaStore,
-    /// Serialises engine calls that open the DuckDB file (one writer
-    /// instance per file and process).
-    db_lock: Mutex<()>,
     /// `http://ADDR` of the TCP listener, for URLs handed to clients.
     public_url: Mutex<String>,
     /// The substrate's cgroup name (pause/resume).
@@ -35,10 +32,14 @@ impl AppState {
         let token = crate::token::load_or_create_token(&cfg.substrate.state_dir)?;
         let meta = MetaStore::load(cfg.substrate.state_dir.join("server").join("meta.json"));
         Ok(AppState {
-            engine: Engine::new(cfg.db.clone()).with_substrate(cfg.substrate.clone()),
+            // One long-lived lease on the database: every request gets its
+            // own connection to it, and the file is handed back when idle so
+            // that `world` commands in other processes get in.
+            engine: Engine::new(cfg.db.clone())
+                .with_substrate(cfg.substrate.clone())
+                .with_store_mode(StoreMode::held()),
             token,
             meta,
-            db_lock: Mutex::new(()),
             public_url: Mutex::new(format!("http://{}", cfg.listen)),
             cgroup_name: cfg.substrate.cgroup_name.clone(),
             body_limit: cfg.body_limit,
@@ -58,8 +59,8 @@ impl AppState {
         *self.public_url.lock().unwrap_or_else(|p| p.into_inner()) = url;
     }
 
-    /// Runs `f` on the blocking pool without the database lock (calls that
-    /// only touch the substrate: list, inspect, exec, run-code).
+    /// Runs `f` on the blocking pool. Engine calls need no lock of their
+    /// own: each gets its own connection to the daemon's leased database.
     pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
@@ -69,26 +70,6 @@ impl AppState {
         tokio::task::spawn_blocking(move || f(&st))
             .await
             .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
-    }
-
-    /// Runs `f` on the blocking pool holding the database lock (every call
-    /// that records: create, destroy, snapshot, branch, verses, records).
-    pub async fn run_db<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
-    {
-        self.run(move |st| {
-            let _g = st.db_lock.lock().unwrap_or_else(|p| p.into_inner());
-            f(st)
-        })
-        .await
-    }
-
-    /// Runs `f` holding the database lock (already on a blocking thread).
-    pub fn with_db<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _g = self.db_lock.lock().unwrap_or_else(|p| p.into_inner());
-        f()
     }
 
     /// Freezes (`true`) or thaws a world's processes.
@@ -125,7 +106,6 @@ impl AppState {
         if self.meta.world(id.as_str()).paused {
             let _ = self.set_frozen(id, false);
         }
-        let _g = self.db_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.engine.world_destroy(id)?;
         self.meta.update(|m| m.worlds.remove(id.as_str()));
         Ok(())
@@ -135,7 +115,7 @@ impl AppState {
     /// the records) and drop metadata of worlds and snapshots that are gone.
     pub async fn recover(self: &Arc<Self>) {
         let r = self
-            .run_db(|st| {
+            .run(|st| {
                 let rep = st.engine.repair()?;
                 let worlds: Vec<String> = st
                     .engine

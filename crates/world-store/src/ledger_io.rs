@@ -54,8 +54,22 @@ pub fn resolution_id(partition: PartitionId) -> String {
 }
 
 impl Store {
-    /// Loads the whole ledger (tree and balances).
+    /// Loads the whole ledger (tree and balances), from the ledger cache
+    /// when the journal has not moved since it was filled.
     pub fn load_ledger(&self) -> Result<Ledger> {
+        let (seq, ledger) = self.in_read_transaction(|conn| {
+            let seq = journal_head(conn)?;
+            match self.cached_ledger(seq) {
+                Some(l) => Ok((seq, l)),
+                None => Ok((seq, load(conn)?)),
+            }
+        })?;
+        self.cache_ledger(seq, ledger.clone());
+        Ok(ledger)
+    }
+
+    /// Loads the ledger from its tables, bypassing the cache.
+    pub fn load_ledger_uncached(&self) -> Result<Ledger> {
         load(&self.conn)
     }
 
@@ -81,8 +95,12 @@ impl Store {
         extra: impl FnOnce(&Connection, &Ledger, &[Applied]) -> Result<()>,
     ) -> Result<Vec<Applied>> {
         let start = Instant::now();
-        self.in_transaction(|conn| {
-            let mut ledger = load(conn)?;
+        let committed = self.in_transaction(|conn| {
+            let head = journal_head(conn)?;
+            let mut ledger = match self.cached_ledger(head) {
+                Some(l) => l,
+                None => load(conn)?,
+            };
             let mut applied = Vec::with_capacity(ops.len());
             for (index, op) in ops.iter().enumerate() {
                 match ledger.apply(op) {
@@ -91,10 +109,23 @@ impl Store {
                     Err(e) => return Err(e.into()),
                 }
             }
-            persist(conn, &ledger, ops, &applied, meta, start)?;
+            persist(conn, head + 1, &ledger, ops, &applied, meta, start)?;
             extra(conn, &ledger, &applied)?;
-            Ok(applied)
-        })
+            Ok((head + ops.len() as u64, ledger, applied))
+        });
+        match committed {
+            Ok((head, ledger, applied)) => {
+                self.cache_ledger(head, ledger);
+                Ok(applied)
+            }
+            Err(e) => {
+                // A failed commit may have left the cache and the file apart.
+                if !matches!(e, Error::BatchOp { .. } | Error::Ledger(_)) {
+                    self.forget_ledger();
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Rebuilds a ledger by replaying the journal from an empty one.
@@ -291,8 +322,18 @@ fn load(conn: &Connection) -> Result<Ledger> {
     Ledger::from_parts(tree, balances).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
+/// The journal's position: its largest seq (0 when empty).
+fn journal_head(conn: &Connection) -> Result<u64> {
+    Ok(conn.query_row(
+        "SELECT coalesce(max(seq), 0) FROM ledger_journal",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 fn persist(
     conn: &Connection,
+    next_seq: u64,
     ledger: &Ledger,
     ops: &[Op],
     applied: &[Applied],
@@ -300,11 +341,6 @@ fn persist(
     start: Instant,
 ) -> Result<()> {
     // 1. Journal rows, appended.
-    let next_seq: u64 = conn.query_row(
-        "SELECT coalesce(max(seq), 0) + 1 FROM ledger_journal",
-        [],
-        |r| r.get(0),
-    )?;
     {
         let mut app =
             conn.appender_with_columns("ledger_journal", &["seq", "op", "op_json", "effect_json"])?;

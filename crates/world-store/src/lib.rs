@@ -26,5 +26,5 @@ pub mod schema;
 pub mod verse_worlds;
 
 pub use error::{Error, Result};
-pub use open::{OpenOptions, Store};
+pub use open::{LedgerCache, OpenOptions, Store};
 pub use records::{BranchRow, EntityRow, MetricSummary, NewEntity, ResolutionRow};

@@ -7,12 +7,24 @@
 //! process, [`Store::open`] retries with exponential backoff (1 ms doubling
 //! to 50 ms, with jitter) until [`OpenOptions::busy_timeout`] passes, then
 //! fails with [`Error::Busy`]. Long-running work (the demo, a daemon) must
-//! likewise open the store only around its writes.
+//! likewise not hold the file for long: `world_engine`'s store lease keeps it
+//! open while requests keep coming and closes it when idle.
+//!
+//! Within one process, [`Store::try_clone`] gives further connections to the
+//! same open database (DuckDB instance). Clones share two things: a write
+//! lock, so that this process runs one read-modify-write transaction at a
+//! time (DuckDB would abort one of two conflicting ones), and the **ledger
+//! cache**: the ledger as of a journal position. A transaction that finds the
+//! journal still at the cached position reuses it instead of reading the
+//! ledger tables again; any commit by another process moves the journal and
+//! so invalidates the cache.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use duckdb::Connection;
+use world_core::ledger::Ledger;
 
 use crate::{schema, Error, Result};
 
@@ -21,13 +33,31 @@ use crate::{schema, Error, Result};
 pub struct OpenOptions {
     /// How long to wait for another process to release the file.
     pub busy_timeout: Duration,
+    /// A ledger cache to use (and keep) across openings of the file; by
+    /// default every opening starts with an empty one.
+    pub ledger_cache: Option<LedgerCache>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         Self {
             busy_timeout: Duration::from_secs(60),
+            ledger_cache: None,
         }
+    }
+}
+
+/// The ledger as of a journal position, shared by the connections (and
+/// successive openings) that hold a clone of it. It is only ever used after
+/// checking, inside a transaction, that the journal is still at that
+/// position, so a commit by another process simply makes it miss.
+#[derive(Clone, Default)]
+pub struct LedgerCache(Arc<Mutex<Option<(u64, Ledger)>>>);
+
+impl std::fmt::Debug for LedgerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head = lock(&self.0).as_ref().map(|(s, _)| *s);
+        f.debug_struct("LedgerCache").field("head", &head).finish()
     }
 }
 
@@ -35,6 +65,20 @@ impl Default for OpenOptions {
 pub struct Store {
     pub(crate) conn: Connection,
     path: Option<PathBuf>,
+    shared: Arc<Shared>,
+}
+
+/// What the connections of one open database in this process share.
+#[derive(Default)]
+struct Shared {
+    /// Held for the whole of a read-modify-write transaction.
+    write: Mutex<()>,
+    /// The ledger as of a journal position.
+    ledger: LedgerCache,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for Store {
@@ -70,6 +114,10 @@ impl Store {
                             return Ok(Store {
                                 conn,
                                 path: Some(path.to_path_buf()),
+                                shared: Arc::new(Shared {
+                                    write: Mutex::new(()),
+                                    ledger: opts.ledger_cache.clone().unwrap_or_default(),
+                                }),
                             })
                         }
                         Err(Error::Db(e)) if is_busy(&e) => {}
@@ -95,7 +143,40 @@ impl Store {
     pub fn open_in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
         schema::migrate(&conn)?;
-        Ok(Store { conn, path: None })
+        Ok(Store {
+            conn,
+            path: None,
+            shared: Arc::default(),
+        })
+    }
+
+    /// Another connection to the same open database, sharing this one's
+    /// write lock and ledger cache. Cheap (no file is opened); the database
+    /// closes when the last of its connections is dropped.
+    pub fn try_clone(&self) -> Result<Store> {
+        Ok(Store {
+            conn: self.conn.try_clone()?,
+            path: self.path.clone(),
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The cached ledger, when the journal is still at `seq`.
+    pub(crate) fn cached_ledger(&self, seq: u64) -> Option<Ledger> {
+        lock(&self.shared.ledger.0)
+            .as_ref()
+            .filter(|(s, _)| *s == seq)
+            .map(|(_, l)| l.clone())
+    }
+
+    /// Remembers `ledger` as the state at journal position `seq`.
+    pub(crate) fn cache_ledger(&self, seq: u64, ledger: Ledger) {
+        *lock(&self.shared.ledger.0) = Some((seq, ledger));
+    }
+
+    /// Forgets the cached ledger.
+    pub(crate) fn forget_ledger(&self) {
+        *lock(&self.shared.ledger.0) = None;
     }
 
     /// The file this store was opened from (`None` in memory).
@@ -116,7 +197,18 @@ impl Store {
     }
 
     /// Runs `f` inside one transaction; commits on `Ok`, rolls back on `Err`.
+    /// Holds the process-wide write lock of this database throughout.
     pub(crate) fn in_transaction<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let _write = lock(&self.shared.write);
+        self.in_read_transaction(f)
+    }
+
+    /// Runs `f` inside one transaction without the write lock: for reads
+    /// that must see one consistent state.
+    pub(crate) fn in_read_transaction<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         match f(&self.conn) {
             Ok(v) => {

@@ -45,21 +45,21 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
 }
 
 async fn ledger(st: St) -> Result<Json<Value>, ApiError> {
-    Ok(Json(st.run_db(|st| to_json(&st.engine.ledger()?)).await?))
+    Ok(Json(st.run(|st| to_json(&st.engine.ledger()?)).await?))
 }
 
 /// Applies one ledger operation (`{"op": "deposit", ...}`: the
 /// serde form of `world_core::ledger::Op`).
 async fn apply(st: St, Body(op): Body<Op>) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        st.run_db(move |st| to_json(&st.engine.apply(op)?)).await?,
+        st.run(move |st| to_json(&st.engine.apply(op)?)).await?,
     ))
 }
 
 async fn journal(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
     let n = q.limit();
     Ok(Json(
-        st.run_db(move |st| {
+        st.run(move |st| {
             to_json(
                 &st.engine
                     .store()?
@@ -74,7 +74,7 @@ async fn journal(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
 async fn entities(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
     let n = q.limit();
     Ok(Json(
-        st.run_db(move |st| {
+        st.run(move |st| {
             let rows = st
                 .engine
                 .store()?
@@ -89,7 +89,7 @@ async fn entities(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
 async fn branches(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
     let n = q.limit();
     Ok(Json(
-        st.run_db(move |st| {
+        st.run(move |st| {
             to_json(
                 &st.engine
                     .store()?
@@ -104,7 +104,7 @@ async fn branches(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
 async fn resolutions(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
     let n = q.limit();
     Ok(Json(
-        st.run_db(move |st| {
+        st.run(move |st| {
             to_json(
                 &st.engine
                     .store()?
@@ -118,7 +118,7 @@ async fn resolutions(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
 
 async fn metrics(st: St) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        st.run_db(|st| {
+        st.run(|st| {
             to_json(
                 &st.engine
                     .store()?

@@ -50,7 +50,7 @@ pub async fn one(st: &Arc<AppState>, id: String) -> Result<SnapshotInfo, ApiErro
 /// Deletes a snapshot and its metadata.
 pub async fn remove(st: &Arc<AppState>, id: String) -> Result<String, ApiError> {
     let info = one(st, id).await?;
-    st.run_db(move |st| {
+    st.run(move |st| {
         st.engine.snapshot_delete(&info.id)?;
         st.meta.update(|m| m.snapshots.remove(&info.id));
         Ok(info.id)

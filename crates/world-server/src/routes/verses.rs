@@ -102,7 +102,7 @@ async fn push_down(
     };
     let allow = r.allow_nonconserving.unwrap_or(false);
     let p = st
-        .run_db(move |st| {
+        .run(move |st| {
             st.ensure_not_paused(&id)?;
             let p = st.engine.push_down(&id, children, allow)?;
             st.meta.update(|m| {
@@ -182,7 +182,7 @@ async fn run(st: St, Body(r): Body<RunReq>) -> Result<Json<Vec<VerseResult>>, Ap
         ));
     }
     let results = st
-        .run_db(move |st| {
+        .run(move |st| {
             if let Some((p, code)) = part {
                 let ledger = st.engine.ledger()?;
                 let info = ledger
@@ -274,7 +274,7 @@ async fn pull_up(
         }),
     };
     let r = st
-        .run_db(move |st| {
+        .run(move |st| {
             let r = st.engine.pull_up(p, &oracle, game)?;
             st.meta.update(|m| {
                 for w in &r.collapsed_worlds {

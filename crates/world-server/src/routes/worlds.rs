@@ -103,7 +103,7 @@ pub async fn create_world(st: &Arc<AppState>, spec: CreateSpec) -> Result<WorldV
         }
         no_nul(s, "snapshot_id")?;
     }
-    st.run_db(move |st| {
+    st.run(move |st| {
         let id = match &spec.snapshot_id {
             Some(snap) => {
                 let b = st.engine.branch(snap, 1, &BranchOptions::default())?;
@@ -188,7 +188,7 @@ pub async fn snapshot_world(
     if let Some(n) = &name {
         no_nul(n, "name")?;
     }
-    st.run_db(move |st| {
+    st.run(move |st| {
         st.ensure_not_paused(&id)?;
         let info = st.engine.world_inspect(&id)?;
         let mut r = st.engine.snapshot(&id, name.as_deref());
@@ -232,7 +232,7 @@ pub async fn branch_source(
         )));
     }
     no_nul(&source, "source")?;
-    st.run_db(move |st| {
+    st.run(move |st| {
         if let Some(w) = WorldId::new(&source) {
             st.ensure_not_paused(&w)?;
         }

@@ -1,0 +1,293 @@
+//! The store lease: how long the engine keeps the DuckDB file open.
+//!
+//! DuckDB lets one process hold a database file at a time. A one-shot `world`
+//! command opens the file per unit of work ([`StoreMode::PerCall`], the
+//! default): that costs 15–20 ms per opening and lets many processes share
+//! the file. A long-lived process (the daemon, a benchmark, the demo) takes a
+//! **lease** instead ([`StoreMode::Held`]):
+//!
+//! * the first call opens the file; every call gets its own connection to
+//!   that one open database ([`Store::try_clone`], microseconds), so calls on
+//!   several threads run side by side and the ledger cache stays warm;
+//! * when no call has used it for `idle`, a reaper thread closes the file, so
+//!   a `world` command in another process gets in within about that long;
+//! * a lease held longer than `max_hold` under continuous load is handed
+//!   back anyway: new calls wait for the running ones to finish, the file is
+//!   closed for `yield_for`, then reopened. Other processes retry every
+//!   ≤ 50 ms, so they are not starved by a busy daemon.
+//!
+//! The ledger cache survives closing and reopening (it is re-validated
+//! against the journal inside every transaction).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use world_store::{OpenOptions, Store};
+
+use crate::Result;
+
+/// How the engine opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    /// Open per unit of work and close right after (one-shot commands).
+    PerCall,
+    /// Keep the file open while it is in use (long-lived processes).
+    Held {
+        /// Close after this long without any call.
+        idle: Duration,
+        /// Hand the file back at least this often under load.
+        max_hold: Duration,
+        /// How long to keep it closed when handing it back.
+        yield_for: Duration,
+    },
+}
+
+impl StoreMode {
+    /// The lease a long-lived process takes: idle 200 ms, handed back for
+    /// 100 ms every 2 s under load.
+    pub fn held() -> StoreMode {
+        StoreMode::Held {
+            idle: Duration::from_millis(200),
+            max_hold: Duration::from_secs(2),
+            yield_for: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A store for one unit of work; dereferences to [`Store`].
+pub struct StoreHandle {
+    store: Option<Store>,
+    lease: Option<Arc<Lease>>,
+}
+
+impl std::ops::Deref for StoreHandle {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store.as_ref().expect("store present until drop")
+    }
+}
+
+impl Drop for StoreHandle {
+    fn drop(&mut self) {
+        // The connection goes first, so that a close right after this sees
+        // no connection of ours left.
+        drop(self.store.take());
+        if let Some(lease) = &self.lease {
+            let mut st = lease.lock();
+            st.active -= 1;
+            st.last_used = Instant::now();
+            drop(st);
+            lease.changed.notify_all();
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("store", &self.store)
+            .field("leased", &self.lease.is_some())
+            .finish()
+    }
+}
+
+/// The shared lease of a [`StoreMode::Held`] engine.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    db: PathBuf,
+    open: OpenOptions,
+    idle: Duration,
+    max_hold: Duration,
+    yield_for: Duration,
+    state: Mutex<LeaseState>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    /// The open database (its first connection), if open.
+    root: Option<Store>,
+    opened: Instant,
+    last_used: Instant,
+    /// Connections handed out and not yet dropped.
+    active: usize,
+    /// Closed on purpose until then (handing the file back).
+    closed_until: Option<Instant>,
+}
+
+impl Lease {
+    /// A lease on `db`; starts a reaper thread that lives as long as it.
+    pub(crate) fn start(db: PathBuf, open: OpenOptions, mode: StoreMode) -> Option<Arc<Lease>> {
+        let StoreMode::Held {
+            idle,
+            max_hold,
+            yield_for,
+        } = mode
+        else {
+            return None;
+        };
+        let now = Instant::now();
+        let lease = Arc::new(Lease {
+            db,
+            open,
+            idle,
+            max_hold,
+            yield_for,
+            state: Mutex::new(LeaseState {
+                root: None,
+                opened: now,
+                last_used: now,
+                active: 0,
+                closed_until: None,
+            }),
+            changed: Condvar::new(),
+        });
+        let weak = Arc::downgrade(&lease);
+        // Without a reaper (spawn failed) the file is still handed back
+        // every `max_hold`; nothing else depends on it.
+        let _ = std::thread::Builder::new()
+            .name("store-lease".into())
+            .spawn(move || reap(weak));
+        Some(lease)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LeaseState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connection to the leased database, opening it when needed.
+    pub(crate) fn acquire(self: &Arc<Self>) -> Result<StoreHandle> {
+        let mut st = self.lock();
+        loop {
+            if let Some(until) = st.closed_until {
+                let now = Instant::now();
+                if now < until {
+                    drop(st);
+                    std::thread::sleep(until - now);
+                    st = self.lock();
+                    continue;
+                }
+                st.closed_until = None;
+            }
+            if st.root.is_some() && st.opened.elapsed() >= self.max_hold {
+                if st.active > 0 {
+                    st = self
+                        .changed
+                        .wait_timeout(st, Duration::from_millis(50))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    continue;
+                }
+                st.root = None;
+                st.closed_until = Some(Instant::now() + self.yield_for);
+                continue;
+            }
+            let root = match &st.root {
+                Some(root) => root,
+                None => {
+                    let store = Store::open_with(&self.db, &self.open)?;
+                    st.opened = Instant::now();
+                    st.root.insert(store)
+                }
+            };
+            let conn = root.try_clone()?;
+            st.active += 1;
+            return Ok(StoreHandle {
+                store: Some(conn),
+                lease: Some(self.clone()),
+            });
+        }
+    }
+
+    /// Whether the file is open right now.
+    #[cfg(test)]
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().root.is_some()
+    }
+}
+
+/// Closes the file after the lease's `idle` without calls; exits with the
+/// lease.
+fn reap(lease: Weak<Lease>) {
+    loop {
+        let Some(l) = lease.upgrade() else {
+            return;
+        };
+        let tick = (l.idle / 2).max(Duration::from_millis(10));
+        drop(l);
+        std::thread::sleep(tick);
+        let Some(lease) = lease.upgrade() else {
+            return;
+        };
+        let mut st = lease.lock();
+        if st.root.is_some() && st.active == 0 && st.last_used.elapsed() >= lease.idle {
+            st.root = None;
+        }
+    }
+}
+
+/// A store that closes when dropped (per-call mode).
+pub(crate) fn per_call(store: Store) -> StoreHandle {
+    StoreHandle {
+        store: Some(store),
+        lease: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(dir: &std::path::Path, idle_ms: u64, hold_ms: u64) -> Arc<Lease> {
+        Lease::start(
+            dir.join("w.duckdb"),
+            OpenOptions::default(),
+            StoreMode::Held {
+                idle: Duration::from_millis(idle_ms),
+                max_hold: Duration::from_millis(hold_ms),
+                yield_for: Duration::from_millis(20),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_held_store_is_shared_and_closed_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lease(dir.path(), 50, 60_000);
+        let a = l.acquire().unwrap();
+        let b = l.acquire().unwrap();
+        a.connection()
+            .execute_batch("CREATE TABLE t(x INT); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let n: i64 = b
+            .connection()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "both handles see one database");
+        drop((a, b));
+        assert!(l.is_open());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while l.is_open() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!l.is_open(), "closed after idling");
+        // Closed means another process may open it: this one, plainly.
+        drop(Store::open(&dir.path().join("w.duckdb")).unwrap());
+        assert_eq!(l.lock().active, 0);
+    }
+
+    #[test]
+    fn a_busy_lease_is_handed_back_and_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lease(dir.path(), 60_000, 30);
+        let first = l.acquire().unwrap();
+        let opened = l.lock().opened;
+        drop(first);
+        std::thread::sleep(Duration::from_millis(40));
+        let again = l.acquire().unwrap();
+        assert!(l.lock().opened > opened, "reopened after max_hold");
+        drop(again);
+    }
+}
