@@ -15,11 +15,22 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Run in this process even when a daemon (`world serve`) is running
+    /// (or `WORLD_NO_DAEMON=1`).
+    #[arg(long, global = true, env = "WORLD_NO_DAEMON", conflicts_with = "daemon",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_daemon: bool,
+    /// Send the command to the running daemon; fail if none answers (or
+    /// `WORLD_DAEMON=1`).
+    #[arg(long, global = true, env = "WORLD_DAEMON",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub daemon: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Top-level commands.
+/// Top-level commands. Those with a daemon endpoint go through a running
+/// daemon (see [`Command::has_endpoint`] and `crate::remote`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a world; prints its id.
@@ -110,6 +121,9 @@ pub enum Command {
         /// Do not listen on a Unix socket.
         #[arg(long)]
         no_socket: bool,
+        /// Print one line per request on stderr (method, path, status, time).
+        #[arg(long)]
+        log_requests: bool,
     },
     /// Print the daemon's bearer token (created on first use, mode 0600).
     Token,
@@ -118,6 +132,32 @@ pub enum Command {
     Bench(BenchCmd),
     /// Run the demo scenario end to end.
     Demo(DemoArgs),
+}
+
+impl Command {
+    /// Whether the daemon has an endpoint for this command, so that it goes
+    /// through a running daemon.
+    pub fn has_endpoint(&self) -> bool {
+        matches!(
+            self,
+            Command::Create(_)
+                | Command::List
+                | Command::Inspect { .. }
+                | Command::Exec(_)
+                | Command::Destroy { .. }
+                | Command::RunCode(_)
+                | Command::Snapshot { .. }
+                | Command::Snapshots { .. }
+                | Command::Branch(_)
+                | Command::PushDown { .. }
+                | Command::RunVerses(_)
+                | Command::PullUp(_)
+                | Command::Entities(_)
+                | Command::Branches(_)
+                | Command::Resolutions(_)
+                | Command::Metrics
+        )
+    }
 }
 
 /// `world create`.

@@ -1,4 +1,7 @@
 //! `world run-code | snapshot | snapshots | branch | service | repair`.
+//!
+//! run-code, snapshot, snapshots and branch go through a running daemon
+//! ([`Via::Daemon`]); service and repair always run in-process.
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -8,11 +11,24 @@ use anyhow::Result;
 use serde_json::json;
 use world_engine::world::world_id;
 use world_engine::{Engine, Error};
-use world_substrate::snapshot::BranchOptions;
+use world_substrate::snapshot::{BranchOptions, Branched, SnapshotInfo};
 use world_substrate::ExecRequest;
 
 use crate::args::{BranchArgs, RunCodeArgs, ServiceCmd, SnapshotsCmd};
 use crate::output::{table, Out};
+use crate::remote::{enc, Via};
+
+/// What a run of code did (the daemon's answer to run-code, or the
+/// engine's result).
+#[derive(serde::Deserialize)]
+struct CodeRun {
+    stdout: String,
+    stderr: String,
+    value: Option<String>,
+    error: Option<String>,
+    timed_out: bool,
+    duration_ms: f64,
+}
 
 fn secs(t: Option<f64>, what: &str) -> Result<Option<Duration>> {
     match t {
@@ -25,7 +41,7 @@ fn secs(t: Option<f64>, what: &str) -> Result<Option<Duration>> {
 }
 
 /// `world run-code`: returns the exit code (0 ok, 1 exception, 124 timeout).
-pub fn run_code(engine: &Engine, out: &Out, a: RunCodeArgs) -> Result<i32> {
+pub fn run_code(via: &Via, out: &Out, a: RunCodeArgs) -> Result<i32> {
     let id = world_id(&a.id)?;
     let code = match (&a.code, &a.file) {
         (Some(c), None) => c.clone(),
@@ -39,24 +55,47 @@ pub fn run_code(engine: &Engine, out: &Out, a: RunCodeArgs) -> Result<i32> {
         _ => return Err(Error::Invalid("give the code or -f FILE".into()).into()),
     };
     let timeout = secs(a.timeout, "--timeout")?;
-    let r = if out.json {
-        engine.run_code(&id, &a.session, &code, timeout)?
-    } else {
-        let (o, e) = (std::io::stdout(), std::io::stderr());
-        engine.run_code_stream(&id, &a.session, &code, timeout, o.as_fd(), e.as_fd())?
+    let r = match via {
+        Via::Local(engine) => {
+            let r = if out.json {
+                engine.run_code(&id, &a.session, &code, timeout)?
+            } else {
+                let (o, e) = (std::io::stdout(), std::io::stderr());
+                engine.run_code_stream(&id, &a.session, &code, timeout, o.as_fd(), e.as_fd())?
+            };
+            CodeRun {
+                stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+                value: r.value_repr,
+                error: r.error,
+                timed_out: r.timed_out,
+                duration_ms: r.duration_ms,
+            }
+        }
+        Via::Daemon(d) => {
+            let body = json!({"code": code, "session": a.session, "timeout": a.timeout});
+            let path = format!("/v1/worlds/{}/run-code", enc(id.as_str()));
+            let r: CodeRun = d.call_as("POST", &path, Some(&body))?;
+            if !out.json {
+                // The daemon answers when the code is done: print its output now.
+                print!("{}", r.stdout);
+                eprint!("{}", r.stderr);
+            }
+            r
+        }
     };
     if out.json {
         println!(
             "{}",
             json!({
-                "stdout": String::from_utf8_lossy(&r.stdout),
-                "stderr": String::from_utf8_lossy(&r.stderr),
-                "value": r.value_repr, "error": r.error, "timed_out": r.timed_out,
+                "stdout": r.stdout,
+                "stderr": r.stderr,
+                "value": r.value, "error": r.error, "timed_out": r.timed_out,
                 "duration_ms": r.duration_ms,
             })
         );
     } else {
-        if let Some(v) = &r.value_repr {
+        if let Some(v) = &r.value {
             println!("{v}");
         }
         if let Some(e) = &r.error {
@@ -76,8 +115,16 @@ pub fn run_code(engine: &Engine, out: &Out, a: RunCodeArgs) -> Result<i32> {
 }
 
 /// `world snapshot`.
-pub fn snapshot(engine: &Engine, out: &Out, id: &str, name: Option<&str>) -> Result<()> {
-    let info = engine.snapshot(&world_id(id)?, name)?;
+pub fn snapshot(via: &Via, out: &Out, id: &str, name: Option<&str>) -> Result<()> {
+    let id = world_id(id)?;
+    let info: SnapshotInfo = match via {
+        Via::Local(engine) => engine.snapshot(&id, name)?,
+        Via::Daemon(d) => d.call_as(
+            "POST",
+            &format!("/v1/worlds/{}/snapshot", enc(id.as_str())),
+            Some(&json!({ "name": name })),
+        )?,
+    };
     for w in &info.warnings {
         eprintln!("warning: {w}");
     }
@@ -85,16 +132,24 @@ pub fn snapshot(engine: &Engine, out: &Out, id: &str, name: Option<&str>) -> Res
 }
 
 /// `world snapshots [rm SNAP]`.
-pub fn snapshots(engine: &Engine, out: &Out, cmd: Option<SnapshotsCmd>) -> Result<()> {
+pub fn snapshots(via: &Via, out: &Out, cmd: Option<SnapshotsCmd>) -> Result<()> {
     match cmd {
         Some(SnapshotsCmd::Rm { snapshot }) => {
-            engine.snapshot_delete(&snapshot)?;
+            match via {
+                Via::Local(engine) => engine.snapshot_delete(&snapshot)?,
+                Via::Daemon(d) => {
+                    d.call("DELETE", &format!("/v1/snapshots/{}", enc(&snapshot)), None)?;
+                }
+            }
             out.emit(&json!({"deleted": snapshot}), || {
                 println!("deleted {snapshot}")
             })
         }
         None => {
-            let snaps = engine.snapshots()?;
+            let snaps: Vec<SnapshotInfo> = match via {
+                Via::Local(engine) => engine.snapshots()?,
+                Via::Daemon(d) => d.call_as("GET", "/v1/snapshots", None)?,
+            };
             out.emit(&snaps, || {
                 let rows: Vec<Vec<String>> = snaps
                     .iter()
@@ -121,14 +176,32 @@ pub fn snapshots(engine: &Engine, out: &Out, cmd: Option<SnapshotsCmd>) -> Resul
 }
 
 /// `world branch`.
-pub fn branch(engine: &Engine, out: &Out, a: BranchArgs) -> Result<()> {
+pub fn branch(via: &Via, out: &Out, a: BranchArgs) -> Result<()> {
     let opts = BranchOptions {
         apply_seeds: !a.no_seed,
         start_services: !a.no_services,
         keep_snapshot: a.keep_snapshot,
         ..BranchOptions::default()
     };
-    let b = engine.branch(&a.source, a.count, &opts)?;
+    let b: Branched = match via {
+        Via::Local(engine) => engine.branch(&a.source, a.count, &opts)?,
+        Via::Daemon(d) => {
+            let body = json!({
+                "count": a.count,
+                "apply_seeds": opts.apply_seeds,
+                "start_services": opts.start_services,
+                "keep_snapshot": opts.keep_snapshot,
+            });
+            // The engine looks for a snapshot first, then a world: so does
+            // the world route; a source that cannot be a world id can
+            // only be a snapshot.
+            let path = match world_id(&a.source) {
+                Ok(w) => format!("/v1/worlds/{}/branch", enc(w.as_str())),
+                Err(_) => format!("/v1/snapshots/{}/branch", enc(&a.source)),
+            };
+            d.call_as("POST", &path, Some(&body))?
+        }
+    };
     for w in &b.warnings {
         eprintln!("warning: {w}");
     }

@@ -1,20 +1,85 @@
 //! `world push-down | run-verses | pull-up`: verses over worlds.
+//!
+//! All three go through a running daemon ([`Via::Daemon`]). The engine's
+//! results and the daemon's answers are the same JSON: both are printed
+//! from that JSON (`--json` as it is, tables from the fields below).
 
 use std::time::Duration;
 
 use anyhow::Result;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use world_core::ids::VerseId;
+use world_core::wev::WevReport;
 use world_engine::multiverse::WorldOracle;
 use world_engine::verse::default_children;
 use world_engine::world::world_id;
-use world_engine::{Engine, Error};
+use world_engine::Error;
 
-use crate::args::{PullUpArgs, RunVersesArgs, WorldOracleKind};
+use crate::args::{PullUpArgs, RunVersesArgs, Sense, WorldOracleKind};
 use crate::cmd_verse::{child_spec, partition_id, verse_id};
 use crate::output::{opt, table, Out};
+use crate::remote::{enc, Via};
+
+/// What the push-down table shows of `world_engine::multiverse::PushedDown`.
+#[derive(Deserialize)]
+struct PushedDown {
+    world: String,
+    parent: VerseId,
+    partition: String,
+    gf3_sum: i64,
+    verses: Vec<VerseWorld>,
+    snapshot_ms: Option<f64>,
+    branch_ms: f64,
+    total_ms: f64,
+    pushed: Vec<Value>,
+}
+
+/// One verse of [`PushedDown`].
+#[derive(Deserialize)]
+struct VerseWorld {
+    verse: VerseId,
+    name: String,
+    trit: i8,
+    prob: String,
+    seed: u64,
+    world: String,
+}
+
+/// What the run-verses table shows of `world_engine::multiverse::VerseResult`.
+#[derive(Deserialize)]
+struct VerseResult {
+    verse: VerseId,
+    world: String,
+    run: VerseRun,
+}
+
+/// Of `world_store::verse_worlds::VerseRun`.
+#[derive(Deserialize)]
+struct VerseRun {
+    error: Option<String>,
+    timed_out: bool,
+    duration_ms: f64,
+    score: Option<f64>,
+}
+
+/// What pull-up prints of `world_engine::multiverse::PulledUp`.
+#[derive(Deserialize)]
+struct PulledUp {
+    resolution_id: String,
+    partition: String,
+    winner: VerseId,
+    winner_world: String,
+    oracle_source: String,
+    evaporated: Vec<VerseId>,
+    evaporated_value: Vec<(String, u128)>,
+    wev: Option<WevReport>,
+    pull_up_ms: f64,
+}
 
 /// `world push-down`.
 pub fn push_down(
-    engine: &Engine,
+    via: &Via,
     out: &Out,
     world: &str,
     children: &[String],
@@ -28,8 +93,28 @@ pub fn push_down(
             .map(|c| child_spec(c))
             .collect::<Result<Vec<_>>>()?
     };
-    let p = engine.push_down(&world_id(world)?, specs, allow)?;
-    out.emit(&p, || {
+    let world = world_id(world)?;
+    let raw = match via {
+        Via::Local(engine) => serde_json::to_string(&engine.push_down(&world, specs, allow)?)?,
+        Via::Daemon(d) => {
+            // The parts as given (child_spec checked them): NAME:PROB:TRIT.
+            let children: Vec<Value> = children
+                .iter()
+                .map(|c| {
+                    let p: Vec<&str> = c.rsplitn(3, ':').collect();
+                    json!({"name": p[2], "prob": p[1], "trit": p[0]})
+                })
+                .collect();
+            let body = json!({
+                "children": (!children.is_empty()).then_some(children),
+                "allow_nonconserving": allow,
+            });
+            let path = format!("/v1/worlds/{}/push-down", enc(world.as_str()));
+            d.call("POST", &path, Some(&body))?
+        }
+    };
+    let p: PushedDown = serde_json::from_str(&raw)?;
+    out.emit_raw(&raw, || {
         println!(
             "{} pushed down into {} (verse {} -> partition {}, gf3_sum {})",
             p.world,
@@ -67,31 +152,24 @@ pub fn push_down(
 }
 
 /// `world run-verses`: exits 0 when every verse's code succeeded, 1 otherwise.
-pub fn run_verses(engine: &Engine, out: &Out, a: RunVersesArgs) -> Result<i32> {
-    let mut runs = Vec::new();
-    if let Some(p) = &a.partition {
-        let p = partition_id(p)?;
-        let code = a
-            .code
-            .clone()
-            .ok_or_else(|| Error::Invalid("--partition needs --code".into()))?;
-        let ledger = engine.ledger()?;
-        for c in &ledger
-            .tree()
-            .partition_info(p)
-            .map_err(Error::from)?
-            .children
-        {
-            runs.push((*c, code.clone()));
-        }
-    }
+pub fn run_verses(via: &Via, out: &Out, a: RunVersesArgs) -> Result<i32> {
+    let partition = match &a.partition {
+        Some(p) => Some((
+            partition_id(p)?,
+            a.code
+                .clone()
+                .ok_or_else(|| Error::Invalid("--partition needs --code".into()))?,
+        )),
+        None => None,
+    };
+    let mut named = Vec::new();
     for v in &a.verses {
         let (verse, code) = v
             .split_once('=')
             .ok_or_else(|| Error::Invalid(format!("--verse {v:?} must be VERSE=CODE")))?;
-        runs.push((verse_id(verse)?, code.to_string()));
+        named.push((verse_id(verse)?, code.to_string()));
     }
-    if runs.is_empty() {
+    if partition.is_none() && named.is_empty() {
         return Err(Error::Invalid(
             "nothing to run: give --partition P --code CODE or --verse V=CODE".into(),
         )
@@ -102,12 +180,45 @@ pub fn run_verses(engine: &Engine, out: &Out, a: RunVersesArgs) -> Result<i32> {
         Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
         Some(t) => return Err(Error::Invalid(format!("--timeout {t} must be positive")).into()),
     };
-    let results = engine.run_verses(&runs, &a.session, timeout)?;
+    let raw = match via {
+        Via::Local(engine) => {
+            // The partition's children first, then the named verses.
+            let mut runs = Vec::new();
+            if let Some((p, code)) = &partition {
+                let ledger = engine.ledger()?;
+                for c in &ledger
+                    .tree()
+                    .partition_info(*p)
+                    .map_err(Error::from)?
+                    .children
+                {
+                    runs.push((*c, code.clone()));
+                }
+            }
+            runs.extend(named);
+            serde_json::to_string(&engine.run_verses(&runs, &a.session, timeout)?)?
+        }
+        Via::Daemon(d) => {
+            let runs: Vec<Value> = named
+                .iter()
+                .map(|(v, code)| json!({"verse": v.to_string(), "code": code}))
+                .collect();
+            let body = json!({
+                "partition": partition.as_ref().map(|(p, _)| p.to_string()),
+                "code": partition.as_ref().map(|(_, c)| c),
+                "runs": runs,
+                "session": a.session,
+                "timeout": a.timeout,
+            });
+            d.call("POST", "/v1/verses/run", Some(&body))?
+        }
+    };
+    let results: Vec<VerseResult> = serde_json::from_str(&raw)?;
     let failed = results
         .iter()
         .filter(|r| r.run.error.is_some() || r.run.timed_out)
         .count();
-    out.emit(&results, || {
+    out.emit_raw(&raw, || {
         let rows: Vec<Vec<String>> = results
             .iter()
             .map(|r| {
@@ -136,7 +247,7 @@ pub fn run_verses(engine: &Engine, out: &Out, a: RunVersesArgs) -> Result<i32> {
 }
 
 /// `world pull-up`.
-pub fn pull_up(engine: &Engine, out: &Out, a: PullUpArgs) -> Result<()> {
+pub fn pull_up(via: &Via, out: &Out, a: PullUpArgs) -> Result<()> {
     let partition = partition_id(&a.partition)?;
     let oracle = match a.oracle {
         WorldOracleKind::Explicit => {
@@ -162,9 +273,43 @@ pub fn pull_up(engine: &Engine, out: &Out, a: PullUpArgs) -> Result<()> {
             }
         }
     };
-    let game = crate::cmd_verse::game_input(a.nash, a.optimum, a.sense);
-    let r = engine.pull_up(partition, &oracle, game)?;
-    out.emit(&r, || {
+    let raw = match via {
+        Via::Local(engine) => {
+            let game = crate::cmd_verse::game_input(a.nash, a.optimum, a.sense);
+            serde_json::to_string(&engine.pull_up(partition, &oracle, game)?)?
+        }
+        Via::Daemon(d) => {
+            let (kind, winner, seed, argv) = match &oracle {
+                WorldOracle::Explicit(v) => ("explicit", Some(v.to_string()), None, None),
+                WorldOracle::Score { .. } => ("score", None, None, None),
+                WorldOracle::Weighted { seed } => ("weighted", None, Some(*seed), None),
+                WorldOracle::Command { argv, .. } => ("command", None, None, Some(argv)),
+            };
+            let game = match (a.nash, a.optimum) {
+                (Some(nash), Some(optimum)) => Some(json!({
+                    "nash": nash,
+                    "optimum": optimum,
+                    "sense": match a.sense {
+                        Sense::Cost => "cost",
+                        Sense::Welfare => "welfare",
+                    },
+                })),
+                _ => None,
+            };
+            let body = json!({
+                "oracle": kind,
+                "winner": winner,
+                "lowest": a.lowest,
+                "seed": seed,
+                "argv": argv,
+                "game": game,
+            });
+            let path = format!("/v1/partitions/{}/pull-up", enc(&partition.to_string()));
+            d.call("POST", &path, Some(&body))?
+        }
+    };
+    let r: PulledUp = serde_json::from_str(&raw)?;
+    out.emit_raw(&raw, || {
         println!(
             "{} resolved by {}: {} survives in {}; collapsed {}",
             r.partition,

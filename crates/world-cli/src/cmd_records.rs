@@ -1,19 +1,99 @@
 //! `world entities | branches | resolutions | metrics | db`: reading the records.
+//!
+//! All but `db` go through a running daemon ([`Via::Daemon`]). The store's
+//! rows and the daemon's answers are the same JSON: both are printed from
+//! it (`--json` as it is, tables from the fields of the row types below,
+//! which mirror `world_store::records`).
 
 use anyhow::Result;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::json;
 use world_engine::{Engine, Error};
 
 use crate::args::ListArgs;
 use crate::output::{ms, opt, table, Out};
+use crate::remote::{enc, Via};
+
+/// The rows of a record listing as JSON, from the store or the daemon,
+/// and parsed for the table.
+fn fetch<T: DeserializeOwned, S: serde::Serialize>(
+    via: &Via,
+    local: impl FnOnce(&Engine) -> world_engine::Result<S>,
+    path: &str,
+) -> Result<(String, T)> {
+    let raw = match via {
+        Via::Local(engine) => serde_json::to_string(&local(engine)?)?,
+        Via::Daemon(d) => d.call("GET", path, None)?,
+    };
+    let parsed = serde_json::from_str(&raw)?;
+    Ok((raw, parsed))
+}
+
+/// A row of `world_runtime_entities`.
+#[derive(Deserialize)]
+struct EntityRow {
+    entity_id: String,
+    entity_type: String,
+    parent_id: Option<String>,
+    snapshot_id: Option<String>,
+    trit: Option<i32>,
+    state: Option<String>,
+    memory_mib: Option<i32>,
+    vcpu_count: Option<i32>,
+    boot_time_ms: Option<f64>,
+    created_at: Option<String>,
+    resolved_at: Option<String>,
+}
+
+/// A row of `world_branches`.
+#[derive(Deserialize)]
+struct BranchRow {
+    branch_id: String,
+    parent_entity_id: Option<String>,
+    child_entity_ids: Vec<String>,
+    branch_type: Option<String>,
+    snapshot_time_ms: Option<f64>,
+    gf3_sum: Option<i32>,
+    branched_at: Option<String>,
+}
+
+/// A row of `verse_resolutions`.
+#[derive(Deserialize)]
+struct ResolutionRow {
+    resolution_id: String,
+    verses: Vec<String>,
+    winning_verse: Option<String>,
+    oracle_source: Option<String>,
+    wev_extracted: Option<f64>,
+    pull_up_time_ms: Option<f64>,
+    resolved_at: Option<String>,
+    poa: Option<f64>,
+    evaporated: Option<String>,
+}
+
+/// Timing summary of one operation kind.
+#[derive(Deserialize)]
+struct MetricSummary {
+    operation: String,
+    count: i64,
+    p50_ms: f64,
+    p90_ms: f64,
+    max_ms: f64,
+}
 
 /// `world entities`.
-pub fn entities(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
-    let rows = engine
-        .store()?
-        .entities(a.entity_type.as_deref(), a.limit)
-        .map_err(Error::from)?;
-    out.emit(&rows, || {
+pub fn entities(via: &Via, out: &Out, a: ListArgs) -> Result<()> {
+    let mut path = format!("/v1/entities?limit={}", a.limit);
+    if let Some(t) = &a.entity_type {
+        path.push_str(&format!("&type={}", enc(t)));
+    }
+    let (raw, rows): (_, Vec<EntityRow>) = fetch(
+        via,
+        |e| Ok(e.store()?.entities(a.entity_type.as_deref(), a.limit)?),
+        &path,
+    )?;
+    out.emit_raw(&raw, || {
         let r: Vec<Vec<String>> = rows
             .iter()
             .map(|e| {
@@ -55,9 +135,11 @@ pub fn entities(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
 }
 
 /// `world branches`.
-pub fn branches(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
-    let rows = engine.store()?.branches(a.limit).map_err(Error::from)?;
-    out.emit(&rows, || {
+pub fn branches(via: &Via, out: &Out, a: ListArgs) -> Result<()> {
+    let path = format!("/v1/branches?limit={}", a.limit);
+    let (raw, rows): (_, Vec<BranchRow>) =
+        fetch(via, |e| Ok(e.store()?.branches(a.limit)?), &path)?;
+    out.emit_raw(&raw, || {
         let r: Vec<Vec<String>> = rows
             .iter()
             .map(|b| {
@@ -91,9 +173,11 @@ pub fn branches(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
 }
 
 /// `world resolutions`.
-pub fn resolutions(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
-    let rows = engine.store()?.resolutions(a.limit).map_err(Error::from)?;
-    out.emit(&rows, || {
+pub fn resolutions(via: &Via, out: &Out, a: ListArgs) -> Result<()> {
+    let path = format!("/v1/resolutions?limit={}", a.limit);
+    let (raw, rows): (_, Vec<ResolutionRow>) =
+        fetch(via, |e| Ok(e.store()?.resolutions(a.limit)?), &path)?;
+    out.emit_raw(&raw, || {
         let r: Vec<Vec<String>> = rows
             .iter()
             .map(|x| {
@@ -131,9 +215,10 @@ pub fn resolutions(engine: &Engine, out: &Out, a: ListArgs) -> Result<()> {
 }
 
 /// `world metrics`.
-pub fn metrics(engine: &Engine, out: &Out) -> Result<()> {
-    let rows = engine.store()?.metric_summary().map_err(Error::from)?;
-    out.emit(&rows, || {
+pub fn metrics(via: &Via, out: &Out) -> Result<()> {
+    let (raw, rows): (_, Vec<MetricSummary>) =
+        fetch(via, |e| Ok(e.store()?.metric_summary()?), "/v1/metrics")?;
+    out.emit_raw(&raw, || {
         let r: Vec<Vec<String>> = rows
             .iter()
             .map(|m| {

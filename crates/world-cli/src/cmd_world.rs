@@ -1,20 +1,25 @@
 //! `world create | list | inspect | exec | cp | destroy | image`.
+//!
+//! create, list, inspect, exec and destroy go through a running daemon
+//! ([`Via::Daemon`]); cp and image always run in-process.
 
-use std::os::fd::AsFd;
+use std::io::{IsTerminal, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use serde_json::json;
+use serde_json::{json, Value};
 use world_engine::world::world_id;
 use world_engine::{Engine, Error};
-use world_substrate::{CreateOptions, ExecRequest, ExecStdio, Limits, WorldInfo};
+use world_substrate::{CreateOptions, Created, ExecRequest, ExecStdio, Limits, WorldId, WorldInfo};
 
 use crate::args::{CreateArgs, ExecArgs, ImageCmd};
 use crate::output::{opt, table, Out};
+use crate::remote::{enc, Daemon, Via};
 
 /// `world create`.
-pub fn create(engine: &Engine, out: &Out, a: CreateArgs) -> Result<()> {
+pub fn create(via: &Via, out: &Out, a: CreateArgs) -> Result<()> {
     let opts = CreateOptions {
         id: a.id.as_deref().map(world_id).transpose()?,
         image: Some(a.image.clone()),
@@ -25,7 +30,25 @@ pub fn create(engine: &Engine, out: &Out, a: CreateArgs) -> Result<()> {
             disk_mib: (a.disk > 0).then_some(a.disk),
         },
     };
-    let c = engine.world_create(&opts)?;
+    let c = match via {
+        Via::Local(engine) => engine.world_create(&opts)?,
+        Via::Daemon(d) => {
+            let body = json!({
+                "id": a.id,
+                "image": a.image,
+                "vcpus": a.vcpus,
+                "memory_mib": a.memory,
+                "pids_max": a.pids,
+                "disk_mib": a.disk,
+            });
+            let w: WorldInfo = d.call_as("POST", "/v1/worlds", Some(&body))?;
+            Created {
+                id: w.id,
+                create_ms: w.create_ms,
+                warnings: w.warnings,
+            }
+        }
+    };
     for w in &c.warnings {
         eprintln!("warning: {w}");
     }
@@ -63,8 +86,11 @@ const INFO_HEADERS: [&str; 9] = [
 ];
 
 /// `world list`.
-pub fn list(engine: &Engine, out: &Out) -> Result<()> {
-    let worlds = engine.world_list()?;
+pub fn list(via: &Via, out: &Out) -> Result<()> {
+    let worlds: Vec<WorldInfo> = match via {
+        Via::Local(engine) => engine.world_list()?,
+        Via::Daemon(d) => d.call_as("GET", "/v1/worlds", None)?,
+    };
     out.emit(&worlds, || {
         let rows: Vec<_> = worlds.iter().map(info_row).collect();
         print!("{}", table(&INFO_HEADERS, &rows));
@@ -72,8 +98,12 @@ pub fn list(engine: &Engine, out: &Out) -> Result<()> {
 }
 
 /// `world inspect`.
-pub fn inspect(engine: &Engine, out: &Out, id: &str) -> Result<()> {
-    let w = engine.world_inspect(&world_id(id)?)?;
+pub fn inspect(via: &Via, out: &Out, id: &str) -> Result<()> {
+    let id = world_id(id)?;
+    let w: WorldInfo = match via {
+        Via::Local(engine) => engine.world_inspect(&id)?,
+        Via::Daemon(d) => d.call_as("GET", &format!("/v1/worlds/{}", enc(id.as_str())), None)?,
+    };
     out.emit(&w, || {
         print!("{}", table(&INFO_HEADERS, &[info_row(&w)]));
         for warn in &w.warnings {
@@ -83,7 +113,8 @@ pub fn inspect(engine: &Engine, out: &Out, id: &str) -> Result<()> {
 }
 
 /// `world exec`: returns the exit code to leave with.
-pub fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
+/// With a daemon it goes through it (see [`exec_remote`]).
+pub fn exec(engine: &Engine, daemon: Option<&Daemon>, a: ExecArgs) -> Result<i32> {
     let id = world_id(&a.id)?;
     let mut req = ExecRequest::new(&a.argv);
     for kv in &a.env {
@@ -105,24 +136,118 @@ pub fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
         }
         req.timeout = Some(Duration::from_secs_f64(t));
     }
-    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    if let Some(d) = daemon {
+        return exec_remote(engine, d, &id, &req);
+    }
+    exec_local(engine, &id, &req, std::io::stdin().as_fd())
+}
+
+/// Runs the command in-process with `stdin`, our stdout and stderr.
+fn exec_local(engine: &Engine, id: &WorldId, req: &ExecRequest, stdin: BorrowedFd) -> Result<i32> {
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
     let stdio = ExecStdio {
-        stdin: Some(stdin.as_fd()),
+        stdin: Some(stdin),
         stdout: Some(stdout.as_fd()),
         stderr: Some(stderr.as_fd()),
     };
-    let status = engine.world_exec(&id, &req, stdio)?;
+    let status = engine.world_exec(id, req, stdio)?;
     if status.timed_out {
-        eprintln!(
-            "world exec: timed out after {:?}; the command and everything it started were killed",
-            req.timeout.unwrap_or_default()
-        );
+        timed_out(req);
         return Ok(124);
     }
     Ok(match status.signal {
         Some(sig) => 128 + sig,
         None => status.exit_code,
     })
+}
+
+fn timed_out(req: &ExecRequest) {
+    eprintln!(
+        "world exec: timed out after {:?}; the command and everything it started were killed",
+        req.timeout.unwrap_or_default()
+    );
+}
+
+/// Largest standard input sent to the daemon with the command (its body
+/// limit is 4 MiB of JSON).
+const DAEMON_STDIN_MAX: usize = 3 << 20;
+
+/// `world exec` through the daemon. A terminal on stdin is not forwarded:
+/// the output streams (`/exec/stream`) while the command reads nothing.
+/// Other stdin is read to its end first; when empty the output streams,
+/// else it goes with the command to `/exec` and the output is printed when
+/// the command ends. Stdin that the daemon cannot take (not UTF-8, over
+/// 3 MiB) runs the command in-process instead, fed from a pipe.
+fn exec_remote(engine: &Engine, d: &Daemon, id: &WorldId, req: &ExecRequest) -> Result<i32> {
+    let env: serde_json::Map<String, Value> = req
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let mut body = json!({
+        "argv": req.argv,
+        "env": env,
+        "cwd": req.cwd,
+        "timeout": req.timeout.map(|t| t.as_secs_f64()),
+    });
+    let mut input = Vec::new();
+    if !std::io::stdin().is_terminal() {
+        std::io::stdin().read_to_end(&mut input)?;
+    }
+    let path = format!("/v1/worlds/{}/exec", enc(id.as_str()));
+    if input.is_empty() {
+        let mut code = None;
+        let (mut o, mut e) = (std::io::stdout(), std::io::stderr());
+        d.stream(&format!("{path}/stream"), &body, |data| {
+            let ev: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+            let content = ev["content"].as_str().unwrap_or("");
+            match ev["type"].as_str() {
+                Some("stdout") => o.write_all(content.as_bytes()).and_then(|_| o.flush()),
+                Some("stderr") => e.write_all(content.as_bytes()).and_then(|_| e.flush()),
+                Some("exit_code") => {
+                    code = content.parse::<i32>().ok();
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        })?;
+        let code = code.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the daemon at {} ended the exec stream without an exit code",
+                d.socket().display()
+            )
+        })?;
+        // The stream carries no timeout flag: 124 with --timeout is ours.
+        if code == 124 && req.timeout.is_some() {
+            timed_out(req);
+        }
+        return Ok(code);
+    }
+    match String::from_utf8(input) {
+        Ok(text) if text.len() <= DAEMON_STDIN_MAX => {
+            body["stdin"] = Value::String(text);
+            let r: Value = serde_json::from_str(&d.call("POST", &path, Some(&body))?)?;
+            print!("{}", r["stdout"].as_str().unwrap_or(""));
+            eprint!("{}", r["stderr"].as_str().unwrap_or(""));
+            std::io::stdout().flush()?;
+            if r["timed_out"].as_bool() == Some(true) {
+                timed_out(req);
+            }
+            Ok(r["exit_code"].as_i64().unwrap_or(1) as i32)
+        }
+        other => {
+            let input = other.map_or_else(|e| e.into_bytes(), String::into_bytes);
+            let (r, mut w) = std::io::pipe()?;
+            let feeder = std::thread::spawn(move || {
+                // The command may stop reading early: a broken pipe is fine.
+                let _ = w.write_all(&input);
+            });
+            let code = exec_local(engine, id, req, r.as_fd());
+            drop(r);
+            let _ = feeder.join();
+            code
+        }
+    }
 }
 
 /// A `cp` operand: a world path (`ID:/path`) or a host path.
@@ -166,13 +291,18 @@ pub fn cp(engine: &Engine, out: &Out, src: &str, dst: &str) -> Result<()> {
 }
 
 /// `world destroy`.
-pub fn destroy(engine: &Engine, out: &Out, ids: &[String]) -> Result<()> {
+pub fn destroy(via: &Via, out: &Out, ids: &[String]) -> Result<()> {
     let ids = ids
         .iter()
         .map(|i| world_id(i))
         .collect::<Result<Vec<_>, _>>()?;
     for id in &ids {
-        engine.world_destroy(id)?;
+        match via {
+            Via::Local(engine) => engine.world_destroy(id)?,
+            Via::Daemon(d) => {
+                d.call("DELETE", &format!("/v1/worlds/{}", enc(id.as_str())), None)?;
+            }
+        }
         if !out.json {
             println!("destroyed {id}");
         }

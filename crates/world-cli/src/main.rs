@@ -17,6 +17,13 @@
 //! found in the world, 126 when it is not executable); its own failures
 //! use the codes above.
 //!
+//! When a daemon (`world serve`) serving the same database is running, the
+//! commands it has endpoints for are sent to it over its Unix socket and
+//! print the same output with the same exit codes; without one they run
+//! in-process. `--no-daemon` (`WORLD_NO_DAEMON=1`) forces in-process,
+//! `--daemon` (`WORLD_DAEMON=1`) fails when no daemon answers (see
+//! [`remote`]).
+//!
 //! The same binary is the world supervisor: when `argv[1]` is
 //! `world_substrate::SUPERVISOR_ARG` it hands over to the substrate before
 //! anything else runs (no threads exist yet, as forking requires).
@@ -31,12 +38,14 @@ mod cmd_records;
 mod cmd_verse;
 mod cmd_world;
 mod output;
+mod remote;
 
 use clap::Parser;
 use world_engine::{Engine, ErrorKind, StoreMode};
 use world_substrate::SubstrateConfig;
 
 use crate::args::{Cli, Command};
+use crate::remote::Via;
 
 fn main() {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -55,48 +64,61 @@ fn main() {
         engine = engine.with_store_mode(StoreMode::held());
     }
     let out = output::Out { json: cli.json };
+    let daemon = if cli.command.has_endpoint() {
+        match find_daemon(&cli, engine.db_path()) {
+            Ok(d) => d,
+            Err(e) => std::process::exit(report(&e.into())),
+        }
+    } else {
+        None
+    };
+    let via = match &daemon {
+        Some(d) => Via::Daemon(d),
+        None => Via::Local(&engine),
+    };
     let result = match cli.command {
-        Command::Create(a) => cmd_world::create(&engine, &out, a),
-        Command::List => cmd_world::list(&engine, &out),
-        Command::Inspect { id } => cmd_world::inspect(&engine, &out, &id),
-        Command::Exec(a) => match cmd_world::exec(&engine, a) {
+        Command::Create(a) => cmd_world::create(&via, &out, a),
+        Command::List => cmd_world::list(&via, &out),
+        Command::Inspect { id } => cmd_world::inspect(&via, &out, &id),
+        Command::Exec(a) => match cmd_world::exec(&engine, daemon.as_ref(), a) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
         },
         Command::Cp { src, dst } => cmd_world::cp(&engine, &out, &src, &dst),
-        Command::Destroy { ids } => cmd_world::destroy(&engine, &out, &ids),
+        Command::Destroy { ids } => cmd_world::destroy(&via, &out, &ids),
         Command::Image(cmd) => cmd_world::image(&engine, &out, cmd),
-        Command::RunCode(a) => match cmd_branch::run_code(&engine, &out, a) {
+        Command::RunCode(a) => match cmd_branch::run_code(&via, &out, a) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
         },
-        Command::Snapshot { id, name } => cmd_branch::snapshot(&engine, &out, &id, name.as_deref()),
-        Command::Snapshots { cmd } => cmd_branch::snapshots(&engine, &out, cmd),
-        Command::Branch(a) => cmd_branch::branch(&engine, &out, a),
+        Command::Snapshot { id, name } => cmd_branch::snapshot(&via, &out, &id, name.as_deref()),
+        Command::Snapshots { cmd } => cmd_branch::snapshots(&via, &out, cmd),
+        Command::Branch(a) => cmd_branch::branch(&via, &out, a),
         Command::Service(cmd) => cmd_branch::service(&engine, &out, cmd),
         Command::Repair => cmd_branch::repair(&engine, &out),
         Command::PushDown {
             world,
             children,
             allow_nonconserving,
-        } => cmd_multiverse::push_down(&engine, &out, &world, &children, allow_nonconserving),
-        Command::RunVerses(a) => match cmd_multiverse::run_verses(&engine, &out, a) {
+        } => cmd_multiverse::push_down(&via, &out, &world, &children, allow_nonconserving),
+        Command::RunVerses(a) => match cmd_multiverse::run_verses(&via, &out, a) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
         },
-        Command::PullUp(a) => cmd_multiverse::pull_up(&engine, &out, a),
+        Command::PullUp(a) => cmd_multiverse::pull_up(&via, &out, a),
         Command::Verse(cmd) => cmd_verse::run(&engine, &out, cmd),
-        Command::Entities(a) => cmd_records::entities(&engine, &out, a),
-        Command::Branches(a) => cmd_records::branches(&engine, &out, a),
-        Command::Resolutions(a) => cmd_records::resolutions(&engine, &out, a),
-        Command::Metrics => cmd_records::metrics(&engine, &out),
+        Command::Entities(a) => cmd_records::entities(&via, &out, a),
+        Command::Branches(a) => cmd_records::branches(&via, &out, a),
+        Command::Resolutions(a) => cmd_records::resolutions(&via, &out, a),
+        Command::Metrics => cmd_records::metrics(&via, &out),
         Command::Db => cmd_records::db_info(&engine, &out),
         Command::Bench(cmd) => cmd_bench::run(&engine, &out, cmd),
         Command::Serve {
             listen,
             socket,
             no_socket,
-        } => serve(engine.db_path(), &listen, socket, no_socket),
+            log_requests,
+        } => serve(engine.db_path(), &listen, socket, no_socket, log_requests),
         Command::Token => world_server::load_or_create_token(&substrate_config().state_dir)
             .map(|t| println!("{t}"))
             .map_err(anyhow::Error::from),
@@ -119,8 +141,10 @@ fn serve(
     listen: &str,
     socket: Option<std::path::PathBuf>,
     no_socket: bool,
+    log_requests: bool,
 ) -> anyhow::Result<()> {
     let mut cfg = world_server::ServerConfig::new(db.to_path_buf(), substrate_config());
+    cfg.log_requests = log_requests;
     cfg.listen = listen.parse().map_err(|_| {
         world_engine::Error::Invalid(format!(
             "--listen {listen:?} is not an address like 127.0.0.1:7077"
@@ -132,6 +156,24 @@ fn serve(
         cfg.unix_socket = Some(s);
     }
     world_server::serve_blocking(cfg).map_err(anyhow::Error::from)
+}
+
+/// The daemon to send the command to, if one serves `db` (following
+/// `--daemon` / `--no-daemon`). Its socket is where `world serve` binds by
+/// default: `<run_dir>/api.sock`.
+fn find_daemon(cli: &Cli, db: &std::path::Path) -> Result<Option<remote::Daemon>, remote::Error> {
+    let mode = if cli.no_daemon {
+        remote::Mode::Off
+    } else if cli.daemon {
+        remote::Mode::Required
+    } else {
+        remote::Mode::Auto
+    };
+    let sub = substrate_config();
+    let socket = world_server::ServerConfig::new(db.to_path_buf(), sub.clone())
+        .unix_socket
+        .unwrap_or_else(|| sub.run_dir.join("api.sock"));
+    remote::find(mode, &socket, &sub.state_dir, db)
 }
 
 /// Where worlds live: the system defaults, or `WORLD_STATE_DIR` and
@@ -154,6 +196,9 @@ fn report(err: &anyhow::Error) -> i32 {
         msg.push_str(&format!("\n  caused by: {cause}"));
     }
     eprintln!("{msg}");
+    if let Some(e) = err.downcast_ref::<remote::Error>() {
+        return e.exit_code();
+    }
     match err.downcast_ref::<world_engine::Error>().map(|e| e.kind()) {
         Some(ErrorKind::Refused) => 3,
         Some(ErrorKind::NotFound) => 4,

@@ -20,6 +20,89 @@ impl Out {
     }
 }
 
+impl Out {
+    /// Prints `raw` (compact JSON as serde_json writes it: a daemon's
+    /// answer, or an in-process result through `serde_json::to_string`)
+    /// pretty when `--json`, else calls `human`. The text is the same as
+    /// `serde_json::to_string_pretty` of the value, field order included.
+    pub fn emit_raw(&self, raw: &str, human: impl FnOnce()) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", pretty(raw));
+        } else {
+            human();
+        }
+        Ok(())
+    }
+}
+
+/// Re-indents compact JSON the way `serde_json::to_string_pretty` writes
+/// it (two spaces, `"key": value`, `[]` and `{}` when empty), keeping the
+/// order of fields and the exact text of strings and numbers.
+pub fn pretty(compact: &str) -> String {
+    let b = compact.as_bytes();
+    let mut out = String::with_capacity(compact.len() * 2);
+    let mut depth = 0usize;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    };
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // Copy the string, escapes included.
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(b.len());
+                out.push_str(&compact[start..i]);
+                continue;
+            }
+            open @ (b'{' | b'[') => {
+                let close = if open == b'{' { b'}' } else { b']' };
+                let mut j = i + 1;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                out.push(open as char);
+                if b.get(j) == Some(&close) {
+                    out.push(close as char);
+                    i = j + 1;
+                    continue;
+                }
+                depth += 1;
+                newline(&mut out, depth);
+            }
+            close @ (b'}' | b']') => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(close as char);
+            }
+            b',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            b':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            _ => {
+                // A number or literal: copy up to the next structural byte.
+                let start = i;
+                while i < b.len() && !b"{}[],:\" \t\r\n".contains(&b[i]) {
+                    i += 1;
+                }
+                out.push_str(&compact[start..i]);
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Renders rows as an aligned text table with a header.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -109,6 +192,26 @@ pub fn trit(t: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pretty_matches_serde_json() {
+        let v = serde_json::json!({
+            "b": [1, -2.5e-7, {"x": [], "y": {}}, null, true],
+            "a \\\"q\" {[,:]}": "tab\t nl\n é",
+            "c": [[[]]],
+            "d": {"e": {"f": 18446744073709551615u64}},
+            "g": [],
+        });
+        let compact = serde_json::to_string(&v).unwrap();
+        assert_eq!(
+            super::pretty(&compact),
+            serde_json::to_string_pretty(&v).unwrap()
+        );
+        for s in ["1", "\"x\"", "[]", "{}", "[1,2]"] {
+            let v: serde_json::Value = serde_json::from_str(s).unwrap();
+            assert_eq!(super::pretty(s), serde_json::to_string_pretty(&v).unwrap());
+        }
+    }
+
     #[test]
     fn table_aligns_columns() {
         let t = super::table(&["a", "bbb"], &[vec!["long".into(), "x".into()]]);

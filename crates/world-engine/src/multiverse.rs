@@ -390,19 +390,22 @@ impl Engine {
         session: &str,
         timeout: Option<Duration>,
     ) -> Result<Vec<VerseResult>> {
+        let t0 = Instant::now();
         let sub = self.substrate()?;
         let store = self.store()?;
         let ledger = store.load_ledger()?;
+        let links = store.verse_links(&runs.iter().map(|(v, _)| *v).collect::<Vec<_>>())?;
         let mut targets = Vec::new();
         for (v, code) in runs {
             ledger.tree().live_verse(*v)?;
-            let w = store
-                .world_of_verse(*v)?
+            let (w, _) = links
+                .get(v)
                 .ok_or_else(|| Error::Invalid(format!("verse {v} does not run in a world")))?;
-            targets.push((*v, crate::world::world_id(&w)?, code.clone()));
+            targets.push((*v, crate::world::world_id(w)?, code.clone()));
         }
         // Runs take as long as the user's code: do not hold the database.
         drop(store);
+        crate::trace::mark("run_verses: targets", t0);
         let results: Vec<VerseResult> = std::thread::scope(|s| {
             let handles: Vec<_> = targets
                 .iter()
@@ -453,10 +456,10 @@ impl Engine {
                 .map(|h| h.join().expect("verse run thread panicked"))
                 .collect()
         });
+        crate::trace::mark("run_verses: runs", t0);
         let store = self.store()?;
-        for r in &results {
-            store.insert_verse_run(&r.run)?;
-        }
+        store.insert_verse_runs(&results.iter().map(|r| r.run.clone()).collect::<Vec<_>>())?;
+        crate::trace::mark("run_verses: recorded", t0);
         Ok(results)
     }
 
@@ -480,14 +483,21 @@ impl Engine {
                 "partition {partition} is already resolved (winner {winner}); a partition resolves once"
             )));
         }
+        // Everything that could evaporate: every child and its subtree.
+        let mut subtree = Vec::new();
+        for c in &p.children {
+            subtree.push(*c);
+            subtree.extend(ledger.tree().descendants(*c)?);
+        }
+        let links = store.verse_links(&subtree)?;
         let mut worlds = BTreeMap::new();
         for c in &p.children {
-            let w = store.world_of_verse(*c)?.ok_or_else(|| {
+            let (w, _) = links.get(c).ok_or_else(|| {
                 Error::Invalid(format!(
                     "verse {c} of {partition} does not run in a world; use `world verse resolve`"
                 ))
             })?;
-            worlds.insert(*c, w);
+            worlds.insert(*c, w.clone());
         }
         let winner = match oracle_choice {
             WorldOracle::Explicit(v) => *v,
@@ -533,9 +543,9 @@ impl Engine {
         }
         let mut collapsed_worlds = Vec::new();
         for v in &evaporating {
-            if let Some(w) = store.world_of_verse(*v)? {
-                if !collapsed_worlds.contains(&w) && w != winner_world {
-                    collapsed_worlds.push(w);
+            if let Some((w, _)) = links.get(v) {
+                if !collapsed_worlds.contains(w) && *w != winner_world {
+                    collapsed_worlds.push(w.clone());
                 }
             }
         }
@@ -563,36 +573,56 @@ impl Engine {
             wev: wev_report,
             pull_up_time_ms: Some(t0.elapsed().as_secs_f64() * 1000.0),
         };
-        let snapshot = store.snapshot_of_verse(winner)?;
+        let snapshot = links.get(&winner).and_then(|(_, s)| s.clone());
+        crate::trace::mark("pull_up: load + oracle", t0);
         let applied =
             store.commit_pull_up(&ops, &meta, &collapsed_worlds, p.parent, &winner_world)?;
-        // The push_down's snapshot (its frozen session templates hold memory)
-        // is not needed once the partition is resolved.
-        if let Some(snap) = snapshot {
-            match sub.delete_snapshot(&snap) {
-                Ok(()) => {
-                    let _ = store.set_entity_state(&snap, "deleted", true);
+        crate::trace::mark("pull_up: commit", t0);
+        // The ledger has committed: now the losing worlds go, and the
+        // push_down's snapshot (its frozen session templates hold memory),
+        // not needed once the partition is resolved. They are independent,
+        // so they go in parallel.
+        let ids: Vec<WorldId> = collapsed_worlds
+            .iter()
+            .filter_map(|w| crate::world::world_id(w).ok())
+            .collect();
+        let (snap_result, destroyed) = std::thread::scope(|s| {
+            let snap = snapshot
+                .as_deref()
+                .map(|snap| s.spawn(move || sub.delete_snapshot(snap)));
+            let worlds: Vec<_> = ids
+                .iter()
+                .map(|id| s.spawn(move || sub.destroy(id)))
+                .collect();
+            (
+                snap.map(|h| h.join().expect("snapshot delete thread panicked")),
+                worlds
+                    .into_iter()
+                    .map(|h| h.join().expect("destroy thread panicked"))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        match snap_result {
+            Some(Ok(())) => {
+                if let Some(snap) = &snapshot {
+                    let _ = store.set_entity_state(snap, "deleted", true);
                 }
-                Err(world_substrate::Error::Snapshot(
-                    world_substrate::snapshot::SnapshotError::NotFound(_),
-                )) => {}
+            }
+            Some(Err(world_substrate::Error::Snapshot(
+                world_substrate::snapshot::SnapshotError::NotFound(_),
+            )))
+            | None => {}
+            Some(Err(e)) => return Err(e.into()),
+        }
+        for r in destroyed {
+            match r {
+                // Already gone (destroyed by hand) is fine.
+                Ok(())
+                | Err(world_substrate::Error::World(world_substrate::WorldError::NotFound(_))) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        // The ledger has committed: now the losing worlds go.
-        for w in &collapsed_worlds {
-            if let Ok(id) = crate::world::world_id(w) {
-                if let Err(e) = sub.destroy(&id) {
-                    // Already gone (destroyed by hand) is fine; anything else is reported.
-                    if !matches!(
-                        e,
-                        world_substrate::Error::World(world_substrate::WorldError::NotFound(_))
-                    ) {
-                        return Err(e.into());
-                    }
-                }
-            }
-        }
+        crate::trace::mark("pull_up: destroy losers", t0);
         let (evaporated, evaporated_value) = crate::verse::resolved_parts(&applied[0].effect)?;
         let pull_up_ms = t0.elapsed().as_secs_f64() * 1000.0;
         store.insert_timing("pull_up_world", Some(&winner.to_string()), pull_up_ms)?;

@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub unix_socket: Option<PathBuf>,
     /// Largest accepted request body, bytes.
     pub body_limit: usize,
+    /// Print one line per request on stderr (method, path, status, time).
+    pub log_requests: bool,
 }
 
 impl ServerConfig {
@@ -35,6 +37,7 @@ impl ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             unix_socket,
             body_limit: 4 << 20,
+            log_requests: false,
         }
     }
 }

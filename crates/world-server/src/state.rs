@@ -24,6 +24,8 @@ pub struct AppState {
     cgroup_name: String,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// Log every request on stderr.
+    pub log_requests: bool,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             public_url: Mutex::new(format!("http://{}", cfg.listen)),
             cgroup_name: cfg.substrate.cgroup_name.clone(),
             body_limit: cfg.body_limit,
+            log_requests: cfg.log_requests,
         })
     }
 

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use duckdb::types::Value;
 use duckdb::{params, Connection};
 use serde::Serialize;
 use world_core::ids::{Owner, PartitionId, Token, VerseId};
@@ -21,7 +22,8 @@ use world_core::trit::Trit;
 use world_core::verse::{Partition, PartitionStatus, Verse, VerseStatus};
 use world_core::wev::{GameSense, WevReport};
 
-use crate::{Error, Result, Store};
+use crate::batch::{opt_f64, opt_text, text, Writes};
+use crate::{records, Error, Result, Store};
 
 /// Extra facts recorded with a resolution.
 #[derive(Debug, Clone, Default)]
@@ -86,20 +88,26 @@ impl Store {
         self.apply_and(ops, meta, |_, _, _| Ok(()))
     }
 
-    /// Applies `ops`, then runs `extra` with the connection, the new ledger
-    /// and the effects, all in the same transaction.
+    /// Applies `ops`, then lets `extra` add writes given the new ledger and
+    /// the effects; everything commits in one transaction.
     pub(crate) fn apply_and(
         &self,
         ops: &[Op],
         meta: &ResolutionMeta,
-        extra: impl FnOnce(&Connection, &Ledger, &[Applied]) -> Result<()>,
+        extra: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<()>,
     ) -> Result<Vec<Applied>> {
         let start = Instant::now();
         let committed = self.in_transaction(|conn| {
             let head = journal_head(conn)?;
             let mut ledger = match self.cached_ledger(head) {
                 Some(l) => l,
-                None => load(conn)?,
+                None => {
+                    // The cache holds the state before the batch for the
+                    // rest of the transaction (the write lock is held).
+                    let l = load(conn)?;
+                    self.cache_ledger(head, l.clone());
+                    l
+                }
             };
             let mut applied = Vec::with_capacity(ops.len());
             for (index, op) in ops.iter().enumerate() {
@@ -109,8 +117,21 @@ impl Store {
                     Err(e) => return Err(e.into()),
                 }
             }
-            persist(conn, head + 1, &ledger, ops, &applied, meta, start)?;
-            extra(conn, &ledger, &applied)?;
+            let mut w = Writes::default();
+            let existed = |k: &BalanceKey| self.cached_balance(head, k).is_none_or(|v| v > 0);
+            persist(
+                conn,
+                &mut w,
+                head + 1,
+                &ledger,
+                &existed,
+                ops,
+                &applied,
+                meta,
+                start,
+            )?;
+            extra(&mut w, &ledger, &applied)?;
+            w.flush(conn)?;
             Ok((head + ops.len() as u64, ledger, applied))
         });
         match committed {
@@ -331,17 +352,35 @@ fn journal_head(conn: &Connection) -> Result<u64> {
     )?)
 }
 
+/// The push_down branch row, as a [`Writes`] step head and row.
+pub(crate) const BRANCH_HEAD: &str = "world_branches \
+     (branch_id, parent_entity_id, child_entity_ids, branch_type, gf3_sum, snapshot_time_ms)";
+/// One push_down branch row's placeholders.
+pub(crate) const BRANCH_ROW: &str = "(?, ?, ?, 'push_down', ?, ?)";
+/// Column index of `snapshot_time_ms` in [`BRANCH_ROW`].
+pub(crate) const BRANCH_SNAPSHOT_MS_COL: usize = 4;
+
+/// Above this many journal rows or balance cells, a commit streams them
+/// through DuckDB's appender instead of multi-row statements.
+const BULK: usize = 64;
+
+/// Writes a committed batch: journal rows, changed balances, tree changes
+/// and the seed tables. `existed` says whether a balance cell held a value
+/// before the batch (so it is updated or deleted, not inserted).
+#[allow(clippy::too_many_arguments)]
 fn persist(
     conn: &Connection,
+    w: &mut Writes,
     next_seq: u64,
     ledger: &Ledger,
+    existed: &dyn Fn(&BalanceKey) -> bool,
     ops: &[Op],
     applied: &[Applied],
     meta: &ResolutionMeta,
     start: Instant,
 ) -> Result<()> {
     // 1. Journal rows, appended.
-    {
+    if ops.len() > BULK {
         let mut app =
             conn.appender_with_columns("ledger_journal", &["seq", "op", "op_json", "effect_json"])?;
         for (i, (op, a)) in ops.iter().zip(applied).enumerate() {
@@ -353,6 +392,19 @@ fn persist(
             ])?;
         }
         app.flush()?;
+    } else {
+        for (i, (op, a)) in ops.iter().zip(applied).enumerate() {
+            w.insert(
+                "ledger_journal (seq, op, op_json, effect_json)",
+                "(?, ?, ?, ?)",
+                vec![
+                    Value::UBigInt(next_seq + i as u64),
+                    text(op.kind()),
+                    text(serde_json::to_string(op)?),
+                    text(serde_json::to_string(&a.effect)?),
+                ],
+            );
+        }
     }
     // 2. Balances: the last value written to each cell wins.
     let mut cells: BTreeMap<&BalanceKey, u64> = BTreeMap::new();
@@ -361,60 +413,72 @@ fn persist(
             cells.insert(k, *v);
         }
     }
-    if !cells.is_empty() {
-        if cells.len() <= 8 {
-            let mut up = conn.prepare(
-                "INSERT INTO balances VALUES (?, ?, ?, ?)
-                 ON CONFLICT DO UPDATE SET amount = excluded.amount",
-            )?;
-            let mut del = conn
-                .prepare("DELETE FROM balances WHERE token = ? AND verse_id = ? AND owner = ?")?;
+    if cells.len() > BULK {
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS balance_stage (token VARCHAR, verse_id VARCHAR, owner VARCHAR, amount UBIGINT);
+             DELETE FROM balance_stage;",
+        )?;
+        {
+            let mut app = conn.appender("balance_stage")?;
             for (k, v) in &cells {
-                if *v == 0 {
-                    del.execute(params![
-                        k.token.as_str(),
-                        k.verse.to_string(),
-                        k.owner.as_str()
-                    ])?;
-                } else {
-                    up.execute(params![
-                        k.token.as_str(),
-                        k.verse.to_string(),
-                        k.owner.as_str(),
-                        *v
-                    ])?;
-                }
+                app.append_row(params![
+                    k.token.as_str(),
+                    k.verse.to_string(),
+                    k.owner.as_str(),
+                    *v
+                ])?;
             }
-        } else {
-            conn.execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS balance_stage (token VARCHAR, verse_id VARCHAR, owner VARCHAR, amount UBIGINT);
-                 DELETE FROM balance_stage;",
-            )?;
-            {
-                let mut app = conn.appender("balance_stage")?;
-                for (k, v) in &cells {
-                    app.append_row(params![
-                        k.token.as_str(),
-                        k.verse.to_string(),
-                        k.owner.as_str(),
-                        *v
-                    ])?;
-                }
-                app.flush()?;
+            app.flush()?;
+        }
+        conn.execute_batch(
+            "INSERT INTO balances SELECT * FROM balance_stage WHERE amount > 0
+               ON CONFLICT DO UPDATE SET amount = excluded.amount;
+             DELETE FROM balances b USING balance_stage s
+               WHERE s.amount = 0 AND b.token = s.token AND b.verse_id = s.verse_id AND b.owner = s.owner;",
+        )?;
+    } else if !cells.is_empty() {
+        // Cells that held a value are deleted (emptied or changed); cells
+        // with a value now are inserted. No upserts: DuckDB's are slow.
+        let mut gone = Vec::new();
+        for (k, v) in &cells {
+            if existed(k) {
+                gone.extend([
+                    text(k.token.as_str()),
+                    text(k.verse.to_string()),
+                    text(k.owner.as_str()),
+                ]);
             }
-            conn.execute_batch(
-                "INSERT INTO balances SELECT * FROM balance_stage WHERE amount > 0
-                   ON CONFLICT DO UPDATE SET amount = excluded.amount;
-                 DELETE FROM balances b USING balance_stage s
-                   WHERE s.amount = 0 AND b.token = s.token AND b.verse_id = s.verse_id AND b.owner = s.owner;",
-            )?;
+            if *v > 0 {
+                w.insert(
+                    "balances (token, verse_id, owner, amount)",
+                    "(?, ?, ?, ?)",
+                    vec![
+                        text(k.token.as_str()),
+                        text(k.verse.to_string()),
+                        text(k.owner.as_str()),
+                        Value::UBigInt(*v),
+                    ],
+                );
+            }
+        }
+        if !gone.is_empty() {
+            let n = gone.len() / 3;
+            let tuples = vec!["(?, ?, ?)"; n].join(", ");
+            // The delete must run before the inserts of the same keys.
+            w.exec_first(
+                format!(
+                    "DELETE FROM balances b USING (VALUES {tuples}) v(t, vv, o)
+                     WHERE b.token = v.t AND b.verse_id = v.vv AND b.owner = v.o"
+                ),
+                gone,
+            );
         }
     }
     // 3. Tree changes and the seed tables.
     let elapsed_ms = || start.elapsed().as_secs_f64() * 1000.0;
     for (op, a) in ops.iter().zip(applied) {
         match &a.effect {
-            Effect::RootCreated { verse } => insert_verse(conn, ledger, *verse)?,
+            Effect::RootCreated { verse } => insert_verse(w, ledger, *verse)?,
             Effect::Partitioned {
                 partition,
                 children,
@@ -422,34 +486,35 @@ fn persist(
             } => {
                 let p = ledger.tree().partition_info(*partition)?;
                 for c in children {
-                    insert_verse(conn, ledger, *c)?;
+                    insert_verse(w, ledger, *c)?;
                 }
-                conn.execute(
-                    "INSERT INTO partitions (partition_id, num, parent_verse, children, gf3_sum, status)
-                     VALUES (?, ?, ?, ?, ?, 'open')",
-                    params![
-                        partition.to_string(),
-                        partition.0,
-                        p.parent.to_string(),
+                w.insert(
+                    "partitions (partition_id, num, parent_verse, children, gf3_sum, status)",
+                    "(?, ?, ?, ?, ?, 'open')",
+                    vec![
+                        text(partition.to_string()),
+                        Value::UBigInt(partition.0),
+                        text(p.parent.to_string()),
                         text_list(children.iter().map(|c| c.to_string())),
-                        *gf3_sum
+                        Value::BigInt(*gf3_sum),
                     ],
-                )?;
-                conn.execute(
-                    "INSERT INTO world_branches (branch_id, parent_entity_id, child_entity_ids, branch_type, gf3_sum)
-                     VALUES (?, ?, ?, 'push_down', ?)",
-                    params![
-                        partition.to_string(),
-                        p.parent.to_string(),
+                );
+                w.insert(
+                    BRANCH_HEAD,
+                    BRANCH_ROW,
+                    vec![
+                        text(partition.to_string()),
+                        text(p.parent.to_string()),
                         text_list(children.iter().map(|c| c.to_string())),
-                        *gf3_sum
+                        Value::BigInt(*gf3_sum),
+                        Value::Null,
                     ],
-                )?;
-                conn.execute(
-                    "INSERT INTO runtime_metrics (metric_id, entity_id, branch_time_ms)
-                     VALUES (gen_random_uuid()::VARCHAR, ?, ?)",
-                    params![p.parent.to_string(), elapsed_ms()],
-                )?;
+                );
+                records::metric_row(
+                    w,
+                    &p.parent.to_string(),
+                    [None, None, Some(elapsed_ms()), None],
+                );
             }
             Effect::Moved => {}
             Effect::Resolved {
@@ -467,7 +532,7 @@ fn persist(
                     ));
                 };
                 record_resolution(
-                    conn,
+                    w,
                     ledger,
                     *partition,
                     *winner,
@@ -485,48 +550,46 @@ fn persist(
     } else {
         "ledger_batch"
     };
-    conn.execute(
-        "INSERT INTO operation_timings (timing_id, operation, duration_ms)
-         VALUES (gen_random_uuid()::VARCHAR, ?, ?)",
-        params![kind, elapsed_ms()],
-    )?;
+    records::timing_row(w, kind, None, elapsed_ms());
     Ok(())
 }
 
-fn insert_verse(conn: &Connection, ledger: &Ledger, id: VerseId) -> Result<()> {
+fn insert_verse(w: &mut Writes, ledger: &Ledger, id: VerseId) -> Result<()> {
     let v = ledger.tree().verse(id)?;
-    let trit = v.trit.map(|t| t.value() as i32);
-    conn.prepare_cached(
-        "INSERT INTO verses (verse_id, num, name, parent_verse, parent_partition, child_index, cond_prob, trit, seed, status)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )?
-    .execute(params![
-            id.to_string(),
-            id.0,
-            v.name,
-            v.parent.map(|p| p.to_string()),
-            v.parent_partition.map(|p| p.to_string()),
-            v.index,
-            v.prob.raw(),
-            trit,
-            v.seed,
-            status_str(&v.status)
-    ])?;
-    conn.prepare_cached(
-        "INSERT INTO world_runtime_entities (entity_id, entity_type, parent_id, trit, state)
-         VALUES (?, 'verse', ?, ?, 'running')",
-    )?
-    .execute(params![
-        id.to_string(),
-        v.parent.map(|p| p.to_string()),
-        trit
-    ])?;
+    let trit = v.trit.map(|t| Value::Int(t.value() as i32));
+    w.insert(
+        "verses (verse_id, num, name, parent_verse, parent_partition, child_index, cond_prob, trit, seed, status)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            text(id.to_string()),
+            Value::UBigInt(id.0),
+            text(v.name.clone()),
+            opt_text(v.parent.map(|p| p.to_string())),
+            opt_text(v.parent_partition.map(|p| p.to_string())),
+            Value::UInt(v.index),
+            Value::UBigInt(v.prob.raw()),
+            trit.clone().unwrap_or(Value::Null),
+            Value::UBigInt(v.seed),
+            text(status_str(&v.status)),
+        ],
+    );
+    records::entity_row(
+        w,
+        &crate::NewEntity {
+            entity_id: id.to_string(),
+            entity_type: "verse".into(),
+            parent_id: v.parent.map(|p| p.to_string()),
+            trit: v.trit.map(|t| t.value()),
+            state: "running".into(),
+            ..Default::default()
+        },
+    );
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
 fn record_resolution(
-    conn: &Connection,
+    w: &mut Writes,
     ledger: &Ledger,
     partition: PartitionId,
     winner: VerseId,
@@ -538,41 +601,41 @@ fn record_resolution(
 ) -> Result<()> {
     let p = ledger.tree().partition_info(partition)?;
     let rid = resolution_id(partition);
-    conn.execute(
-        "UPDATE partitions SET status = 'resolved', winner = ?, resolved_at = CURRENT_TIMESTAMP
+    w.exec(
+        "UPDATE partitions SET status = 'resolved', winner = ?, resolved_at = now()
          WHERE partition_id = ?",
-        params![winner.to_string(), partition.to_string()],
-    )?;
-    {
-        let mut v = conn.prepare(
-            "UPDATE verses SET status = 'evaporated', evaporated_at = CURRENT_TIMESTAMP WHERE verse_id = ?",
-        )?;
-        let mut e = conn.prepare(
-            "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = CURRENT_TIMESTAMP
-             WHERE entity_id = ?",
-        )?;
-        for id in evaporated {
-            v.execute([id.to_string()])?;
-            e.execute([id.to_string()])?;
-        }
+        vec![text(winner.to_string()), text(partition.to_string())],
+    );
+    if !evaporated.is_empty() {
+        let ids = text_list(evaporated.iter().map(|v| v.to_string()));
+        w.exec(
+            "UPDATE verses SET status = 'evaporated', evaporated_at = now()
+             WHERE verse_id IN (SELECT unnest(?::VARCHAR[]))",
+            vec![ids.clone()],
+        );
+        w.exec(
+            "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = now()
+             WHERE entity_id IN (SELECT unnest(?::VARCHAR[]))",
+            vec![ids],
+        );
     }
-    conn.execute(
-        "UPDATE world_runtime_entities SET resolved_at = CURRENT_TIMESTAMP WHERE entity_id = ?",
-        [winner.to_string()],
-    )?;
+    w.exec(
+        "UPDATE world_runtime_entities SET resolved_at = now() WHERE entity_id = ?",
+        vec![text(winner.to_string())],
+    );
     let wev = meta.wev.as_ref().map(|(w, _)| w.wev);
-    conn.execute(
-        "INSERT INTO verse_resolutions (resolution_id, verses, winning_verse, oracle_source, wev_extracted, pull_up_time_ms)
-         VALUES (?, ?, ?, ?, ?, ?)",
-        params![
-            rid,
+    w.insert(
+        "verse_resolutions (resolution_id, verses, winning_verse, oracle_source, wev_extracted, pull_up_time_ms)",
+        "(?, ?, ?, ?, ?, ?)",
+        vec![
+            text(rid.clone()),
             text_list(p.children.iter().map(|c| c.to_string())),
-            winner.to_string(),
-            oracle_source,
-            wev,
-            meta.pull_up_time_ms.unwrap_or(store_ms)
+            text(winner.to_string()),
+            text(oracle_source),
+            opt_f64(wev),
+            Value::Double(meta.pull_up_time_ms.unwrap_or(store_ms)),
         ],
-    )?;
+    );
     let (poa, wev_abs, sense) = match &meta.wev {
         Some((w, s)) => (
             Some(w.poa),
@@ -584,13 +647,28 @@ fn record_resolution(
         ),
         None => (None, None, None),
     };
-    conn.execute(
-        "INSERT INTO resolution_details VALUES (?, ?, ?, ?, ?, ?)",
-        params![rid, partition.to_string(), poa, wev, wev_abs, sense],
-    )?;
-    let mut ev = conn.prepare("INSERT INTO evaporated_values VALUES (?, ?, ?)")?;
+    w.insert(
+        "resolution_details",
+        "(?, ?, ?, ?, ?, ?)",
+        vec![
+            text(rid.clone()),
+            text(partition.to_string()),
+            opt_f64(poa),
+            opt_f64(wev),
+            opt_f64(wev_abs),
+            opt_text(sense),
+        ],
+    );
     for (token, amount) in evaporated_value {
-        ev.execute(params![rid, token.as_str(), *amount as i128])?;
+        w.insert(
+            "evaporated_values",
+            "(?, ?, ?)",
+            vec![
+                text(rid.clone()),
+                text(token.as_str()),
+                Value::HugeInt(*amount as i128),
+            ],
+        );
     }
     Ok(())
 }

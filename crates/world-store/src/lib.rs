@@ -17,6 +17,7 @@
 //! `kill -9` and the journal and the balances always agree.
 #![deny(missing_docs)]
 
+mod batch;
 mod error;
 pub mod ledger_io;
 pub mod open;

@@ -169,6 +169,18 @@ impl Store {
             .map(|(_, l)| l.clone())
     }
 
+    /// A balance cell in the cached ledger, when it is at `seq`.
+    pub(crate) fn cached_balance(
+        &self,
+        seq: u64,
+        key: &world_core::ledger::BalanceKey,
+    ) -> Option<u64> {
+        lock(&self.shared.ledger.0)
+            .as_ref()
+            .filter(|(s, _)| *s == seq)
+            .map(|(_, l)| l.balance_of(key))
+    }
+
     /// Remembers `ledger` as the state at journal position `seq`.
     pub(crate) fn cache_ledger(&self, seq: u64, ledger: Ledger) {
         *lock(&self.shared.ledger.0) = Some((seq, ledger));

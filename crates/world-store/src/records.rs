@@ -5,8 +5,10 @@
 use duckdb::params;
 use serde::Serialize;
 
+use crate::batch::{opt_f64, opt_text, text, Writes};
 use crate::ledger_io::text_list;
 use crate::{Error, Result, Store};
+use duckdb::types::Value;
 
 /// A new row of `world_runtime_entities`.
 #[derive(Debug, Clone, Default)]
@@ -117,40 +119,75 @@ pub struct MetricSummary {
     pub max_ms: f64,
 }
 
-/// Inserts an entity row on `conn` (inside the caller's transaction).
-pub(crate) fn insert_entity(conn: &duckdb::Connection, e: &NewEntity) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO world_runtime_entities
-         (entity_id, entity_type, parent_id, snapshot_id, trit, state, memory_mib, vcpu_count, boot_time_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )?
-    .execute(params![
-        e.entity_id,
-        e.entity_type,
-        e.parent_id,
-        e.snapshot_id,
-        e.trit.map(i32::from),
-        e.state,
-        e.memory_mib,
-        e.vcpu_count,
-        e.boot_time_ms
-    ])?;
-    Ok(())
+/// The entity insert, as a [`Writes`] step head and row.
+pub(crate) const ENTITY_HEAD: &str = "world_runtime_entities \
+     (entity_id, entity_type, parent_id, snapshot_id, trit, state, memory_mib, vcpu_count, boot_time_ms)";
+/// One entity row's placeholders.
+pub(crate) const ENTITY_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// Column index of `snapshot_id` in [`ENTITY_ROW`].
+pub(crate) const ENTITY_SNAPSHOT_COL: usize = 3;
+/// The metrics insert, as a [`Writes`] step head and row.
+pub(crate) const METRIC_HEAD: &str = "runtime_metrics \
+     (metric_id, entity_id, boot_time_ms, snapshot_time_ms, branch_time_ms, memory_overhead_mb)";
+/// One metrics row's placeholders (the id is generated).
+pub(crate) const METRIC_ROW: &str = "(gen_random_uuid()::VARCHAR, ?, ?, ?, ?, ?)";
+
+/// Adds an entity row to `w`.
+pub(crate) fn entity_row(w: &mut Writes, e: &NewEntity) {
+    w.insert(
+        ENTITY_HEAD,
+        ENTITY_ROW,
+        vec![
+            text(e.entity_id.clone()),
+            text(e.entity_type.clone()),
+            opt_text(e.parent_id.clone()),
+            opt_text(e.snapshot_id.clone()),
+            e.trit.map_or(Value::Null, |t| Value::Int(i32::from(t))),
+            text(e.state.clone()),
+            e.memory_mib.map_or(Value::Null, Value::Int),
+            e.vcpu_count.map_or(Value::Null, Value::Int),
+            opt_f64(e.boot_time_ms),
+        ],
+    );
 }
 
-/// Inserts a `runtime_metrics` row on `conn`: boot, snapshot, branch time
-/// and memory overhead.
-pub(crate) fn insert_metric(
-    conn: &duckdb::Connection,
-    entity_id: &str,
-    v: [Option<f64>; 4],
-) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO runtime_metrics (metric_id, entity_id, boot_time_ms, snapshot_time_ms, branch_time_ms, memory_overhead_mb)
-         VALUES (gen_random_uuid()::VARCHAR, ?, ?, ?, ?, ?)",
-    )?
-    .execute(params![entity_id, v[0], v[1], v[2], v[3]])?;
-    Ok(())
+/// Adds a `runtime_metrics` row to `w`: boot, snapshot, branch time and
+/// memory overhead.
+pub(crate) fn metric_row(w: &mut Writes, entity_id: &str, v: [Option<f64>; 4]) {
+    w.insert(
+        METRIC_HEAD,
+        METRIC_ROW,
+        vec![
+            text(entity_id),
+            opt_f64(v[0]),
+            opt_f64(v[1]),
+            opt_f64(v[2]),
+            opt_f64(v[3]),
+        ],
+    );
+}
+
+/// Adds an `operation_timings` row to `w`.
+pub(crate) fn timing_row(w: &mut Writes, operation: &str, entity_id: Option<&str>, ms: f64) {
+    w.insert(
+        "operation_timings (timing_id, operation, entity_id, duration_ms)",
+        "(gen_random_uuid()::VARCHAR, ?, ?, ?)",
+        vec![text(operation), opt_text(entity_id), Value::Double(ms)],
+    );
+}
+
+/// Inserts an entity row on `conn`.
+fn insert_entity(conn: &duckdb::Connection, e: &NewEntity) -> Result<()> {
+    let mut w = Writes::default();
+    entity_row(&mut w, e);
+    w.flush(conn)
+}
+
+/// Inserts a `runtime_metrics` row on `conn`.
+fn insert_metric(conn: &duckdb::Connection, entity_id: &str, v: [Option<f64>; 4]) -> Result<()> {
+    let mut w = Writes::default();
+    metric_row(&mut w, entity_id, v);
+    w.flush(conn)
 }
 
 fn strings(v: duckdb::types::Value) -> Vec<String> {
@@ -252,12 +289,9 @@ impl Store {
         entity_id: Option<&str>,
         duration_ms: f64,
     ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO operation_timings (timing_id, operation, entity_id, duration_ms)
-             VALUES (gen_random_uuid()::VARCHAR, ?, ?, ?)",
-            params![operation, entity_id, duration_ms],
-        )?;
-        Ok(())
+        let mut w = Writes::default();
+        timing_row(&mut w, operation, entity_id, duration_ms);
+        w.flush(&self.conn)
     }
 
     /// Entities, newest first, optionally of one type.

@@ -7,8 +7,9 @@ use serde::Serialize;
 use world_core::ids::VerseId;
 use world_core::ledger::{Applied, Effect, Op};
 
+use crate::batch::{opt_f64, opt_text, text, Writes};
 use crate::ledger_io::ResolutionMeta;
-use crate::{Error, NewEntity, Result, Store};
+use crate::{records, Error, NewEntity, Result, Store};
 
 /// One run of code in a verse, as recorded.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +34,15 @@ pub struct VerseRun {
     pub duration_ms: f64,
     /// The score it reported (a `WORLD_SCORE` line).
     pub score: Option<f64>,
+}
+
+/// Adds a verse-to-world link row to `w`.
+fn link(w: &mut Writes, verse: &str, world: &str, snapshot: Option<&str>) {
+    w.insert(
+        "verse_worlds (verse_id, world_id, snapshot_id)",
+        "(?, ?, ?)",
+        vec![text(verse), text(world), opt_text(snapshot)],
+    );
 }
 
 impl Store {
@@ -89,20 +99,19 @@ impl Store {
         snapshot_time_ms: Option<f64>,
         branch_time_ms: Option<f64>,
     ) -> Result<Vec<Applied>> {
-        self.apply_and(ops, &ResolutionMeta::default(), |conn, _ledger, applied| {
+        self.apply_and(ops, &ResolutionMeta::default(), |w, _ledger, applied| {
             for e in child_entities {
-                crate::records::insert_entity(conn, e)?;
-                crate::records::insert_metric(conn, &e.entity_id, [None, snapshot_time_ms, branch_time_ms, None])?;
+                records::entity_row(w, e);
+                records::metric_row(
+                    w,
+                    &e.entity_id,
+                    [None, snapshot_time_ms, branch_time_ms, None],
+                );
             }
-            let mut link = conn.prepare(
-                "INSERT INTO verse_worlds (verse_id, world_id, snapshot_id) VALUES (?, ?, ?)
-                 ON CONFLICT DO UPDATE SET world_id = excluded.world_id, snapshot_id = excluded.snapshot_id,
-                 linked_at = now()",
-            )?;
             for a in applied {
                 match &a.effect {
                     Effect::RootCreated { verse } => {
-                        link.execute(params![verse.to_string(), parent_world, Option::<String>::None])?;
+                        link(w, &verse.to_string(), parent_world, None);
                     }
                     Effect::Partitioned {
                         partition,
@@ -116,17 +125,24 @@ impl Store {
                                 child_worlds.len()
                             )));
                         }
-                        for (v, w) in children.iter().zip(child_worlds) {
-                            link.execute(params![v.to_string(), w, snapshot])?;
-                            conn.execute(
-                                "UPDATE world_runtime_entities SET snapshot_id = ? WHERE entity_id = ?",
-                                params![snapshot, v.to_string()],
-                            )?;
+                        for (v, world) in children.iter().zip(child_worlds) {
+                            let v = v.to_string();
+                            link(w, &v, world, snapshot);
+                            w.set(
+                                records::ENTITY_HEAD,
+                                0,
+                                &v,
+                                records::ENTITY_SNAPSHOT_COL,
+                                opt_text(snapshot),
+                            );
                         }
-                        conn.execute(
-                            "UPDATE world_branches SET snapshot_time_ms = ? WHERE branch_id = ?",
-                            params![snapshot_time_ms, partition.to_string()],
-                        )?;
+                        w.set(
+                            crate::ledger_io::BRANCH_HEAD,
+                            0,
+                            &partition.to_string(),
+                            crate::ledger_io::BRANCH_SNAPSHOT_MS_COL,
+                            opt_f64(snapshot_time_ms),
+                        );
                     }
                     _ => {}
                 }
@@ -146,35 +162,85 @@ impl Store {
         parent: VerseId,
         winner_world: &str,
     ) -> Result<Vec<Applied>> {
-        self.apply_and(ops, meta, |conn, _ledger, _applied| {
-            for w in collapsed_worlds {
-                conn.execute(
-                    "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = CURRENT_TIMESTAMP
-                     WHERE entity_id = ?",
-                    [w],
-                )?;
+        self.apply_and(ops, meta, |w, _ledger, _applied| {
+            if !collapsed_worlds.is_empty() {
+                w.exec(
+                    "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = now()
+                     WHERE entity_id IN (SELECT unnest(?::VARCHAR[]))",
+                    vec![crate::ledger_io::text_list(
+                        collapsed_worlds.iter().cloned(),
+                    )],
+                );
             }
-            conn.execute(
-                "INSERT INTO verse_worlds (verse_id, world_id) VALUES (?, ?)
-                 ON CONFLICT DO UPDATE SET world_id = excluded.world_id, linked_at = now()",
-                params![parent.to_string(), winner_world],
-            )?;
+            // The parent verse now runs in the winner's world (replacing
+            // its old link; a delete and an insert are cheaper than an
+            // upsert in DuckDB).
+            w.exec(
+                "DELETE FROM verse_worlds WHERE verse_id = ?",
+                vec![text(parent.to_string())],
+            );
+            link(w, &parent.to_string(), winner_world, None);
             Ok(())
         })
     }
 
     /// Records a run of code in a verse.
     pub fn insert_verse_run(&self, r: &VerseRun) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO verse_runs (run_id, verse_id, world_id, code, stdout, stderr, error, timed_out, duration_ms, score)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
-                r.run_id, r.verse_id, r.world_id, r.code, r.stdout, r.stderr, r.error, r.timed_out,
-                r.duration_ms, r.score
-            ],
+        self.insert_verse_runs(std::slice::from_ref(r))
+    }
+
+    /// Records several runs (and their timings) in one transaction.
+    pub fn insert_verse_runs(&self, runs: &[VerseRun]) -> Result<()> {
+        let mut w = Writes::default();
+        for r in runs {
+            w.insert(
+                "verse_runs (run_id, verse_id, world_id, code, stdout, stderr, error, timed_out, duration_ms, score)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                vec![
+                    text(r.run_id.clone()),
+                    text(r.verse_id.clone()),
+                    text(r.world_id.clone()),
+                    text(r.code.clone()),
+                    text(r.stdout.clone()),
+                    text(r.stderr.clone()),
+                    opt_text(r.error.clone()),
+                    duckdb::types::Value::Boolean(r.timed_out),
+                    duckdb::types::Value::Double(r.duration_ms),
+                    opt_f64(r.score),
+                ],
+            );
+            crate::records::timing_row(&mut w, "verse_run", Some(&r.verse_id), r.duration_ms);
+        }
+        self.in_transaction(|conn| w.flush(conn))
+    }
+
+    /// The world (and the snapshot it was branched from) of each of
+    /// `verses` that runs in one, in one query.
+    pub fn verse_links(
+        &self,
+        verses: &[VerseId],
+    ) -> Result<std::collections::BTreeMap<VerseId, (String, Option<String>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT verse_id, world_id, snapshot_id FROM verse_worlds
+             WHERE verse_id IN (SELECT unnest(?::VARCHAR[]))",
         )?;
-        self.insert_timing("verse_run", Some(&r.verse_id), r.duration_ms)?;
-        Ok(())
+        let ids = crate::ledger_io::text_list(verses.iter().map(|v| v.to_string()));
+        let rows = stmt.query_map([ids], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (v, w, s) = row?;
+            let v: VerseId = v
+                .parse()
+                .map_err(|_| Error::Corrupt(format!("bad verse id {v:?}")))?;
+            out.insert(v, (w, s));
+        }
+        Ok(out)
     }
 
     /// The most recent score each verse reported (None when it reported none).

@@ -2,7 +2,7 @@
 //! subcommand calls the same [`world_server::serve_blocking`]).
 //!
 //! ```text
-//! world-serve [--listen 127.0.0.1:7077] [--socket PATH | --no-socket] [--db PATH]
+//! world-serve [--listen 127.0.0.1:7077] [--socket PATH | --no-socket] [--db PATH] [--log-requests]
 //! world-serve token          # print the token (created if missing)
 //! ```
 //! `WORLD_STATE_DIR`, `WORLD_RUN_DIR` and `WORLD_DB` override the
@@ -36,6 +36,7 @@ fn main() {
     let mut listen = None;
     let mut socket: Option<Option<PathBuf>> = None;
     let mut token = false;
+    let mut log_requests = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| -> String {
@@ -49,6 +50,7 @@ fn main() {
             "--listen" => listen = Some(val("--listen")),
             "--socket" => socket = Some(Some(val("--socket").into())),
             "--no-socket" => socket = Some(None),
+            "--log-requests" => log_requests = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other:?}")),
         }
@@ -80,6 +82,7 @@ fn main() {
     if let Some(s) = socket {
         cfg.unix_socket = s;
     }
+    cfg.log_requests = log_requests;
     if let Err(e) = world_server::serve_blocking(cfg) {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -90,6 +93,6 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("error: {msg}");
     }
-    eprintln!("usage: world-serve [--listen ADDR] [--socket PATH | --no-socket] [--db PATH]\n       world-serve token");
+    eprintln!("usage: world-serve [--listen ADDR] [--socket PATH | --no-socket] [--db PATH] [--log-requests]\n       world-serve token");
     std::process::exit(2);
 }

@@ -34,7 +34,8 @@ pub type St = axum::extract::State<Arc<AppState>>;
 /// The whole router.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.body_limit;
-    Router::new()
+    let log = state.log_requests;
+    let app = Router::new()
         .route("/openapi.json", get(openapi))
         .route("/v1/health", get(health))
         .merge(worlds::routes())
@@ -59,7 +60,30 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             crate::auth::require_token,
         ))
-        .with_state(state)
+        .with_state(state);
+    if log {
+        // Outermost, so refused (401) requests are logged too.
+        app.layer(middleware::from_fn(log_request))
+    } else {
+        app
+    }
+}
+
+/// `world serve --log-requests`: one line per request on stderr, written
+/// when the answer's head is ready: `world-serve: METHOD PATH STATUS MS`.
+async fn log_request(
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let t = std::time::Instant::now();
+    let r = next.run(req).await;
+    eprintln!(
+        "world-serve: {method} {path} {} {:.1}ms",
+        r.status().as_u16(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    r
 }
 
 async fn openapi() -> Json<Value> {
@@ -67,10 +91,15 @@ async fn openapi() -> Json<Value> {
 }
 
 async fn health(st: St) -> Json<Value> {
+    // The database it serves (absolute), so that `world` sends a command
+    // here only when it means the same file.
+    let db = st.engine.db_path();
+    let db = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());
     Json(json!({
         "ok": true,
         "version": env!("CARGO_PKG_VERSION"),
         "url": st.public_url(),
+        "db": db,
     }))
 }
 

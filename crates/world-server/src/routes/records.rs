@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
-use serde_json::Value;
 use world_core::ledger::Op;
 
 use super::St;
@@ -40,92 +41,92 @@ impl ListQ {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(v).map_err(|e| ApiError::internal(format!("serialize: {e}")))
+/// JSON text of a record type, its fields in their declared order (a
+/// `serde_json::Value` would sort them): `world --json` prints the same.
+struct RawJson(String);
+
+impl IntoResponse for RawJson {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
 }
 
-async fn ledger(st: St) -> Result<Json<Value>, ApiError> {
-    Ok(Json(st.run(|st| to_json(&st.engine.ledger()?)).await?))
+fn to_json<T: serde::Serialize>(v: &T) -> Result<RawJson, ApiError> {
+    serde_json::to_string(v)
+        .map(RawJson)
+        .map_err(|e| ApiError::internal(format!("serialize: {e}")))
+}
+
+async fn ledger(st: St) -> Result<RawJson, ApiError> {
+    st.run(|st| to_json(&st.engine.ledger()?)).await
 }
 
 /// Applies one ledger operation (`{"op": "deposit", ...}`: the
 /// serde form of `world_core::ledger::Op`).
-async fn apply(st: St, Body(op): Body<Op>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        st.run(move |st| to_json(&st.engine.apply(op)?)).await?,
-    ))
+async fn apply(st: St, Body(op): Body<Op>) -> Result<RawJson, ApiError> {
+    st.run(move |st| to_json(&st.engine.apply(op)?)).await
 }
 
-async fn journal(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
+async fn journal(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
     let n = q.limit();
-    Ok(Json(
-        st.run(move |st| {
-            to_json(
-                &st.engine
-                    .store()?
-                    .journal(n)
-                    .map_err(world_engine::Error::from)?,
-            )
-        })
-        .await?,
-    ))
-}
-
-async fn entities(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
-    let n = q.limit();
-    Ok(Json(
-        st.run(move |st| {
-            let rows = st
-                .engine
+    st.run(move |st| {
+        to_json(
+            &st.engine
                 .store()?
-                .entities(q.entity_type.as_deref(), n)
-                .map_err(world_engine::Error::from)?;
-            to_json(&rows)
-        })
-        .await?,
-    ))
+                .journal(n)
+                .map_err(world_engine::Error::from)?,
+        )
+    })
+    .await
 }
 
-async fn branches(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
+async fn entities(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
     let n = q.limit();
-    Ok(Json(
-        st.run(move |st| {
-            to_json(
-                &st.engine
-                    .store()?
-                    .branches(n)
-                    .map_err(world_engine::Error::from)?,
-            )
-        })
-        .await?,
-    ))
+    st.run(move |st| {
+        let rows = st
+            .engine
+            .store()?
+            .entities(q.entity_type.as_deref(), n)
+            .map_err(world_engine::Error::from)?;
+        to_json(&rows)
+    })
+    .await
 }
 
-async fn resolutions(st: St, Q(q): Q<ListQ>) -> Result<Json<Value>, ApiError> {
+async fn branches(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
     let n = q.limit();
-    Ok(Json(
-        st.run(move |st| {
-            to_json(
-                &st.engine
-                    .store()?
-                    .resolutions(n)
-                    .map_err(world_engine::Error::from)?,
-            )
-        })
-        .await?,
-    ))
+    st.run(move |st| {
+        to_json(
+            &st.engine
+                .store()?
+                .branches(n)
+                .map_err(world_engine::Error::from)?,
+        )
+    })
+    .await
 }
 
-async fn metrics(st: St) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        st.run(|st| {
-            to_json(
-                &st.engine
-                    .store()?
-                    .metric_summary()
-                    .map_err(world_engine::Error::from)?,
-            )
-        })
-        .await?,
-    ))
+async fn resolutions(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
+    let n = q.limit();
+    st.run(move |st| {
+        to_json(
+            &st.engine
+                .store()?
+                .resolutions(n)
+                .map_err(world_engine::Error::from)?,
+        )
+    })
+    .await
+}
+
+async fn metrics(st: St) -> Result<RawJson, ApiError> {
+    st.run(|st| {
+        to_json(
+            &st.engine
+                .store()?
+                .metric_summary()
+                .map_err(world_engine::Error::from)?,
+        )
+    })
+    .await
 }

@@ -183,6 +183,8 @@ async fn run(st: St, Body(r): Body<RunReq>) -> Result<Json<Vec<VerseResult>>, Ap
     }
     let results = st
         .run(move |st| {
+            // The partition's children first, then `runs` (as `world run-verses`).
+            let mut all = Vec::new();
             if let Some((p, code)) = part {
                 let ledger = st.engine.ledger()?;
                 let info = ledger
@@ -190,10 +192,11 @@ async fn run(st: St, Body(r): Body<RunReq>) -> Result<Json<Vec<VerseResult>>, Ap
                     .partition_info(p)
                     .map_err(world_engine::Error::from)?;
                 for c in &info.children {
-                    runs.push((*c, code.clone()));
+                    all.push((*c, code.clone()));
                 }
             }
-            Ok(st.engine.run_verses(&runs, &session, timeout)?)
+            all.append(&mut runs);
+            Ok(st.engine.run_verses(&all, &session, timeout)?)
         })
         .await?;
     Ok(Json(results))
