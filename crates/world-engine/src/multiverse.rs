@@ -292,54 +292,68 @@ impl Engine {
             ));
             ops.push(op);
         }
-        // The database stays open across the branch (tens of ms): one open
-        // per push_down instead of three; other processes wait with backoff.
-        let opts = BranchOptions::default();
-        let branched = sub.branch_world(
-            world,
-            children.len(),
-            &BranchOptions {
-                keep_snapshot: true,
-                ..opts
-            },
-        )?;
-        crate::trace::mark("push_down: snapshot + branch", t0);
-        let child_worlds: Vec<String> = branched.children.iter().map(|c| c.to_string()).collect();
-        let commit = || -> Result<Vec<world_core::ledger::Applied>> {
-            let entities: Vec<world_store::NewEntity> = branched
-                .children
-                .iter()
-                .map(|c| world_store::NewEntity {
-                    entity_id: c.to_string(),
-                    entity_type: "sandbox".into(),
-                    parent_id: Some(world.to_string()),
-                    snapshot_id: branched.snapshot.clone(),
-                    state: "running".into(),
-                    memory_mib: i32::try_from(info.limits.mem_size_mib).ok(),
-                    vcpu_count: i32::try_from(info.limits.vcpu_count).ok(),
-                    ..Default::default()
-                })
-                .collect();
-            Ok(store.commit_push_down(
-                &ops,
-                world.as_str(),
-                &child_worlds,
-                &entities,
-                branched.snapshot.as_deref(),
-                branched.snapshot_ms,
-                Some(branched.branch_ms),
-            )?)
+        // The children's and the snapshot's ids are chosen here, so the
+        // records can be written while the branch runs (the transaction
+        // commits only once it has succeeded): see
+        // `Store::commit_push_down_during`.
+        let child_ids: Vec<WorldId> = (0..children.len()).map(|_| WorldId::random()).collect();
+        let snapshot_id = world_substrate::snapshot::new_snapshot_id();
+        let child_worlds: Vec<String> = child_ids.iter().map(|c| c.to_string()).collect();
+        let entities: Vec<world_store::NewEntity> = child_ids
+            .iter()
+            .map(|c| world_store::NewEntity {
+                entity_id: c.to_string(),
+                entity_type: "sandbox".into(),
+                parent_id: Some(world.to_string()),
+                snapshot_id: Some(snapshot_id.clone()),
+                state: "running".into(),
+                memory_mib: i32::try_from(info.limits.mem_size_mib).ok(),
+                vcpu_count: i32::try_from(info.limits.vcpu_count).ok(),
+                ..Default::default()
+            })
+            .collect();
+        let opts = BranchOptions {
+            keep_snapshot: true,
+            child_ids: child_ids.clone(),
+            snapshot_id: Some(snapshot_id.clone()),
+            ..BranchOptions::default()
         };
-        let applied = match commit() {
-            Ok(a) => a,
-            Err(e) => {
-                for c in &branched.children {
+        let (branched, committed) = store.commit_push_down_during(
+            &ops,
+            world.as_str(),
+            &child_worlds,
+            &entities,
+            Some(&snapshot_id),
+            || {
+                let b = sub.branch_world(world, children.len(), &opts);
+                crate::trace::mark("push_down: snapshot + branch", t0);
+                b
+            },
+            |b| match b {
+                Ok(b) => Ok((b.snapshot_ms, Some(b.branch_ms))),
+                Err(e) => Err(format!("the branch failed: {e}")),
+            },
+        );
+        let (branched, applied) = match (branched, committed) {
+            (Some(Ok(b)), Ok(applied)) => (b, applied),
+            // The branch failed: nothing was recorded; report the branch's error.
+            (Some(Err(e)), _) => return Err(e.into()),
+            // The records could not be written: undo the branch.
+            (Some(Ok(b)), Err(e)) => {
+                for c in &b.children {
                     let _ = sub.destroy(c);
                 }
-                if let Some(s) = &branched.snapshot {
+                if let Some(s) = &b.snapshot {
                     let _ = sub.delete_snapshot(s);
                 }
-                return Err(e);
+                return Err(e.into());
+            }
+            // Refused before branching.
+            (None, Err(e)) => return Err(e.into()),
+            (None, Ok(_)) => {
+                return Err(Error::Invalid(
+                    "push_down committed without branching".into(),
+                ))
             }
         };
         crate::trace::mark("push_down: commit", t0);
@@ -575,45 +589,44 @@ impl Engine {
         };
         let snapshot = links.get(&winner).and_then(|(_, s)| s.clone());
         crate::trace::mark("pull_up: load + oracle", t0);
-        let applied =
-            store.commit_pull_up(&ops, &meta, &collapsed_worlds, p.parent, &winner_world)?;
+        // The push_down's snapshot (its frozen session templates hold
+        // memory) is not needed once the partition is resolved, nor if this
+        // commit fails: it is deleted while the records are written.
+        let (snap_result, committed) = store.commit_pull_up_during(
+            &ops,
+            &meta,
+            &collapsed_worlds,
+            p.parent,
+            &winner_world,
+            snapshot.as_deref(),
+            || snapshot.as_deref().map(|snap| sub.delete_snapshot(snap)),
+            |r| matches!(r, Some(Ok(()))),
+        );
+        let applied = committed?;
         crate::trace::mark("pull_up: commit", t0);
-        // The ledger has committed: now the losing worlds go, and the
-        // push_down's snapshot (its frozen session templates hold memory),
-        // not needed once the partition is resolved. They are independent,
-        // so they go in parallel.
-        let ids: Vec<WorldId> = collapsed_worlds
-            .iter()
-            .filter_map(|w| crate::world::world_id(w).ok())
-            .collect();
-        let (snap_result, destroyed) = std::thread::scope(|s| {
-            let snap = snapshot
-                .as_deref()
-                .map(|snap| s.spawn(move || sub.delete_snapshot(snap)));
-            let worlds: Vec<_> = ids
-                .iter()
-                .map(|id| s.spawn(move || sub.destroy(id)))
-                .collect();
-            (
-                snap.map(|h| h.join().expect("snapshot delete thread panicked")),
-                worlds
-                    .into_iter()
-                    .map(|h| h.join().expect("destroy thread panicked"))
-                    .collect::<Vec<_>>(),
-            )
-        });
-        match snap_result {
-            Some(Ok(())) => {
-                if let Some(snap) = &snapshot {
-                    let _ = store.set_entity_state(snap, "deleted", true);
-                }
-            }
-            Some(Err(world_substrate::Error::Snapshot(
+        match snap_result.flatten() {
+            Some(Ok(()))
+            | Some(Err(world_substrate::Error::Snapshot(
                 world_substrate::snapshot::SnapshotError::NotFound(_),
             )))
             | None => {}
             Some(Err(e)) => return Err(e.into()),
         }
+        // The ledger has committed: now the losing worlds go, in parallel.
+        let ids: Vec<WorldId> = collapsed_worlds
+            .iter()
+            .filter_map(|w| crate::world::world_id(w).ok())
+            .collect();
+        let destroyed: Vec<_> = std::thread::scope(|s| {
+            let worlds: Vec<_> = ids
+                .iter()
+                .map(|id| s.spawn(move || sub.destroy(id)))
+                .collect();
+            worlds
+                .into_iter()
+                .map(|h| h.join().expect("destroy thread panicked"))
+                .collect()
+        });
         for r in destroyed {
             match r {
                 // Already gone (destroyed by hand) is fine.

@@ -34,6 +34,8 @@ enum Step {
     },
     /// One statement with its parameters.
     Exec { sql: String, params: Vec<Value> },
+    /// Entities marked `collapsed` (resolved now), one statement for all.
+    Collapse(Vec<String>),
 }
 
 impl Writes {
@@ -66,6 +68,27 @@ impl Writes {
             sql: sql.into(),
             params,
         });
+    }
+
+    /// Marks entities `collapsed` (with `resolved_at` now); all the ids of
+    /// a transaction go in one statement, at the place of the first call.
+    pub(crate) fn collapse(&mut self, ids: impl IntoIterator<Item = String>) {
+        for s in &mut self.steps {
+            if let Step::Collapse(v) = s {
+                v.extend(ids);
+                return;
+            }
+        }
+        self.steps.push(Step::Collapse(ids.into_iter().collect()));
+    }
+
+    /// Moves the inserts into the tables `heads` to a new [`Writes`].
+    pub(crate) fn split_off(&mut self, heads: &[&str]) -> Writes {
+        let (held, kept) = std::mem::take(&mut self.steps)
+            .into_iter()
+            .partition(|s| matches!(s, Step::Insert { head, .. } if heads.contains(head)));
+        self.steps = kept;
+        Writes { steps: held }
     }
 
     /// Adds a statement that runs before every step added so far.
@@ -125,14 +148,20 @@ impl Writes {
                             sql.push_str(row);
                         }
                         let params: Vec<&Value> = chunk.iter().flatten().collect();
-                        if chunk.len() == 1 {
-                            conn.prepare_cached(&sql)?
-                                .execute(duckdb::params_from_iter(params))?;
-                        } else {
-                            conn.prepare(&sql)?
-                                .execute(duckdb::params_from_iter(params))?;
-                        }
+                        // Cached: the same shapes recur (a push_down of
+                        // three verses always writes three verse rows), and
+                        // planning is most of a small statement's cost.
+                        conn.prepare_cached(&sql)?
+                            .execute(duckdb::params_from_iter(params))?;
                     }
+                }
+                Step::Collapse(ids) if ids.is_empty() => {}
+                Step::Collapse(ids) => {
+                    conn.prepare_cached(
+                        "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = now()
+                         WHERE entity_id IN (SELECT unnest(?::VARCHAR[]))",
+                    )?
+                    .execute([crate::ledger_io::text_list(ids)])?;
                 }
                 Step::Exec { sql, params } => {
                     conn.prepare_cached(&sql)?

@@ -47,6 +47,9 @@ pub enum Error {
     /// The stored ledger state is inconsistent.
     #[error("stored ledger state is inconsistent: {0}")]
     Corrupt(String),
+    /// The work a transaction records failed; nothing was committed.
+    #[error("not recorded: {0}")]
+    Aborted(String),
     /// JSON (de)serialisation of a journal row failed.
     #[error("journal encoding")]
     Json(#[from] serde_json::Error),

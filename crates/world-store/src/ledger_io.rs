@@ -96,7 +96,35 @@ impl Store {
         meta: &ResolutionMeta,
         extra: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<()>,
     ) -> Result<Vec<Applied>> {
+        self.apply_during(ops, meta, || (), extra, &[], |_, _| Ok(()))
+            .1
+    }
+
+    /// Like [`Store::apply_and`], running `during` on another thread while
+    /// the transaction writes its rows, so that slow work the records
+    /// describe (a branch) and the writing overlap:
+    ///
+    /// 1. the batch is validated; a refusal returns `(None, Err)` and
+    ///    `during` never runs;
+    /// 2. `during` starts; meanwhile the rows (from the batch and `early`)
+    ///    are written, except the inserts into the tables named in `hold`;
+    /// 3. when `during` is done, `late` sees its result and completes the
+    ///    held rows (or fails, e.g. because `during` did), and the
+    ///    transaction commits.
+    ///
+    /// `during`'s result is returned whatever happens to the transaction,
+    /// so the caller can undo the work when the commit failed.
+    pub(crate) fn apply_during<T: Send>(
+        &self,
+        ops: &[Op],
+        meta: &ResolutionMeta,
+        during: impl FnOnce() -> T + Send,
+        early: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<()>,
+        hold: &[&'static str],
+        late: impl FnOnce(&mut Writes, &T) -> Result<()>,
+    ) -> (Option<T>, Result<Vec<Applied>>) {
         let start = Instant::now();
+        let mut outcome: Option<T> = None;
         let committed = self.in_transaction(|conn| {
             let head = journal_head(conn)?;
             let mut ledger = match self.cached_ledger(head) {
@@ -130,11 +158,23 @@ impl Store {
                 meta,
                 start,
             )?;
-            extra(&mut w, &ledger, &applied)?;
-            w.flush(conn)?;
+            early(&mut w, &ledger, &applied)?;
+            let mut later = w.split_off(hold);
+            let (t, written) = std::thread::scope(|s| {
+                let worker = s.spawn(during);
+                let written = w.flush(conn);
+                match worker.join() {
+                    Ok(t) => (t, written),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            });
+            let t = outcome.insert(t);
+            written?;
+            late(&mut later, t)?;
+            later.flush(conn)?;
             Ok((head + ops.len() as u64, ledger, applied))
         });
-        match committed {
+        let result = match committed {
             Ok((head, ledger, applied)) => {
                 self.cache_ledger(head, ledger);
                 Ok(applied)
@@ -146,7 +186,8 @@ impl Store {
                 }
                 Err(e)
             }
-        }
+        };
+        (outcome, result)
     }
 
     /// Rebuilds a ledger by replaying the journal from an empty one.
@@ -607,17 +648,12 @@ fn record_resolution(
         vec![text(winner.to_string()), text(partition.to_string())],
     );
     if !evaporated.is_empty() {
-        let ids = text_list(evaporated.iter().map(|v| v.to_string()));
         w.exec(
             "UPDATE verses SET status = 'evaporated', evaporated_at = now()
              WHERE verse_id IN (SELECT unnest(?::VARCHAR[]))",
-            vec![ids.clone()],
+            vec![text_list(evaporated.iter().map(|v| v.to_string()))],
         );
-        w.exec(
-            "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = now()
-             WHERE entity_id IN (SELECT unnest(?::VARCHAR[]))",
-            vec![ids],
-        );
+        w.collapse(evaporated.iter().map(|v| v.to_string()));
     }
     w.exec(
         "UPDATE world_runtime_entities SET resolved_at = now() WHERE entity_id = ?",

@@ -99,14 +99,42 @@ impl Store {
         snapshot_time_ms: Option<f64>,
         branch_time_ms: Option<f64>,
     ) -> Result<Vec<Applied>> {
-        self.apply_and(ops, &ResolutionMeta::default(), |w, _ledger, applied| {
+        let (_, r) = self.commit_push_down_during(
+            ops,
+            parent_world,
+            child_worlds,
+            child_entities,
+            snapshot,
+            || (),
+            |_| Ok((snapshot_time_ms, branch_time_ms)),
+        );
+        r
+    }
+
+    /// [`Store::commit_push_down`] overlapped with the branch it records:
+    /// `branch` runs on another thread while the transaction writes the
+    /// ledger, the verses, the entities and the links (the children's ids
+    /// and the snapshot id are chosen before branching); then `timings`
+    /// reads the branch's outcome and gives its snapshot and branch times,
+    /// or an error (the branch failed) that rolls everything back.
+    /// `branch`'s result comes back whatever happened, for undoing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_push_down_during<T: Send>(
+        &self,
+        ops: &[Op],
+        parent_world: &str,
+        child_worlds: &[String],
+        child_entities: &[NewEntity],
+        snapshot: Option<&str>,
+        branch: impl FnOnce() -> T + Send,
+        timings: impl FnOnce(&T) -> std::result::Result<(Option<f64>, Option<f64>), String>,
+    ) -> (Option<T>, Result<Vec<Applied>>) {
+        // The partition's id, from the batch's effects (early) to the
+        // held branch row (late).
+        let partition = std::cell::RefCell::new(None::<String>);
+        let early = |w: &mut Writes, _ledger: &world_core::ledger::Ledger, applied: &[Applied]| {
             for e in child_entities {
                 records::entity_row(w, e);
-                records::metric_row(
-                    w,
-                    &e.entity_id,
-                    [None, snapshot_time_ms, branch_time_ms, None],
-                );
             }
             for a in applied {
                 match &a.effect {
@@ -114,7 +142,7 @@ impl Store {
                         link(w, &verse.to_string(), parent_world, None);
                     }
                     Effect::Partitioned {
-                        partition,
+                        partition: p,
                         children,
                         ..
                     } => {
@@ -136,19 +164,37 @@ impl Store {
                                 opt_text(snapshot),
                             );
                         }
-                        w.set(
-                            crate::ledger_io::BRANCH_HEAD,
-                            0,
-                            &partition.to_string(),
-                            crate::ledger_io::BRANCH_SNAPSHOT_MS_COL,
-                            opt_f64(snapshot_time_ms),
-                        );
+                        *partition.borrow_mut() = Some(p.to_string());
                     }
                     _ => {}
                 }
             }
             Ok(())
-        })
+        };
+        let late = |w: &mut Writes, t: &T| {
+            let (snapshot_ms, branch_ms) = timings(t).map_err(Error::Aborted)?;
+            for e in child_entities {
+                records::metric_row(w, &e.entity_id, [None, snapshot_ms, branch_ms, None]);
+            }
+            if let Some(p) = partition.borrow().as_deref() {
+                w.set(
+                    crate::ledger_io::BRANCH_HEAD,
+                    0,
+                    p,
+                    crate::ledger_io::BRANCH_SNAPSHOT_MS_COL,
+                    opt_f64(snapshot_ms),
+                );
+            }
+            Ok(())
+        };
+        self.apply_during(
+            ops,
+            &ResolutionMeta::default(),
+            branch,
+            early,
+            &[records::METRIC_HEAD, crate::ledger_io::BRANCH_HEAD],
+            late,
+        )
     }
 
     /// Commits a pull_up over worlds: the `Resolve` and the `PullUp`s in
@@ -162,16 +208,38 @@ impl Store {
         parent: VerseId,
         winner_world: &str,
     ) -> Result<Vec<Applied>> {
-        self.apply_and(ops, meta, |w, _ledger, _applied| {
-            if !collapsed_worlds.is_empty() {
-                w.exec(
-                    "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = now()
-                     WHERE entity_id IN (SELECT unnest(?::VARCHAR[]))",
-                    vec![crate::ledger_io::text_list(
-                        collapsed_worlds.iter().cloned(),
-                    )],
-                );
-            }
+        self.commit_pull_up_during(
+            ops,
+            meta,
+            collapsed_worlds,
+            parent,
+            winner_world,
+            None,
+            || (),
+            |_| false,
+        )
+        .1
+    }
+
+    /// [`Store::commit_pull_up`] overlapped with `during` (deleting the
+    /// push_down's snapshot, which nothing needs once the partition
+    /// resolves, whether or not this commit succeeds). When `deleted` says
+    /// `during` removed `snapshot`, its entity is marked `deleted` in the
+    /// same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_pull_up_during<T: Send>(
+        &self,
+        ops: &[Op],
+        meta: &ResolutionMeta,
+        collapsed_worlds: &[String],
+        parent: VerseId,
+        winner_world: &str,
+        snapshot: Option<&str>,
+        during: impl FnOnce() -> T + Send,
+        deleted: impl FnOnce(&T) -> bool,
+    ) -> (Option<T>, Result<Vec<Applied>>) {
+        let early = |w: &mut Writes, _: &world_core::ledger::Ledger, _: &[Applied]| {
+            w.collapse(collapsed_worlds.iter().cloned());
             // The parent verse now runs in the winner's world (replacing
             // its old link; a delete and an insert are cheaper than an
             // upsert in DuckDB).
@@ -181,7 +249,18 @@ impl Store {
             );
             link(w, &parent.to_string(), winner_world, None);
             Ok(())
-        })
+        };
+        let late = |w: &mut Writes, t: &T| {
+            if let Some(snap) = snapshot.filter(|_| deleted(t)) {
+                w.exec(
+                    "UPDATE world_runtime_entities SET state = 'deleted', resolved_at = now()
+                     WHERE entity_id = ?",
+                    vec![text(snap)],
+                );
+            }
+            Ok(())
+        };
+        self.apply_during(ops, meta, during, early, &[], late)
     }
 
     /// Records a run of code in a verse.

@@ -52,7 +52,14 @@ fn mounts() -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The hierarchy in use, read from mountinfo once per process (every
+/// world create, open and destroy asks; the answer does not change).
 fn detect() -> Mode {
+    static MODE: std::sync::OnceLock<Mode> = std::sync::OnceLock::new();
+    MODE.get_or_init(detect_now).clone()
+}
+
+fn detect_now() -> Mode {
     let m = mounts();
     let mut v1 = Vec::new();
     for ctl in ["memory", "pids", "cpu", "freezer"] {

@@ -214,11 +214,49 @@ pub fn ensure_mounted(l: &Layout, size_mib: u64) -> Result<(), StorageError> {
             .arg(&img)
             .arg(&mp),
     )?;
+    // Best effort: a store without direct I/O works, only slower.
+    let _ = loop_direct_io(&mp);
     for d in ["images", "worlds", "snapshots"] {
         fs::create_dir_all(mp.join(d)).map_err(io_err("create dirs"))?;
     }
     btrfs::quota_enable(&mp).map_err(io_err("enable quota"))?;
     Ok(())
+}
+
+/// `LOOP_SET_DIRECT_IO` (linux/loop.h).
+const LOOP_SET_DIRECT_IO: libc::c_ulong = 0x4C08;
+
+/// Switches the loop device under the store at `mp` to direct I/O on its
+/// backing file. Every btrfs transaction commit (each snapshot ioctl is
+/// one) ends with cache flushes, which the loop device turns into an
+/// `fsync` of `storage.img`; with buffered I/O that fsync first writes
+/// back the commit's pages from the host page cache, with direct I/O they
+/// are on the disk already. Measured here: 30 snapshot ioctls p50 ~7.7 ms
+/// -> ~4-5.5 ms. Durability is unchanged (flushes still reach the disk),
+/// and the host no longer caches every store block twice (btrfs above the
+/// loop device caches what it reads). The kernel refuses when the backing
+/// file's filesystem cannot do aligned direct I/O; then nothing changes.
+fn loop_direct_io(mp: &Path) -> io::Result<()> {
+    let info = fs::read_to_string("/proc/self/mountinfo")?;
+    let want = mp.to_string_lossy();
+    let dev = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            (f.get(4) == Some(&want.as_ref())).then(|| f.get(sep + 2).map(|d| d.to_string()))?
+        })
+        .next_back()
+        .filter(|d| d.starts_with("/dev/loop"))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no loop device"))?;
+    let f = fs::File::open(&dev)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: LOOP_SET_DIRECT_IO takes an integer argument (1 = on) and
+    // touches no memory of ours.
+    crate::sys::cvt(unsafe {
+        libc::ioctl(f.as_raw_fd(), LOOP_SET_DIRECT_IO as _, 1 as libc::c_ulong)
+    } as libc::c_long)
+    .map(drop)
 }
 
 /// Unmounts the store (the loop device detaches itself).

@@ -184,10 +184,19 @@ impl LinuxSubstrate {
         spec: &LaunchSpec,
         cg: &WorldCgroup,
     ) -> Result<Pending> {
-        let _ = fs::remove_file(&spec.sock);
-        let l = UnixListener::bind(&spec.sock)
-            .map_err(|e| WorldError::Io("bind world control socket", e))?;
-        let cg_fds = cg.open_procs()?;
+        let (l, cg_fds) = prepare_world(spec, cg)?;
+        self.send_world(conn, spec, &l, &cg_fds)
+    }
+
+    /// The manager's part of [`Self::request_world`], with the listener and
+    /// cgroup fds made by [`prepare_world`] (possibly on another thread).
+    pub(crate) fn send_world(
+        &self,
+        conn: &UnixStream,
+        spec: &LaunchSpec,
+        l: &UnixListener,
+        cg_fds: &[OwnedFd],
+    ) -> Result<Pending> {
         let mut fds = vec![l.as_raw_fd()];
         let (mine, theirs) = sys::socketpair()?;
         sys::pass_cred(mine.as_raw_fd())?;
@@ -226,6 +235,18 @@ impl LinuxSubstrate {
             ManagerReply::Failed { msg } => Err(launch_err(msg)),
         }
     }
+}
+
+/// The host's part of a world request: binds the world's control socket
+/// (as host root) and opens its cgroup.procs files.
+pub(crate) fn prepare_world(
+    spec: &LaunchSpec,
+    cg: &WorldCgroup,
+) -> Result<(UnixListener, Vec<OwnedFd>)> {
+    let _ = fs::remove_file(&spec.sock);
+    let l = UnixListener::bind(&spec.sock)
+        .map_err(|e| WorldError::Io("bind world control socket", e))?;
+    Ok((l, cg.open_procs()?))
 }
 
 /// Opens the namespaces of a world's init (host pid) in the order

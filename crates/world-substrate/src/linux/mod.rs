@@ -124,6 +124,9 @@ impl LinuxSubstrate {
                 }
             }
         }
+        // Templates of this world's snapshots may still be on their way out
+        // of its cgroups; killing those now would kill them.
+        self.settle_templates_of(id);
         let cg = WorldCgroup::open(&self.cfg.cgroup_name, id);
         if cg.exists() {
             cg.kill_all(Duration::from_secs(10))?;

@@ -3,7 +3,9 @@
 # Unix listening socket (fd 3). Requests: 4-byte little-endian length + JSON,
 # with fds (SCM_RIGHTS); reply: one JSON line, then close.
 #   run       fds [stdout, stderr]   execute code, Jupyter-like
-#   snapshot  fds [listener, cgroup.procs...]   fork a template
+#   snapshot  fds [listener, cgroup.procs...]   fork a template; the
+#             template keeps the connection and leaves the world's cgroups
+#             once the host writes one byte on it (or hangs up)
 #   branch    (to a template) fds [listener, ready, net, uts, ipc, cgroup,
 #             pid, mnt, cgroup.procs...]   fork a session into a new world
 #   ping
@@ -172,7 +174,7 @@ def fcntl_dup(fd):
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100)
 
 
-def _snapshot(fds):
+def _snapshot(fds, conn):
     listener, cg = fds[0], fds[1:]
     cwd = os.getcwd()
     gc.freeze()  # objects move to the permanent generation: pages stay shared
@@ -186,7 +188,7 @@ def _snapshot(fds):
         _setns(FD_WPID, CLONE_NEWPID)
     if pid == 0:
         try:
-            _template(listener, cg, cwd)
+            _template(listener, cg, cwd, conn)
         finally:
             os._exit(1)
     gc.unfreeze()
@@ -196,10 +198,22 @@ def _snapshot(fds):
     return {"ok": True, "pid": pid}
 
 
-def _template(listener, cg, cwd):
+def _template(listener, cg, cwd, conn):
     """A frozen copy of the session. Waits for branch requests; each one
     forks a session into a new world. Never runs user code."""
     os.setsid()  # out of the session's process group: kill(0) there misses us
+    # Stay in the world's cgroups (frozen with it) until the host has taken
+    # the snapshot's files: the first cgroup migration after a quiet spell
+    # waits for an RCU grace period (~5-15 ms), in uninterruptible sleep,
+    # which would hold up the world's freeze. The host writes one byte when
+    # done, or hangs up (dies): either way, move on. Branch requests are
+    # accepted only once we are out of the world's cgroups (the host's
+    # "ping" waits for that before it kills the world's cgroup).
+    try:
+        conn.recv(1)
+    except OSError:
+        pass
+    conn.close()
     _join_cgroup(cg)
     _prctl_name("world-template")
     _place([(listener, FD_LISTEN)])
@@ -213,6 +227,11 @@ def _template(listener, cg, cwd):
                 req, fds = _recv(conn)
                 if req is None:
                     break
+                if req.get("op") == "ping":
+                    for f in fds:
+                        os.close(f)
+                    _reply(conn, {"ok": True, "pid": os.getpid()})
+                    continue
                 if req.get("op") != "branch":
                     _reply(conn, {"error": "templates only branch"})
                     continue
@@ -281,7 +300,7 @@ def _serve():
                 r = _with_stdio(fds, lambda: _run(req.get("code", ""), req.get("timeout_ms")))
                 _reply(conn, r)
             elif op == "snapshot":
-                _reply(conn, _snapshot(fds))
+                _reply(conn, _snapshot(fds, conn))
             elif op == "ping":
                 for f in fds:
                     os.close(f)

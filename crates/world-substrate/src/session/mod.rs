@@ -18,7 +18,6 @@
 //! lineage manager). See [`crate::snapshot`] for why.
 
 use std::fs;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -359,22 +358,6 @@ impl LinuxSubstrate {
             timed_out: r.timed_out,
             duration_ms: r.duration_ms,
         })
-    }
-
-    /// Sends a control request (`snapshot`, `ping`) to a session and reads
-    /// its one-line JSON reply.
-    pub(crate) fn session_call(
-        &self,
-        sock: &std::path::Path,
-        req: &serde_json::Value,
-        fds: &[RawFd],
-    ) -> std::io::Result<serde_json::Value> {
-        let conn = UnixStream::connect(sock)?;
-        sys::set_timeouts(conn.as_raw_fd(), 30_000);
-        proto::send_msg(conn.as_fd(), req, fds).map_err(std::io::Error::other)?;
-        let mut s = String::new();
-        (&conn).read_to_string(&mut s)?;
-        serde_json::from_str(s.trim()).map_err(std::io::Error::other)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Snapshot, branch, delete, services and repair on [`LinuxSubstrate`].
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use crate::cgroup::WorldCgroup;
 use crate::config::UID_COUNT;
 use crate::error::{Result, WorldError};
 use crate::lineage::{random_id, LineageRecord};
-use crate::linux::lineage::{pending, world_ns_fds, Pending};
+use crate::linux::lineage::{pending, prepare_world, world_ns_fds, Pending};
 use crate::linux::record::WorldRecord;
 use crate::session::{write_pid, SessionLock};
 use crate::supervisor::LaunchSpec;
@@ -48,8 +48,153 @@ fn valid_snapshot_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Whether `s` looks like an id from [`super::new_snapshot_id`].
+fn valid_snapshot_id(s: &str) -> bool {
+    s.strip_prefix("s-")
+        .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn failed(m: impl std::fmt::Display) -> crate::Error {
     SnapshotError::Failed(m.to_string()).into()
+}
+
+/// Asks a session for a template; returns its reply line and the
+/// connection, which the template keeps (see `snapshot_inner`). Reads one
+/// line, not to EOF: the template holds the connection open.
+fn snapshot_call(
+    sock: &std::path::Path,
+    fds: &[std::os::fd::RawFd],
+) -> std::io::Result<(serde_json::Value, UnixStream)> {
+    let conn = UnixStream::connect(sock)?;
+    sys::set_timeouts(conn.as_raw_fd(), 30_000);
+    proto::send_msg(conn.as_fd(), &serde_json::json!({"op": "snapshot"}), fds)
+        .map_err(std::io::Error::other)?;
+    let mut line = String::new();
+    BufReader::new(&conn).read_line(&mut line)?;
+    let v = serde_json::from_str(line.trim()).map_err(std::io::Error::other)?;
+    Ok((v, conn))
+}
+
+/// One ping round trip with a template (answered once it has left its
+/// world's cgroups).
+fn ping_template(sock: &std::path::Path) -> std::io::Result<()> {
+    let conn = UnixStream::connect(sock)?;
+    sys::set_timeouts(conn.as_raw_fd(), 10_000);
+    proto::send_msg(conn.as_fd(), &serde_json::json!({"op": "ping"}), &[])
+        .map_err(std::io::Error::other)?;
+    let mut line = String::new();
+    BufReader::new(&conn).read_line(&mut line)?;
+    Ok(())
+}
+
+/// A session of a branch child, prepared in stage 1: its pid file path,
+/// bound socket and open cgroup.procs files.
+type SessionFds = (PathBuf, UnixListener, Vec<std::os::fd::OwnedFd>);
+
+/// A child's root and cgroup are made, its init request and sessions
+/// prepared (stage 1 of a branch).
+struct Staged {
+    i: usize,
+    warnings: Vec<String>,
+    spec: LaunchSpec,
+    listener: UnixListener,
+    cg_fds: Vec<std::os::fd::OwnedFd>,
+    sessions: Vec<SessionFds>,
+}
+
+/// Branch roots made ahead of their branch (inside a snapshot's commit):
+/// writable snapshots at `staging/<op>-<k>/<world id>`, one directory per
+/// worker (snapshots into one directory serialize, see
+/// [`LinuxSubstrate::branch_root`]). The branch renames each into place;
+/// [`Roots::remove`] deletes whatever is left. After a crash,
+/// [`LinuxSubstrate::repair`] deletes them (it clears `staging/`).
+#[derive(Debug, Default)]
+struct Roots {
+    made: Vec<(WorldId, PathBuf)>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Roots {
+    /// Snapshots `src` for every id with up to [`ROOT_WORKERS`] threads;
+    /// all or nothing.
+    fn make(
+        l: &crate::storage::Layout,
+        src: &std::path::Path,
+        ids: &[WorldId],
+    ) -> std::io::Result<Roots> {
+        let workers = ids.len().min(ROOT_WORKERS);
+        let op = random_id("stage");
+        let dirs: Vec<PathBuf> = (0..workers)
+            .map(|k| staging_dir(l).join(format!("{op}-{k}")))
+            .collect();
+        let results: Vec<std::io::Result<Vec<(WorldId, PathBuf)>>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = dirs
+                .iter()
+                .enumerate()
+                .map(|(k, d)| {
+                    sc.spawn(move || {
+                        let mut mine: Vec<(WorldId, PathBuf)> = Vec::new();
+                        fs::create_dir_all(d)?;
+                        for c in ids.iter().skip(k).step_by(workers) {
+                            let p = d.join(c.as_str());
+                            if let Err(e) = btrfs::snapshot(src, &p, false) {
+                                for (_, p) in &mine {
+                                    let _ = btrfs::subvol_delete(p);
+                                }
+                                return Err(e);
+                            }
+                            mine.push((c.clone(), p));
+                        }
+                        Ok(mine)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("panicked")))
+                })
+                .collect()
+        });
+        let mut roots = Roots {
+            made: Vec::new(),
+            dirs,
+        };
+        let mut err = None;
+        for r in results {
+            match r {
+                Ok(m) => roots.made.extend(m),
+                Err(e) => err = Some(e),
+            }
+        }
+        match err {
+            Some(e) => {
+                roots.remove();
+                Err(e)
+            }
+            None => Ok(roots),
+        }
+    }
+
+    fn get(&self, id: &WorldId) -> Option<&std::path::Path> {
+        self.made
+            .iter()
+            .find(|(c, _)| c == id)
+            .map(|(_, p)| p.as_path())
+    }
+
+    /// Deletes the roots still staged (not moved into place) and the
+    /// staging directories.
+    fn remove(&mut self) {
+        for (_, p) in self.made.drain(..) {
+            if p.exists() {
+                let _ = btrfs::subvol_delete(&p);
+            }
+        }
+        for d in self.dirs.drain(..) {
+            let _ = fs::remove_dir(d);
+        }
+    }
 }
 
 impl LinuxSubstrate {
@@ -69,13 +214,34 @@ impl LinuxSubstrate {
         name: Option<&str>,
         busy_wait: Duration,
     ) -> Result<SnapshotInfo> {
+        self.snapshot_full(id, name, None, busy_wait, &[])
+            .map(|(s, _)| s)
+    }
+
+    /// [`LinuxSubstrate::snapshot_with`] that also makes writable roots
+    /// for the worlds `children` (staged, see [`Roots`]) from the world's
+    /// root while it is frozen: their btrfs snapshots share the read-only
+    /// snapshot's transaction commit, so a snapshot-and-branch costs one
+    /// commit instead of two.
+    fn snapshot_full(
+        &self,
+        id: &WorldId,
+        name: Option<&str>,
+        sid: Option<&str>,
+        busy_wait: Duration,
+        children: &[WorldId],
+    ) -> Result<(SnapshotInfo, Roots)> {
         let t0 = Instant::now();
         let rec = self.running(id)?;
         let lineage = rec
             .lineage
             .clone()
             .ok_or_else(|| failed(format!("world '{id}' has no lineage")))?;
-        let sid = random_id("s");
+        let sid = match sid {
+            Some(s) if valid_snapshot_id(s) => s.to_string(),
+            Some(s) => return Err(SnapshotError::InvalidName(s.to_string()).into()),
+            None => random_id("s"),
+        };
         let name = name.map_or_else(|| sid.clone(), str::to_string);
         if !valid_snapshot_name(&name) {
             return Err(SnapshotError::InvalidName(name).into());
@@ -95,14 +261,19 @@ impl LinuxSubstrate {
             },
         )
         .map_err(|e| WorldError::Io("write journal", e))?;
-        let res = self.snapshot_inner(&rec, &lineage, &sid, &name, busy_wait, t0);
+        let mut roots = Roots::default();
+        let res = self.snapshot_inner(
+            &rec, &lineage, &sid, &name, busy_wait, children, &mut roots, t0,
+        );
         if res.is_err() {
+            roots.remove();
             let _ = self.remove_snapshot(&sid);
         }
         journal.finish();
-        res
+        res.map(|s| (s, roots))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn snapshot_inner(
         &self,
         rec: &WorldRecord,
@@ -110,6 +281,8 @@ impl LinuxSubstrate {
         sid: &str,
         name: &str,
         busy_wait: Duration,
+        children: &[WorldId],
+        roots: &mut Roots,
         t0: Instant,
     ) -> Result<SnapshotInfo> {
         let id = &rec.id;
@@ -136,6 +309,10 @@ impl LinuxSubstrate {
         fs::create_dir_all(&run).map_err(|e| WorldError::Io("create snapshot dir", e))?;
         let mut taken = Vec::new();
         let mut warnings = Vec::new();
+        // One connection per template: it stays in the world's cgroups
+        // (and is frozen with it) until we write a byte here after the
+        // btrfs snapshot; dropping the connection releases it too.
+        let mut release = Vec::new();
         for s in &sessions {
             let p = self.session_paths(id, s);
             let tsock = run.join(format!("{s}.sock"));
@@ -144,9 +321,12 @@ impl LinuxSubstrate {
             let cg = scg.open_procs()?;
             let mut fds = vec![l.as_raw_fd()];
             fds.extend(cg.iter().map(|f| f.as_raw_fd()));
-            match self.session_call(&p.sock, &serde_json::json!({"op": "snapshot"}), &fds) {
-                Ok(v) if v.get("ok").is_some() => taken.push(s.clone()),
-                Ok(v) => return Err(failed(format!("session '{s}': {v}"))),
+            match snapshot_call(&p.sock, &fds) {
+                Ok((v, c)) if v.get("ok").is_some() => {
+                    taken.push(s.clone());
+                    release.push(c);
+                }
+                Ok((v, _)) => return Err(failed(format!("session '{s}': {v}"))),
                 Err(e) => {
                     let _ = fs::remove_file(&tsock);
                     warnings.push(format!("session '{s}' is gone ({e}); not in the snapshot"));
@@ -162,13 +342,27 @@ impl LinuxSubstrate {
         if !frozen {
             warnings.push("no cgroup freezer here: the world was not quiesced".into());
         }
-        let snap = btrfs::snapshot(
-            &self.world_root(id),
-            &self.layout().snapshot_root(sid),
-            true,
-        );
+        let src = self.world_root(id);
+        let snap = std::thread::scope(|sc| {
+            let made = (!children.is_empty())
+                .then(|| sc.spawn(|| Roots::make(self.layout(), &src, children)));
+            let snap = btrfs::snapshot(&src, &self.layout().snapshot_root(sid), true);
+            match made.map(|h| h.join()) {
+                Some(Ok(Ok(r))) => *roots = r,
+                Some(Ok(Err(e))) => return snap.and(Err(e)),
+                Some(Err(_)) => return snap.and(Err(std::io::Error::other("root maker panicked"))),
+                None => {}
+            }
+            snap
+        });
         if frozen {
             wcg.thaw()?;
+        }
+        // Templates now leave the world's cgroups on their own; whoever
+        // kills the world's or the snapshot's cgroup first waits for that
+        // (`settle_templates`), and a branch is served only afterwards.
+        for c in release {
+            let _ = (&c).write_all(b"g");
         }
         snap.map_err(|e| WorldError::Io("snapshot world root", e))?;
         trace("snapshot: btrfs + thaw", t0);
@@ -245,7 +439,31 @@ impl LinuxSubstrate {
         self.release_lineage(&r.lineage)
     }
 
+    /// Waits (up to 10 s each) until the templates of snapshot `sid` have
+    /// left their world's cgroups: a template serves requests only once it
+    /// is in the snapshot's cgroup (see `_template` in the agent), so one
+    /// answered ping per template socket is enough. Dead templates are
+    /// skipped. Call before killing the cgroup of the world or snapshot.
+    pub(crate) fn settle_templates(&self, sid: &str) {
+        let run = self.layout().snapshot_run(sid);
+        for e in fs::read_dir(&run).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "sock") {
+                let _ = ping_template(&e.path());
+            }
+        }
+    }
+
+    /// [`Self::settle_templates`] for every snapshot taken of world `id`.
+    pub(crate) fn settle_templates_of(&self, id: &str) {
+        for r in SnapshotRecord::all(self.layout()) {
+            if r.world.as_str() == id {
+                self.settle_templates(&r.id);
+            }
+        }
+    }
+
     fn remove_snapshot(&self, sid: &str) -> Result<()> {
+        self.settle_templates(sid);
         let cg = WorldCgroup::open(&self.config().cgroup_name, &snap_cgroup(sid));
         if cg.exists() {
             cg.kill_all(Duration::from_secs(10))?;
@@ -274,11 +492,42 @@ impl LinuxSubstrate {
         if count == 0 || count > MAX_BRANCH {
             return Err(SnapshotError::BadCount(count, MAX_BRANCH).into());
         }
-        let sr = self.snapshot_record(snap)?;
+        let ids: Vec<WorldId> = if opts.child_ids.is_empty() {
+            (0..count).map(|_| WorldId::random()).collect()
+        } else if opts.child_ids.len() == count {
+            opts.child_ids.clone()
+        } else {
+            return Err(failed(format!(
+                "{} child ids given for {count} children",
+                opts.child_ids.len()
+            )));
+        };
+        self.branch_ids(snap, &ids, opts, Roots::default(), t0)
+    }
+
+    /// [`LinuxSubstrate::branch`] to the worlds `ids`, whose roots may be
+    /// made already (`premade`, by [`Self::snapshot_full`]); removes the
+    /// premade roots it did not use.
+    fn branch_ids(
+        &self,
+        snap: &str,
+        ids: &[WorldId],
+        opts: &BranchOptions,
+        mut premade: Roots,
+        t0: Instant,
+    ) -> Result<Branched> {
+        let sr = match self.snapshot_record(snap) {
+            Ok(r) => r,
+            Err(e) => {
+                premade.remove();
+                return Err(e);
+            }
+        };
         if !LineageRecord::load(self.layout(), &sr.lineage).is_some_and(|l| l.alive()) {
+            premade.remove();
             return Err(SnapshotError::LineageGone(sr.id.clone()).into());
         }
-        let ids: Vec<WorldId> = (0..count).map(|_| WorldId::random()).collect();
+        let ids = ids.to_vec();
         let journal = JournalGuard::begin(
             self.layout(),
             Journal {
@@ -288,7 +537,9 @@ impl LinuxSubstrate {
             },
         )
         .map_err(|e| WorldError::Io("write journal", e))?;
-        let res = self.branch_inner(&sr, &ids, opts, t0);
+        let res = self.branch_inner(&sr, &ids, opts, &premade, t0);
+        // Roots that were not moved into place (a failed branch).
+        premade.remove();
         if res.is_err() {
             for c in &ids {
                 let r = WorldRecord::load(self.layout(), c).ok();
@@ -310,8 +561,26 @@ impl LinuxSubstrate {
         if count == 0 || count > MAX_BRANCH {
             return Err(SnapshotError::BadCount(count, MAX_BRANCH).into());
         }
-        let s = self.snapshot_with(id, None, opts.busy_wait)?;
-        let r = self.branch(&s.id, count, opts);
+        let ids: Vec<WorldId> = if opts.child_ids.is_empty() {
+            (0..count).map(|_| WorldId::random()).collect()
+        } else if opts.child_ids.len() == count {
+            opts.child_ids.clone()
+        } else {
+            return Err(failed(format!(
+                "{} child ids given for {count} children",
+                opts.child_ids.len()
+            )));
+        };
+        // The branch's first cgroup migration waits for an RCU grace period
+        // unless migrations are warm (see `warm_migrations`); start warming
+        // now, so that the grace period passes during the snapshot.
+        let _warm = crate::cgroup::warm_migrations();
+        // Up to one root per worker is made inside the snapshot's commit;
+        // larger branches make theirs from the snapshot as usual.
+        let early: &[WorldId] = if count <= ROOT_WORKERS { &ids } else { &[] };
+        let (s, roots) =
+            self.snapshot_full(id, None, opts.snapshot_id.as_deref(), opts.busy_wait, early)?;
+        let r = self.branch_ids(&s.id, &ids, opts, roots, Instant::now());
         if !opts.keep_snapshot {
             let _ = self.delete_snapshot(&s.id);
         }
@@ -329,6 +598,7 @@ impl LinuxSubstrate {
         sr: &SnapshotRecord,
         ids: &[WorldId],
         opts: &BranchOptions,
+        premade: &Roots,
         t0: Instant,
     ) -> Result<Branched> {
         let img = image::get(self.layout(), &sr.image, self.config().uid_base)?;
@@ -348,11 +618,18 @@ impl LinuxSubstrate {
         // a child's init is ready. Stage 1 mostly waits on the disk while
         // stages 2 and 3 use the CPUs. Any error stops every stage; the
         // caller removes all children.
-        let (root_tx, root_rx) = mpsc::channel::<Result<(usize, WorldCgroup, Vec<String>)>>();
-        let (init_tx, init_rx) = mpsc::channel::<(usize, i32, WorldCgroup)>();
+        // Stage 1 also binds each child's control and session sockets and
+        // opens its cgroup files, so that stage 2 only talks to the manager
+        // and stage 3 only to the templates; a fourth thread writes the
+        // sessions' pid files as they come up (creating files is not cheap
+        // on some hosts' root filesystems).
+        let (root_tx, root_rx) = mpsc::channel::<Result<Staged>>();
+        let (init_tx, init_rx) = mpsc::channel::<(usize, i32, Vec<SessionFds>)>();
+        let (up_tx, up_rx) = mpsc::channel::<(PathBuf, Pending)>();
         let mut warnings = Vec::new();
-        let readies = std::thread::scope(|sc| -> Result<Vec<(PathBuf, Pending)>> {
+        std::thread::scope(|sc| -> Result<()> {
             let src = &src;
+            let (img, seeds) = (&img, &seeds);
             let workers = ids.len().min(ROOT_WORKERS);
             let op = random_id("stage");
             for k in 0..workers {
@@ -365,8 +642,40 @@ impl LinuxSubstrate {
                     }
                     for i in (k..ids.len()).step_by(workers) {
                         let r = self
-                            .branch_root(src, &stage, &ids[i], sr)
-                            .map(|(cg, w)| (i, cg, w));
+                            .branch_root(src, &stage, &ids[i], premade.get(&ids[i]), sr)
+                            .and_then(|(cg, warnings)| {
+                                let c = &ids[i];
+                                let spec = LaunchSpec {
+                                    id: c.to_string(),
+                                    root: self.world_root(c),
+                                    binds: img.binds.clone(),
+                                    sock: self.control_socket(c),
+                                    cgroup_procs: cg.procs_files(),
+                                    uid_base: self.config().uid_base,
+                                    uid_count: UID_COUNT,
+                                    env: crate::linux::world_env(c, seeds[i]),
+                                };
+                                let (listener, cg_fds) = prepare_world(&spec, &cg)?;
+                                let sessions = sr
+                                    .sessions
+                                    .iter()
+                                    .map(|s| {
+                                        let paths = self.session_paths(c, s);
+                                        let l = UnixListener::bind(&paths.sock).map_err(|e| {
+                                            WorldError::Io("bind session socket", e)
+                                        })?;
+                                        Ok((paths.pid, l, cg.open_procs()?))
+                                    })
+                                    .collect::<Result<Vec<SessionFds>>>()?;
+                                Ok(Staged {
+                                    i,
+                                    warnings,
+                                    spec,
+                                    listener,
+                                    cg_fds,
+                                    sessions,
+                                })
+                            });
                         let stop = r.is_err();
                         if root_tx.send(r).is_err() || stop {
                             break;
@@ -376,39 +685,37 @@ impl LinuxSubstrate {
                 });
             }
             drop(root_tx);
-            let seeds = &seeds;
-            let forks = sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx));
+            let forks =
+                sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx, up_tx));
+            let pids = sc.spawn(move || -> Result<()> {
+                for (pidfile, p) in up_rx {
+                    let (pid, st) = p.wait("branch session", Duration::from_secs(30))?;
+                    write_pid(&pidfile, pid, st);
+                }
+                Ok(())
+            });
             let mut inits = Vec::with_capacity(ids.len());
             let staged = (|| -> Result<()> {
                 let mut made = 0;
                 for r in root_rx.iter().take(ids.len()) {
-                    let (i, cg, w) = r?;
+                    let st = r?;
                     made += 1;
+                    let w = st.warnings;
                     if warnings.is_empty() || w.iter().any(|x| x.starts_with("disk")) {
                         warnings.extend(w);
                     }
-                    let c = &ids[i];
-                    let spec = LaunchSpec {
-                        id: c.to_string(),
-                        root: self.world_root(c),
-                        binds: img.binds.clone(),
-                        sock: self.control_socket(c),
-                        cgroup_procs: cg.procs_files(),
-                        uid_base: self.config().uid_base,
-                        uid_count: UID_COUNT,
-                        env: crate::linux::world_env(c, seeds[i]),
-                    };
-                    let p = self.request_world(&conn, &spec, &cg)?;
-                    inits.push((i, p, cg));
+                    let p = self.send_world(&conn, &st.spec, &st.listener, &st.cg_fds)?;
+                    drop((st.listener, st.cg_fds));
+                    inits.push((st.i, p, st.sessions));
                     // Hand over every init that is ready by now, without
                     // waiting for the ones that are still starting.
                     while inits.first().is_some_and(|(_, p, _)| p.ready_now()) {
-                        let (j, p, cg) = inits.remove(0);
-                        self.branch_init_ready(sr, ids, seeds, &warnings, j, p, cg, &init_tx, t0)?;
+                        let (j, p, fds) = inits.remove(0);
+                        self.branch_init_ready(sr, ids, seeds, &warnings, j, p, fds, &init_tx, t0)?;
                     }
                 }
-                for (j, p, cg) in inits.drain(..) {
-                    self.branch_init_ready(sr, ids, seeds, &warnings, j, p, cg, &init_tx, t0)?;
+                for (j, p, fds) in inits.drain(..) {
+                    self.branch_init_ready(sr, ids, seeds, &warnings, j, p, fds, &init_tx, t0)?;
                 }
                 if made < ids.len() {
                     return Err(failed("branch roots stopped early"));
@@ -421,15 +728,16 @@ impl LinuxSubstrate {
             let forked = forks
                 .join()
                 .unwrap_or_else(|_| Err(failed("session fork thread panicked")));
+            trace("branch: sessions forked", t0);
+            let up = pids
+                .join()
+                .unwrap_or_else(|_| Err(failed("pid file thread panicked")));
             staged?;
-            forked
+            forked?;
+            up
         })?;
         drop(conn);
-        trace("branch: sessions forked", t0);
-        for (pidfile, p) in readies {
-            let (pid, st) = p.wait("branch session", Duration::from_secs(30))?;
-            write_pid(&pidfile, pid, st);
-        }
+        trace("branch: sessions ready", t0);
         let branch_ms = t0.elapsed().as_secs_f64() * 1000.0;
         if opts.start_services {
             for c in ids {
@@ -457,6 +765,7 @@ impl LinuxSubstrate {
         src: &std::path::Path,
         stage: &std::path::Path,
         c: &WorldId,
+        premade: Option<&std::path::Path>,
         sr: &SnapshotRecord,
     ) -> Result<(WorldCgroup, Vec<String>)> {
         let root = self.world_root(c);
@@ -468,8 +777,15 @@ impl LinuxSubstrate {
         // serialize, while snapshots into different directories share a
         // commit (measured: 64 roots 550 ms one by one, 80 ms with 16
         // workers).
-        let staged = stage.join(c.as_str());
-        btrfs::snapshot(src, &staged, false).map_err(|e| WorldError::Io("branch root", e))?;
+        let staged = match premade {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let staged = stage.join(c.as_str());
+                btrfs::snapshot(src, &staged, false)
+                    .map_err(|e| WorldError::Io("branch root", e))?;
+                staged
+            }
+        };
         if let Err(e) = fs::rename(&staged, &root) {
             let _ = btrfs::subvol_delete(&staged);
             return Err(WorldError::Io("move branch root into place", e).into());
@@ -486,7 +802,7 @@ impl LinuxSubstrate {
     }
 
     /// Stage 2 of a branch for one child: waits for its init, saves its
-    /// record and hands it to the session stage.
+    /// record and hands its sessions to the session stage.
     #[allow(clippy::too_many_arguments)]
     fn branch_init_ready(
         &self,
@@ -496,8 +812,8 @@ impl LinuxSubstrate {
         warnings: &[String],
         i: usize,
         p: Pending,
-        cg: WorldCgroup,
-        init_tx: &mpsc::Sender<(usize, i32, WorldCgroup)>,
+        fds: Vec<SessionFds>,
+        init_tx: &mpsc::Sender<(usize, i32, Vec<SessionFds>)>,
         t0: Instant,
     ) -> Result<()> {
         let (pid, st) = p.wait("world init", Duration::from_secs(30))?;
@@ -520,7 +836,7 @@ impl LinuxSubstrate {
         .save(self.layout())?;
         // The session stage stops early only when it failed; its error is
         // the one reported.
-        let _ = init_tx.send((i, pid, cg));
+        let _ = init_tx.send((i, pid, fds));
         Ok(())
     }
 
@@ -532,8 +848,9 @@ impl LinuxSubstrate {
         ids: &[WorldId],
         seeds: &[u64],
         opts: &BranchOptions,
-        ready: mpsc::Receiver<(usize, i32, WorldCgroup)>,
-    ) -> Result<Vec<(PathBuf, Pending)>> {
+        ready: mpsc::Receiver<(usize, i32, Vec<SessionFds>)>,
+        up: mpsc::Sender<(PathBuf, Pending)>,
+    ) -> Result<()> {
         let mut tcs = Vec::new();
         for s in &sr.sessions {
             let tsock = self.layout().snapshot_run(&sr.id).join(format!("{s}.sock"));
@@ -542,15 +859,10 @@ impl LinuxSubstrate {
             sys::set_timeouts(tc.as_raw_fd(), 30_000);
             tcs.push(BufReader::new(tc));
         }
-        let mut readies = Vec::new();
-        for (i, pid, cg) in ready {
+        for (i, pid, fds) in ready {
             let c = &ids[i];
             let ns = world_ns_fds(pid)?;
-            for (s, tc) in sr.sessions.iter().zip(tcs.iter_mut()) {
-                let paths = self.session_paths(c, s);
-                let l = UnixListener::bind(&paths.sock)
-                    .map_err(|e| WorldError::Io("bind session socket", e))?;
-                let cgf = cg.open_procs()?;
+            for ((s, tc), (pidfile, l, cgf)) in sr.sessions.iter().zip(tcs.iter_mut()).zip(fds) {
                 let (mine, theirs) = sys::socketpair()?;
                 sys::pass_cred(mine.as_raw_fd())?;
                 let mut fds = vec![l.as_raw_fd(), theirs.as_raw_fd()];
@@ -569,10 +881,13 @@ impl LinuxSubstrate {
                 if v.get("ok").is_none() {
                     return Err(failed(format!("template '{s}': {v}")));
                 }
-                readies.push((paths.pid, pending(mine)));
+                drop((l, cgf));
+                // The pid file thread stops early only when it failed; its
+                // error is reported.
+                let _ = up.send((pidfile, pending(mine)));
             }
         }
-        Ok(readies)
+        Ok(())
     }
 
     /// Declares a service: a command started now (in the background) and
