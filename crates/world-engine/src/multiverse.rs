@@ -208,22 +208,7 @@ impl Engine {
             return Ok(v);
         }
         let seed = sub.world_origin(world).map(|o| o.seed).unwrap_or(0);
-        let applied = store.commit_push_down(
-            &[Op::CreateRoot {
-                name: world.to_string(),
-                seed,
-            }],
-            world.as_str(),
-            &[],
-            &[],
-            None,
-            None,
-            None,
-        )?;
-        match applied[0].effect {
-            Effect::RootCreated { verse } => Ok(verse),
-            ref other => Err(Error::Invalid(format!("unexpected effect {other:?}"))),
-        }
+        Ok(store.commit_world_root(world.as_str(), seed)?)
     }
 
     /// Splits `world` into verses (default: nash / optimal / chaos).
@@ -295,7 +280,7 @@ impl Engine {
         // The children's and the snapshot's ids are chosen here, so the
         // records can be written while the branch runs (the transaction
         // commits only once it has succeeded): see
-        // `Store::commit_push_down_during`.
+        // `Store::commit_push_down`.
         let child_ids: Vec<WorldId> = (0..children.len()).map(|_| WorldId::random()).collect();
         let snapshot_id = world_substrate::snapshot::new_snapshot_id();
         let child_worlds: Vec<String> = child_ids.iter().map(|c| c.to_string()).collect();
@@ -318,7 +303,7 @@ impl Engine {
             snapshot_id: Some(snapshot_id.clone()),
             ..BranchOptions::default()
         };
-        let (branched, committed) = store.commit_push_down_during(
+        let (branched, committed) = store.commit_push_down(
             &ops,
             world.as_str(),
             &child_worlds,

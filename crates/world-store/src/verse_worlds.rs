@@ -81,37 +81,37 @@ impl Store {
         }
     }
 
-    /// Commits a push_down over worlds: `ops` (an optional `CreateRoot`
-    /// for the world's verse, the `Partition`, then the `PushDown`s) and
-    /// the links of the root (to `parent_world`) and of the children (to
-    /// `child_worlds`, in order), all in one transaction.
-    /// `child_entities` (the children's entity rows) are inserted in the
-    /// same transaction, each with a `runtime_metrics` row carrying
-    /// `snapshot_time_ms` and `branch_time_ms`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn commit_push_down(
-        &self,
-        ops: &[Op],
-        parent_world: &str,
-        child_worlds: &[String],
-        child_entities: &[NewEntity],
-        snapshot: Option<&str>,
-        snapshot_time_ms: Option<f64>,
-        branch_time_ms: Option<f64>,
-    ) -> Result<Vec<Applied>> {
-        let (_, r) = self.commit_push_down_during(
-            ops,
-            parent_world,
-            child_worlds,
-            child_entities,
-            snapshot,
-            || (),
-            |_| Ok((snapshot_time_ms, branch_time_ms)),
-        );
-        r
+    /// Creates the root verse of `world` (seeded with `seed`) and links it
+    /// to the world, in one transaction.
+    pub fn commit_world_root(&self, world: &str, seed: u64) -> Result<VerseId> {
+        let op = Op::CreateRoot {
+            name: world.to_string(),
+            seed,
+        };
+        let applied = self.apply_and(
+            std::slice::from_ref(&op),
+            &ResolutionMeta::default(),
+            |w, _, applied| {
+                for a in applied {
+                    if let Effect::RootCreated { verse } = &a.effect {
+                        link(w, &verse.to_string(), world, None);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        match applied[0].effect {
+            Effect::RootCreated { verse } => Ok(verse),
+            ref other => Err(Error::Corrupt(format!("unexpected effect {other:?}"))),
+        }
     }
 
-    /// [`Store::commit_push_down`] overlapped with the branch it records:
+    /// Commits a push_down over worlds: `ops` (an optional `CreateRoot`
+    /// for the world's verse, the `Partition`, then the `PushDown`s), the
+    /// links of the root (to `parent_world`) and of the children (to
+    /// `child_worlds`, in order), the children's entity rows
+    /// (`child_entities`) each with a `runtime_metrics` row, all in one
+    /// transaction, overlapped with the branch it records:
     /// `branch` runs on another thread while the transaction writes the
     /// ledger, the verses, the entities and the links (the children's ids
     /// and the snapshot id are chosen before branching); then `timings`
@@ -119,7 +119,7 @@ impl Store {
     /// or an error (the branch failed) that rolls everything back.
     /// `branch`'s result comes back whatever happened, for undoing.
     #[allow(clippy::too_many_arguments)]
-    pub fn commit_push_down_during<T: Send>(
+    pub fn commit_push_down<T: Send>(
         &self,
         ops: &[Op],
         parent_world: &str,

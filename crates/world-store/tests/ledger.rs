@@ -307,3 +307,94 @@ fn a_kept_ledger_cache_misses_after_another_writer() {
         "a moved journal misses"
     );
 }
+
+/// A push_down commit overlapped with its branch: the branch's result comes
+/// back in every case; a failed branch records nothing; a refused batch
+/// never starts the branch.
+#[test]
+fn a_push_down_commits_only_when_its_branch_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("w.duckdb")).unwrap();
+    let root = store.commit_world_root("w-000000000001", 7).unwrap();
+    let part = || {
+        vec![Op::Partition {
+            parent: root,
+            children: seed_children(),
+            allow_nonconserving: false,
+        }]
+    };
+    let worlds: Vec<String> = (2..5).map(|i| format!("w-00000000000{i}")).collect();
+    let entity = |w: &String| world_store::NewEntity {
+        entity_id: w.clone(),
+        entity_type: "sandbox".into(),
+        state: "running".into(),
+        ..Default::default()
+    };
+    let entities: Vec<_> = worlds.iter().map(entity).collect();
+    let before = store.journal_len().unwrap();
+    // The branch fails: nothing is recorded, its error comes back.
+    let (t, r) = store.commit_push_down(
+        &part(),
+        "w-000000000001",
+        &worlds,
+        &entities,
+        Some("s-000000000009"),
+        || Err::<(), String>("no space".into()),
+        |b| b.clone().map(|_| (Some(1.0), Some(2.0))),
+    );
+    assert_eq!(t, Some(Err("no space".into())));
+    assert!(matches!(r, Err(world_store::Error::Aborted(_))), "{r:?}");
+    assert_eq!(store.journal_len().unwrap(), before);
+    assert!(store.verse_links(&[VerseId(2)]).unwrap().is_empty());
+    // A partition the ledger refuses (an unknown parent) never branches.
+    let bad = vec![Op::Partition {
+        parent: VerseId(99),
+        children: seed_children(),
+        allow_nonconserving: false,
+    }];
+    let (t, r) = store.commit_push_down(
+        &bad,
+        "w-000000000001",
+        &worlds,
+        &entities,
+        None,
+        || panic!("must not branch"),
+        |_: &()| Ok((None, None)),
+    );
+    assert!(t.is_none() && r.is_err());
+    // The branch succeeds: everything is recorded, with its timings.
+    let (t, r) = store.commit_push_down(
+        &part(),
+        "w-000000000001",
+        &worlds,
+        &entities,
+        Some("s-000000000009"),
+        || Ok::<(), String>(()),
+        |_| Ok((Some(1.5), Some(2.5))),
+    );
+    assert_eq!(t, Some(Ok(())));
+    r.unwrap();
+    let links = store
+        .verse_links(&[VerseId(2), VerseId(3), VerseId(4)])
+        .unwrap();
+    assert_eq!(links.len(), 3);
+    assert_eq!(links[&VerseId(2)].1.as_deref(), Some("s-000000000009"));
+    let snap_ms: f64 = store
+        .connection()
+        .query_row(
+            "SELECT snapshot_time_ms FROM world_branches WHERE branch_type = 'push_down'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(snap_ms, 1.5);
+    let metrics: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM runtime_metrics WHERE branch_time_ms = 2.5",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(metrics, 3);
+}

@@ -246,16 +246,6 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-fn one(name: String, v: f64, unit: &'static str) -> BenchRow {
-    BenchRow {
-        name,
-        n: 1,
-        p50: v,
-        p90: v,
-        unit,
-    }
-}
-
 /// Raw `os.fork()` (+ child exit + wait) of a host Python process holding
 /// `mb` MB, `n` times; the baseline for branching a session.
 pub fn python_fork_baseline(n: usize, mb: usize) -> Option<Vec<f64>> {
@@ -306,44 +296,72 @@ pub fn bench_branch(sub: &LinuxSubstrate, n: usize, counts: &[usize]) -> Result<
             .push(row(&format!("snapshot, session {label}"), snap, "ms"));
         let s = sub.snapshot(id, None)?;
         for &k in counts {
-            let t = Instant::now();
-            let b = sub.branch(&s.id, k, &opts)?;
-            let total = ms(t);
-            let r = sub.run_code(&b.children[0], "default", "x", None)?;
-            let first = ms(t);
-            assert_eq!(r.value_repr.as_deref(), Some("1"));
-            rep.rows.push(one(
-                format!("branch {k} children, session {label}: total"),
-                total,
-                "ms",
-            ));
-            rep.rows.push(one(
-                format!("branch {k} children, session {label}: per child"),
-                total / k as f64,
-                "ms",
-            ));
-            rep.rows.push(one(
-                format!("branch {k}, session {label}: call to first run-code result"),
-                first,
-                "ms",
-            ));
-            if k >= 3 {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                let pss: Vec<f64> = b
-                    .children
-                    .iter()
-                    .map(|c| world_pss_kb(sub, c) as f64 / 1024.0)
-                    .collect();
-                rep.rows.push(row(
-                    &format!("PSS per child world (branch {k}, session {label})"),
-                    pss,
-                    "MB",
-                ));
+            // Several rounds per size (fewer for big branches), so that the
+            // rows are p50/p90 over runs, not one sample.
+            let rounds = if k <= 10 {
+                n.clamp(1, 10)
+            } else {
+                n.clamp(1, 3)
+            };
+            let (mut totals, mut per_child, mut firsts) = (vec![], vec![], vec![]);
+            for round in 0..rounds {
+                let t = Instant::now();
+                let b = sub.branch(&s.id, k, &opts)?;
+                let total = ms(t);
+                let r = sub.run_code(&b.children[0], "default", "x", None)?;
+                firsts.push(ms(t));
+                assert_eq!(r.value_repr.as_deref(), Some("1"));
+                totals.push(total);
+                per_child.push(total / k as f64);
+                if k >= 3 && round + 1 == rounds {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let pss: Vec<f64> = b
+                        .children
+                        .iter()
+                        .map(|c| world_pss_kb(sub, c) as f64 / 1024.0)
+                        .collect();
+                    rep.rows.push(row(
+                        &format!("PSS per child world (branch {k}, session {label})"),
+                        pss,
+                        "MB",
+                    ));
+                }
+                for c in &b.children {
+                    sub.destroy(c)?;
+                }
             }
+            rep.rows.push(row(
+                &format!("branch {k} children, session {label}: total"),
+                totals,
+                "ms",
+            ));
+            rep.rows.push(row(
+                &format!("branch {k} children, session {label}: per child"),
+                per_child,
+                "ms",
+            ));
+            rep.rows.push(row(
+                &format!("branch {k}, session {label}: call to first run-code result"),
+                firsts,
+                "ms",
+            ));
+        }
+        // Snapshot and branch in one call, from the running world (what
+        // `world branch WORLD` and push_down do).
+        let mut live = Vec::new();
+        for _ in 0..n.clamp(1, 10) {
+            let t = Instant::now();
+            let b = sub.branch_world(id, 3, &opts)?;
+            live.push(ms(t));
             for c in &b.children {
                 sub.destroy(c)?;
             }
         }
+        rep.rows.push(row(
+            &format!("snapshot + branch 3 from the live world, session {label}"),
+            live,
+            "ms",
+        ));
         sub.delete_snapshot(&s.id)?;
     }
     for (_, id) in &worlds {

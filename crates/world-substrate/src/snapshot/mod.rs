@@ -289,8 +289,7 @@ pub struct BranchOptions {
     pub keep_snapshot: bool,
     /// `branch_world`: how long to wait for a session running code.
     pub busy_wait: Duration,
-    /// `branch_world`: the children's ids, chosen by the caller (empty:
-    /// random). A caller that records the branch can then write its records
+    /// The children's ids, chosen by the caller (empty: random). A caller that records the branch can then write its records
     /// while the branch runs. Must hold `count` fresh ids.
     pub child_ids: Vec<WorldId>,
     /// `branch_world`: the implicit snapshot's id, chosen by the caller

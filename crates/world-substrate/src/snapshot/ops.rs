@@ -54,6 +54,16 @@ fn valid_snapshot_id(s: &str) -> bool {
         .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// The children's ids: the caller's ([`BranchOptions::child_ids`]) or
+/// random ones.
+fn child_ids(opts: &BranchOptions, count: usize) -> Result<Vec<WorldId>> {
+    match opts.child_ids.len() {
+        0 => Ok((0..count).map(|_| WorldId::random()).collect()),
+        n if n == count => Ok(opts.child_ids.clone()),
+        n => Err(failed(format!("{n} child ids given for {count} children"))),
+    }
+}
+
 fn failed(m: impl std::fmt::Display) -> crate::Error {
     SnapshotError::Failed(m.to_string()).into()
 }
@@ -492,16 +502,7 @@ impl LinuxSubstrate {
         if count == 0 || count > MAX_BRANCH {
             return Err(SnapshotError::BadCount(count, MAX_BRANCH).into());
         }
-        let ids: Vec<WorldId> = if opts.child_ids.is_empty() {
-            (0..count).map(|_| WorldId::random()).collect()
-        } else if opts.child_ids.len() == count {
-            opts.child_ids.clone()
-        } else {
-            return Err(failed(format!(
-                "{} child ids given for {count} children",
-                opts.child_ids.len()
-            )));
-        };
+        let ids = child_ids(opts, count)?;
         self.branch_ids(snap, &ids, opts, Roots::default(), t0)
     }
 
@@ -561,16 +562,7 @@ impl LinuxSubstrate {
         if count == 0 || count > MAX_BRANCH {
             return Err(SnapshotError::BadCount(count, MAX_BRANCH).into());
         }
-        let ids: Vec<WorldId> = if opts.child_ids.is_empty() {
-            (0..count).map(|_| WorldId::random()).collect()
-        } else if opts.child_ids.len() == count {
-            opts.child_ids.clone()
-        } else {
-            return Err(failed(format!(
-                "{} child ids given for {count} children",
-                opts.child_ids.len()
-            )));
-        };
+        let ids = child_ids(opts, count)?;
         // The branch's first cgroup migration waits for an RCU grace period
         // unless migrations are warm (see `warm_migrations`); start warming
         // now, so that the grace period passes during the snapshot.
