@@ -326,6 +326,18 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
             }
         }
         let mut t27 = vec![t.elapsed().as_secs_f64() * 1e3];
+        // The substrate's share of a push_down, measured alone: snapshot
+        // and branch of 3 from the same live world, no ledger, no records.
+        let sub = engine.substrate()?;
+        let mut floor = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            let b = sub.branch_world(&current, 3, &Default::default())?;
+            floor.push(t.elapsed().as_secs_f64() * 1e3);
+            for c in &b.children {
+                let _ = world_substrate::Substrate::destroy(sub, c);
+            }
+        }
         let mut fork = world_substrate::bench::python_fork_baseline(n, mb).unwrap_or_default();
         let mut rep = BenchReport::default();
         rep.rows.push(row(
@@ -353,6 +365,11 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
         rep.rows.push(row(
             &format!("push_down to {leaves} verses, three levels of three"),
             &mut t27,
+            "ms",
+        ));
+        rep.rows.push(row(
+            "baseline: snapshot + branch 3 of the same world alone (substrate)",
+            &mut floor,
             "ms",
         ));
         if !fork.is_empty() {

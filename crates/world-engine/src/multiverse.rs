@@ -584,7 +584,11 @@ impl Engine {
             p.parent,
             &winner_world,
             snapshot.as_deref(),
-            || snapshot.as_deref().map(|snap| sub.delete_snapshot(snap)),
+            || {
+                let r = snapshot.as_deref().map(|snap| sub.delete_snapshot(snap));
+                crate::trace::mark("pull_up: snapshot deleted", t0);
+                r
+            },
             |r| matches!(r, Some(Ok(()))),
         );
         let applied = committed?;
