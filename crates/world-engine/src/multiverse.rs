@@ -392,14 +392,14 @@ impl Engine {
         let t0 = Instant::now();
         let sub = self.substrate()?;
         let store = self.store()?;
-        let ledger = store.load_ledger()?;
-        let links = store.verse_links(&runs.iter().map(|(v, _)| *v).collect::<Vec<_>>())?;
+        let live = store.live_verse_worlds(&runs.iter().map(|(v, _)| *v).collect::<Vec<_>>())?;
         let mut targets = Vec::new();
         for (v, code) in runs {
-            ledger.tree().live_verse(*v)?;
-            let (w, _) = links
-                .get(v)
-                .ok_or_else(|| Error::Invalid(format!("verse {v} does not run in a world")))?;
+            let Some(w) = live.get(v) else {
+                // Unknown or evaporated: the ledger says which, precisely.
+                store.load_ledger()?.tree().live_verse(*v)?;
+                return Err(Error::Invalid(format!("verse {v} does not run in a world")));
+            };
             targets.push((*v, crate::world::world_id(w)?, code.clone()));
         }
         // Runs take as long as the user's code: do not hold the database.

@@ -34,7 +34,7 @@ enum Step {
     },
     /// One statement with its parameters.
     Exec { sql: String, params: Vec<Value> },
-    /// Entities marked `collapsed` (resolved now), one statement for all.
+    /// Entities marked `collapsed` (resolved now), all in one step.
     Collapse(Vec<String>),
 }
 
@@ -71,7 +71,7 @@ impl Writes {
     }
 
     /// Marks entities `collapsed` (with `resolved_at` now); all the ids of
-    /// a transaction go in one statement, at the place of the first call.
+    /// a transaction go in one step, at the place of the first call.
     pub(crate) fn collapse(&mut self, ids: impl IntoIterator<Item = String>) {
         for s in &mut self.steps {
             if let Step::Collapse(v) = s {
@@ -157,11 +157,15 @@ impl Writes {
                 }
                 Step::Collapse(ids) if ids.is_empty() => {}
                 Step::Collapse(ids) => {
-                    conn.prepare_cached(
+                    // One point update per id: DuckDB finds each row through
+                    // the primary key, where an `IN (list)` scans the table.
+                    let mut stmt = conn.prepare_cached(
                         "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = now()
-                         WHERE entity_id IN (SELECT unnest(?::VARCHAR[]))",
-                    )?
-                    .execute([crate::ledger_io::text_list(ids)])?;
+                         WHERE entity_id = ?",
+                    )?;
+                    for id in ids {
+                        stmt.execute([id])?;
+                    }
                 }
                 Step::Exec { sql, params } => {
                     conn.prepare_cached(&sql)?

@@ -648,11 +648,12 @@ fn record_resolution(
         vec![text(winner.to_string()), text(partition.to_string())],
     );
     if !evaporated.is_empty() {
-        w.exec(
-            "UPDATE verses SET status = 'evaporated', evaporated_at = now()
-             WHERE verse_id IN (SELECT unnest(?::VARCHAR[]))",
-            vec![text_list(evaporated.iter().map(|v| v.to_string()))],
-        );
+        for v in evaporated {
+            w.exec(
+                "UPDATE verses SET status = 'evaporated', evaporated_at = now() WHERE verse_id = ?",
+                vec![text(v.to_string())],
+            );
+        }
         w.collapse(evaporated.iter().map(|v| v.to_string()));
     }
     w.exec(

@@ -293,6 +293,32 @@ impl Store {
         self.in_transaction(|conn| w.flush(conn))
     }
 
+    /// The world of each of `verses` that is live and runs in one, in one
+    /// query (verses missing from the answer are unknown, evaporated or
+    /// without a world).
+    pub fn live_verse_worlds(
+        &self,
+        verses: &[VerseId],
+    ) -> Result<std::collections::BTreeMap<VerseId, String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT w.verse_id, w.world_id FROM verse_worlds w JOIN verses v USING (verse_id)
+             WHERE v.status = 'live' AND w.verse_id IN (SELECT unnest(?::VARCHAR[]))",
+        )?;
+        let ids = crate::ledger_io::text_list(verses.iter().map(|v| v.to_string()));
+        let rows = stmt.query_map([ids], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (v, w) = row?;
+            let v: VerseId = v
+                .parse()
+                .map_err(|_| Error::Corrupt(format!("bad verse id {v:?}")))?;
+            out.insert(v, w);
+        }
+        Ok(out)
+    }
+
     /// The world (and the snapshot it was branched from) of each of
     /// `verses` that runs in one, in one query.
     pub fn verse_links(
