@@ -504,3 +504,49 @@ fn repair_removes_staged_branch_roots() {
         env.sub.destroy(c).unwrap();
     }
 }
+
+/// A create killed after claiming its id (before it wrote the world's
+/// record) leaves a claim naming a dead process, and maybe a root: `repair`
+/// removes both, so the store can be unmounted. A claim whose process is
+/// alive (a create in progress) is left alone.
+#[test]
+fn repair_removes_the_claim_of_a_dead_create() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    env.sub.destroy(&id).unwrap();
+    let l = env.sub.layout();
+    // A process that has exited: its pid names no process any more.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let meta_dir = l.state.join("meta/worlds");
+    std::fs::write(
+        meta_dir.join("w-0000000dead1.json"),
+        format!("{{\"claimed_by\": {dead}}}"),
+    )
+    .unwrap();
+    world_substrate::btrfs::subvol_create(&l.mount_point().join("worlds/w-0000000dead1")).unwrap();
+    std::fs::write(
+        meta_dir.join("w-0000000a11e.json"),
+        format!("{{\"claimed_by\": {}}}", std::process::id()),
+    )
+    .unwrap();
+    let rep = env.sub.repair().unwrap();
+    assert!(
+        rep.removed_worlds
+            .iter()
+            .any(|w| w.as_str() == "w-0000000dead1"),
+        "{rep:?}"
+    );
+    assert!(!meta_dir.join("w-0000000dead1.json").exists());
+    assert!(!l.mount_point().join("worlds/w-0000000dead1").exists());
+    assert!(
+        meta_dir.join("w-0000000a11e.json").exists(),
+        "a live claim is kept"
+    );
+    std::fs::remove_file(meta_dir.join("w-0000000a11e.json")).unwrap();
+    env.sub.unmount_storage().unwrap();
+}

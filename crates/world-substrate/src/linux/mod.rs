@@ -235,11 +235,17 @@ impl Substrate for LinuxSubstrate {
         if meta.exists() || self.layout.world_root(id.as_str()).exists() {
             return Err(WorldError::Exists(id.to_string()).into());
         }
-        // Claim the id before doing anything (O_EXCL), so racing creates fail.
+        // Claim the id before doing anything (O_EXCL), so racing creates
+        // fail. The claim names this process until the record replaces it,
+        // so that `repair` can tell a create in progress from a dead one.
         fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&meta)
+            .and_then(|mut f| {
+                use std::io::Write as _;
+                write!(f, "{{\"claimed_by\": {}}}", std::process::id())
+            })
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => WorldError::Exists(id.to_string()),
                 std::io::ErrorKind::PermissionDenied => WorldError::Io(

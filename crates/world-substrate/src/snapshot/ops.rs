@@ -54,6 +54,30 @@ fn valid_snapshot_id(s: &str) -> bool {
         .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Whether a world id claim (see `create`) belongs to a create still in
+/// progress: its process is alive, or the claim is too fresh to tell (an
+/// empty file written less than 10 s ago).
+fn claim_is_live(meta: &std::path::Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Claim {
+        claimed_by: u32,
+    }
+    let Ok(b) = fs::read(meta) else {
+        return false;
+    };
+    match serde_json::from_slice::<Claim>(&b) {
+        Ok(c) => std::path::Path::new(&format!("/proc/{}", c.claimed_by)).exists(),
+        Err(_) => {
+            b.is_empty()
+                && fs::metadata(meta)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age < Duration::from_secs(10))
+        }
+    }
+}
+
 /// The children's ids: the caller's ([`BranchOptions::child_ids`]) or
 /// random ones.
 fn child_ids(opts: &BranchOptions, count: usize) -> Result<Vec<WorldId>> {
@@ -980,6 +1004,18 @@ impl LinuxSubstrate {
                     busy.extend(j.snapshot);
                 }
             }
+        }
+        // Ids claimed by a create whose process died before it wrote the
+        // world's record (the claim names the creating process).
+        for id in WorldRecord::all_ids(&l) {
+            if busy.contains(&id.to_string()) || WorldRecord::load(&l, &id).is_ok() {
+                continue;
+            }
+            if claim_is_live(&l.world_meta(id.as_str())) {
+                continue;
+            }
+            self.teardown(id.as_str(), None)?;
+            rep.removed_worlds.push(id);
         }
         for e in fs::read_dir(l.mount_point().join("worlds"))
             .into_iter()
