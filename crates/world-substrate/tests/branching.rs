@@ -550,3 +550,39 @@ fn repair_removes_the_claim_of_a_dead_create() {
     std::fs::remove_file(meta_dir.join("w-0000000a11e.json")).unwrap();
     env.sub.unmount_storage().unwrap();
 }
+
+/// A snapshot killed between freezing its world and thawing it leaves the
+/// world frozen (every exec would hang); its journal names the world, and
+/// `repair` thaws it.
+#[test]
+fn repair_thaws_a_world_a_crashed_snapshot_froze() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "k = 7");
+    let cg = world_substrate::cgroup::WorldCgroup::open(&env.sub.config().cgroup_name, id.as_str());
+    if !cg.freeze(std::time::Duration::from_secs(5)).unwrap() {
+        return; // no freezer on this host
+    }
+    // What the dead snapshot left: its journal, with no process holding it.
+    let pending = env.sub.layout().pending_dir();
+    std::fs::create_dir_all(&pending).unwrap();
+    std::fs::write(
+        pending.join("s-00000000dead.json"),
+        serde_json::json!({
+            "op": "s-00000000dead",
+            "snapshot": "s-00000000dead",
+            "worlds": [],
+            "frozen": id.as_str(),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let rep = env.sub.repair().unwrap();
+    assert_eq!(rep.thawed_worlds, vec![id.clone()], "{rep:?}");
+    assert_eq!(val(&env, &id, "k"), "7", "the world runs again");
+    assert_eq!(common::out(&env.sh(&id, "echo ok")), "ok\n");
+    env.sub.destroy(&id).unwrap();
+}

@@ -393,4 +393,6 @@ pub struct RepairReport {
     pub stopped_lineages: Vec<String>,
     /// Worlds whose init is dead (left for `destroy`).
     pub dead_worlds: Vec<WorldId>,
+    /// Worlds a crashed snapshot had left frozen, thawed.
+    pub thawed_worlds: Vec<WorldId>,
 }

@@ -292,6 +292,7 @@ impl LinuxSubstrate {
                 op: sid.clone(),
                 snapshot: Some(sid.clone()),
                 worlds: vec![],
+                frozen: Some(id.clone()),
             },
         )
         .map_err(|e| WorldError::Io("write journal", e))?;
@@ -559,6 +560,7 @@ impl LinuxSubstrate {
                 op: random_id("b"),
                 snapshot: None,
                 worlds: ids.clone(),
+                frozen: None,
             },
         )
         .map_err(|e| WorldError::Io("write journal", e))?;
@@ -976,6 +978,15 @@ impl LinuxSubstrate {
         let l = self.layout().clone();
         let mut rep = RepairReport::default();
         for (path, j) in stale_journals(&l) {
+            // A snapshot that died between freezing its world and thawing it.
+            if let Some(w) = &j.frozen {
+                if WorldRecord::load(&l, w).is_ok() {
+                    let cg = WorldCgroup::open(&self.config().cgroup_name, w.as_str());
+                    if cg.thaw().is_ok() {
+                        rep.thawed_worlds.push(w.clone());
+                    }
+                }
+            }
             for w in &j.worlds {
                 let r = WorldRecord::load(&l, w).ok();
                 if r.is_some() || self.world_root(w).exists() || l.world_run(w.as_str()).exists() {

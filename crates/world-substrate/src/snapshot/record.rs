@@ -99,6 +99,10 @@ pub struct Journal {
     pub snapshot: Option<String>,
     /// Worlds being made (destroyed on rollback).
     pub worlds: Vec<WorldId>,
+    /// The world a snapshot freezes while it is taken (thawed on repair:
+    /// a crash between freeze and thaw would leave it frozen for good).
+    #[serde(default)]
+    pub frozen: Option<WorldId>,
 }
 
 /// A journal file held under an exclusive `flock` while the operation
