@@ -233,7 +233,10 @@
 //! `flock`ed while it runs. On error the operation removes everything it
 //! made (all or nothing). After `kill -9` the lock is free; the next
 //! [`crate::LinuxSubstrate::repair`] removes what the journal lists, subvolumes
-//! without records, and dead or unused lineage managers.
+//! without records, and dead or unused lineage managers; it thaws the world
+//! a snapshot's journal names as frozen (a crash between freeze and thaw),
+//! and removes world-id claims whose creating process died before it
+//! wrote the world's record.
 
 mod ops;
 pub mod record;
