@@ -14,7 +14,9 @@
 //! * when no call has used it for `idle`, a reaper thread closes the file, so
 //!   a `world` command in another process gets in within about that long;
 //! * a lease held longer than `max_hold` under continuous load is handed
-//!   back anyway: new calls wait for the running ones to finish, the file is
+//!   back anyway: new calls wait for the running ones to finish (at most
+//!   0.5 s, else the hand-back is put off by another `max_hold`, so a thread
+//!   that already holds a connection never waits for itself), the file is
 //!   closed for `yield_for`, then reopened. Other processes retry every
 //!   ≤ 50 ms, so they are not starved by a busy daemon.
 //!
@@ -120,6 +122,9 @@ pub(crate) struct Lease {
     changed: Condvar,
 }
 
+/// How long a hand-back waits for the connections in use to come back.
+const DRAIN_MAX: Duration = Duration::from_millis(500);
+
 /// Most pooled connections kept.
 const POOL_MAX: usize = 16;
 
@@ -192,6 +197,7 @@ impl Lease {
     /// A connection to the leased database, opening it when needed.
     pub(crate) fn acquire(self: &Arc<Self>) -> Result<StoreHandle> {
         let mut st = self.lock();
+        let mut waited: Option<Instant> = None;
         loop {
             if let Some(until) = st.closed_until {
                 let now = Instant::now();
@@ -204,6 +210,12 @@ impl Lease {
                 st.closed_until = None;
             }
             if st.root.is_some() && st.opened.elapsed() >= self.max_hold {
+                if st.active > 0 && waited.get_or_insert_with(Instant::now).elapsed() >= DRAIN_MAX {
+                    // Connections are not coming back (a long call, or this
+                    // thread holds one itself): hand back next time.
+                    st.opened = Instant::now();
+                    continue;
+                }
                 if st.active > 0 {
                     st = self
                         .changed
@@ -311,6 +323,18 @@ mod tests {
         assert!(!l.is_open(), "closed after idling");
         // Closed means another process may open it: this one, plainly.
         drop(Store::open(&dir.path().join("w.duckdb")).unwrap());
+        assert_eq!(l.lock().active, 0);
+    }
+
+    #[test]
+    fn a_thread_holding_a_connection_may_take_another_past_max_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lease(dir.path(), 60_000, 30);
+        let outer = l.acquire().unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        // Would wait forever for `outer` to come back without DRAIN_MAX.
+        let inner = l.acquire().unwrap();
+        drop((inner, outer));
         assert_eq!(l.lock().active, 0);
     }
 
