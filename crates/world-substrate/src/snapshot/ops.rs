@@ -146,6 +146,8 @@ struct Staged {
 struct Roots {
     made: Vec<(WorldId, PathBuf)>,
     dirs: Vec<PathBuf>,
+    /// Keeps cgroup migrations warm until the branch's first one.
+    warm: Option<crate::cgroup::MigrationWarmer>,
 }
 
 impl Roots {
@@ -193,6 +195,7 @@ impl Roots {
         let mut roots = Roots {
             made: Vec::new(),
             dirs,
+            warm: None,
         };
         let mut err = None;
         for r in results {
@@ -371,6 +374,16 @@ impl LinuxSubstrate {
         // Quiesce: sessions are idle (we hold their locks); freeze every
         // other process so files and memory agree, then snapshot the root.
         trace("snapshot: templates", t0);
+        // A branch's first cgroup migration waits for an RCU grace period
+        // unless migrations are warm (see `warm_migrations`). Warming starts
+        // only now: while the warmer's first write waits, fork() blocks too
+        // (both take the kernel's threadgroup lock), and the templates above
+        // are forks. The grace period then passes during the btrfs snapshot.
+        let warm = if children.is_empty() {
+            None
+        } else {
+            crate::cgroup::warm_migrations()
+        };
         let wcg = WorldCgroup::open(&self.config().cgroup_name, id.as_str());
         let frozen = wcg.freeze(Duration::from_secs(10))?;
         trace("snapshot: frozen", t0);
@@ -393,6 +406,7 @@ impl LinuxSubstrate {
         if frozen {
             wcg.thaw()?;
         }
+        roots.warm = warm;
         // Templates now leave the world's cgroups on their own; whoever
         // kills the world's or the snapshot's cgroup first waits for that
         // (`settle_templates`), and a branch is served only afterwards.
@@ -589,10 +603,6 @@ impl LinuxSubstrate {
             return Err(SnapshotError::BadCount(count, MAX_BRANCH).into());
         }
         let ids = child_ids(opts, count)?;
-        // The branch's first cgroup migration waits for an RCU grace period
-        // unless migrations are warm (see `warm_migrations`); start warming
-        // now, so that the grace period passes during the snapshot.
-        let _warm = crate::cgroup::warm_migrations();
         // Up to one root per worker is made inside the snapshot's commit;
         // larger branches make theirs from the snapshot as usual.
         let early: &[WorldId] = if count <= ROOT_WORKERS { &ids } else { &[] };
