@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -138,19 +138,7 @@ fn commands_go_through_the_daemon_and_fall_back_without_it() {
     let (code, _, err) = env.code(&["exec", "--timeout", "0.5", &id, "--", "sleep", "30"]);
     assert_eq!(code, 124, "{err}");
     // Piped stdin goes with the command to /exec.
-    let mut child = env
-        .cmd(&["exec", &id, "--", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"through stdin")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = env.piped(&["exec", &id, "--", "cat"], b"through stdin");
     assert_eq!(o.stdout, b"through stdin");
     serve.expect(&format!("POST /v1/worlds/{id}/exec 200"));
 

@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use common::{query, Env};
 
 #[test]
@@ -35,19 +32,7 @@ fn world_lifecycle_through_the_cli() {
         ]),
         "b c\n/tmp\n"
     );
-    let mut child = env
-        .cmd(&["exec", &id, "--", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"through stdin")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = env.piped(&["exec", &id, "--", "cat"], b"through stdin");
     assert_eq!(o.stdout, b"through stdin");
     let (code, _, err) = env.code(&["exec", &id, "--", "no-such-command"]);
     assert_eq!(code, 127, "{err}");

@@ -577,7 +577,7 @@ impl Engine {
         // The push_down's snapshot (its frozen session templates hold
         // memory) is not needed once the partition is resolved, nor if this
         // commit fails: it is deleted while the records are written.
-        let (snap_result, committed) = store.commit_pull_up_during(
+        let (snap_result, committed) = store.commit_pull_up(
             &ops,
             &meta,
             &collapsed_worlds,

@@ -59,15 +59,15 @@ impl Store {
     /// Loads the whole ledger (tree and balances), from the ledger cache
     /// when the journal has not moved since it was filled.
     pub fn load_ledger(&self) -> Result<Ledger> {
-        let (seq, ledger) = self.in_read_transaction(|conn| {
+        self.in_read_transaction(|conn| {
             let seq = journal_head(conn)?;
-            match self.cached_ledger(seq) {
-                Some(l) => Ok((seq, l)),
-                None => Ok((seq, load(conn)?)),
+            if let Some(l) = self.cached_ledger(seq) {
+                return Ok(l);
             }
-        })?;
-        self.cache_ledger(seq, ledger.clone());
-        Ok(ledger)
+            let l = load(conn)?;
+            self.cache_ledger(seq, l.clone());
+            Ok(l)
+        })
     }
 
     /// Loads the ledger from its tables, bypassing the cache.

@@ -199,35 +199,14 @@ impl Store {
 
     /// Commits a pull_up over worlds: the `Resolve` and the `PullUp`s in
     /// `ops`, the collapse of the losing verses' worlds, and the link of
-    /// the parent verse to the winner's world (its successor).
-    pub fn commit_pull_up(
-        &self,
-        ops: &[Op],
-        meta: &ResolutionMeta,
-        collapsed_worlds: &[String],
-        parent: VerseId,
-        winner_world: &str,
-    ) -> Result<Vec<Applied>> {
-        self.commit_pull_up_during(
-            ops,
-            meta,
-            collapsed_worlds,
-            parent,
-            winner_world,
-            None,
-            || (),
-            |_| false,
-        )
-        .1
-    }
-
-    /// [`Store::commit_pull_up`] overlapped with `during` (deleting the
-    /// push_down's snapshot, which nothing needs once the partition
-    /// resolves, whether or not this commit succeeds). When `deleted` says
+    /// the parent verse to the winner's world (its successor), in one
+    /// transaction overlapped with `during` (deleting the push_down's
+    /// snapshot, which nothing needs once the partition resolves, whether
+    /// or not this commit succeeds). When `deleted` says
     /// `during` removed `snapshot`, its entity is marked `deleted` in the
     /// same transaction.
     #[allow(clippy::too_many_arguments)]
-    pub fn commit_pull_up_during<T: Send>(
+    pub fn commit_pull_up<T: Send>(
         &self,
         ops: &[Op],
         meta: &ResolutionMeta,

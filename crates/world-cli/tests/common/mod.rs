@@ -52,6 +52,19 @@ impl Env {
         a.extend_from_slice(args);
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
+    /// Runs `world args` with `input` piped to its stdin.
+    pub fn piped(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
     pub fn code(&self, args: &[&str]) -> (i32, String, String) {
         let o = self.run(args);
         (
