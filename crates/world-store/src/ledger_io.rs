@@ -96,8 +96,10 @@ impl Store {
         meta: &ResolutionMeta,
         extra: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<()>,
     ) -> Result<Vec<Applied>> {
-        self.apply_during(ops, meta, || (), extra, &[], |_, _| Ok(()))
-            .1
+        self.transact(ops, meta, |conn, mut w, ledger, applied| {
+            extra(&mut w, ledger, applied)?;
+            w.flush(conn)
+        })
     }
 
     /// Like [`Store::apply_and`], running `during` on another thread while
@@ -123,8 +125,37 @@ impl Store {
         hold: &[&'static str],
         late: impl FnOnce(&mut Writes, &T) -> Result<()>,
     ) -> (Option<T>, Result<Vec<Applied>>) {
-        let start = Instant::now();
         let mut outcome: Option<T> = None;
+        let result = self.transact(ops, meta, |conn, mut w, ledger, applied| {
+            early(&mut w, ledger, applied)?;
+            let mut later = w.split_off(hold);
+            let (t, written) = std::thread::scope(|s| {
+                let worker = s.spawn(during);
+                let written = w.flush(conn);
+                match worker.join() {
+                    Ok(t) => (t, written),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            });
+            let t = outcome.insert(t);
+            written?;
+            late(&mut later, t)?;
+            later.flush(conn)
+        });
+        (outcome, result)
+    }
+
+    /// One ledger transaction: takes the ledger (cached or loaded),
+    /// applies `ops` (a refusal writes nothing), gathers the batch's rows,
+    /// lets `write` add to and write them, commits, and caches the new
+    /// ledger.
+    fn transact(
+        &self,
+        ops: &[Op],
+        meta: &ResolutionMeta,
+        write: impl FnOnce(&Connection, Writes, &Ledger, &[Applied]) -> Result<()>,
+    ) -> Result<Vec<Applied>> {
+        let start = Instant::now();
         let committed = self.in_transaction(|conn| {
             let head = journal_head(conn)?;
             let mut ledger = match self.cached_ledger(head) {
@@ -158,23 +189,10 @@ impl Store {
                 meta,
                 start,
             )?;
-            early(&mut w, &ledger, &applied)?;
-            let mut later = w.split_off(hold);
-            let (t, written) = std::thread::scope(|s| {
-                let worker = s.spawn(during);
-                let written = w.flush(conn);
-                match worker.join() {
-                    Ok(t) => (t, written),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            });
-            let t = outcome.insert(t);
-            written?;
-            late(&mut later, t)?;
-            later.flush(conn)?;
+            write(conn, w, &ledger, &applied)?;
             Ok((head + ops.len() as u64, ledger, applied))
         });
-        let result = match committed {
+        match committed {
             Ok((head, ledger, applied)) => {
                 self.cache_ledger(head, ledger);
                 Ok(applied)
@@ -186,8 +204,7 @@ impl Store {
                 }
                 Err(e)
             }
-        };
-        (outcome, result)
+        }
     }
 
     /// Rebuilds a ledger by replaying the journal from an empty one.

@@ -67,66 +67,36 @@ async fn apply(st: St, Body(op): Body<Op>) -> Result<RawJson, ApiError> {
     st.run(move |st| to_json(&st.engine.apply(op)?)).await
 }
 
-async fn journal(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
-    let n = q.limit();
+/// Runs a records query on a connection of the daemon's store and answers
+/// its rows as JSON.
+async fn query<T, F>(st: St, f: F) -> Result<RawJson, ApiError>
+where
+    T: serde::Serialize,
+    F: FnOnce(&world_store::Store) -> world_store::Result<T> + Send + 'static,
+{
     st.run(move |st| {
-        to_json(
-            &st.engine
-                .store()?
-                .journal(n)
-                .map_err(world_engine::Error::from)?,
-        )
+        let store = st.engine.store()?;
+        to_json(&f(&store).map_err(world_engine::Error::from)?)
     })
     .await
+}
+
+async fn journal(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
+    query(st, move |s| s.journal(q.limit())).await
 }
 
 async fn entities(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
-    let n = q.limit();
-    st.run(move |st| {
-        let rows = st
-            .engine
-            .store()?
-            .entities(q.entity_type.as_deref(), n)
-            .map_err(world_engine::Error::from)?;
-        to_json(&rows)
-    })
-    .await
+    query(st, move |s| s.entities(q.entity_type.as_deref(), q.limit())).await
 }
 
 async fn branches(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
-    let n = q.limit();
-    st.run(move |st| {
-        to_json(
-            &st.engine
-                .store()?
-                .branches(n)
-                .map_err(world_engine::Error::from)?,
-        )
-    })
-    .await
+    query(st, move |s| s.branches(q.limit())).await
 }
 
 async fn resolutions(st: St, Q(q): Q<ListQ>) -> Result<RawJson, ApiError> {
-    let n = q.limit();
-    st.run(move |st| {
-        to_json(
-            &st.engine
-                .store()?
-                .resolutions(n)
-                .map_err(world_engine::Error::from)?,
-        )
-    })
-    .await
+    query(st, move |s| s.resolutions(q.limit())).await
 }
 
 async fn metrics(st: St) -> Result<RawJson, ApiError> {
-    st.run(|st| {
-        to_json(
-            &st.engine
-                .store()?
-                .metric_summary()
-                .map_err(world_engine::Error::from)?,
-        )
-    })
-    .await
+    query(st, |s| s.metric_summary()).await
 }
