@@ -527,6 +527,12 @@ pub enum BenchCmd {
         /// Samples per timed row.
         #[arg(long, default_value_t = 15)]
         n: usize,
+        /// Children per branch, one set of rows each (1..=1000).
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 3, 10, 100])]
+        sizes: Vec<usize>,
+        /// Which session to branch: an idle one, one holding 100 MB, or both.
+        #[arg(long, value_enum, default_value_t = BenchSession::Both)]
+        session: BenchSession,
     },
     /// Worlds: create, exec round trip, destroy, memory per idle world,
     /// beside `unshare` and `bwrap` baselines from the same run.
@@ -576,4 +582,16 @@ pub struct DemoArgs {
     /// Keep the surviving worlds instead of destroying them at the end.
     #[arg(long)]
     pub keep: bool,
+}
+
+/// The sessions `world bench branch` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSession {
+    /// A Python session holding almost nothing.
+    Idle,
+    /// A Python session holding 100 MB.
+    #[value(name = "100mb")]
+    Mb100,
+    /// Both, idle first.
+    Both,
 }

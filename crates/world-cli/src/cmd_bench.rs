@@ -27,11 +27,22 @@ pub fn run(engine: &Engine, out: &Out, cmd: BenchCmd) -> Result<()> {
             print_report(out, &report)
         }
         BenchCmd::Verses { n, mb } => verses(engine, out, n.max(3), mb),
-        BenchCmd::Branch { n } => {
+        BenchCmd::Branch { n, sizes, session } => {
+            if let Some(k) = sizes.iter().find(|k| !(1..=1000).contains(*k)) {
+                anyhow::bail!("--sizes: {k} children is out of range (1..=1000)");
+            }
+            use crate::args::BenchSession;
+            use world_substrate::bench::Session;
+            let sessions: &[Session] = match session {
+                BenchSession::Idle => &[Session::Idle],
+                BenchSession::Mb100 => &[Session::Mb100],
+                BenchSession::Both => &[Session::Idle, Session::Mb100],
+            };
             let report = world_substrate::bench::bench_branch(
                 engine.substrate()?,
                 n.max(3),
-                &[1, 3, 10, 100],
+                &sizes,
+                sessions,
             )?;
             print_report(out, &report)
         }

@@ -263,21 +263,37 @@ pub fn python_fork_baseline(n: usize, mb: usize) -> Option<Vec<f64>> {
     (!v.is_empty()).then_some(v)
 }
 
+/// The session a branch benchmark's world holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// A Python session holding almost nothing.
+    Idle,
+    /// A Python session holding 100 MB.
+    Mb100,
+}
+
 /// `world bench branch`: snapshot p50/p90; branch of 1, 3, 10 and 100
 /// children from a world whose session holds 100 MB and from an idle one;
 /// time from the branch call to the first run-code result in a child; PSS
 /// per child; beside a raw `os.fork()` of a Python process of the same
 /// size and `bwrap` create, measured in the same run. `n` samples for the
-/// repeated rows; `counts` are the branch sizes. Destroys what it made.
-pub fn bench_branch(sub: &LinuxSubstrate, n: usize, counts: &[usize]) -> Result<BenchReport> {
+/// repeated rows; a floor row per size gives the kernel's share alone
+/// ([`LinuxSubstrate::kernel_floor`]); `counts` are the branch sizes, `sessions` the worlds branched. Destroys what it made.
+pub fn bench_branch(
+    sub: &LinuxSubstrate,
+    n: usize,
+    counts: &[usize],
+    sessions: &[Session],
+) -> Result<BenchReport> {
     use crate::snapshot::BranchOptions;
     let mut rep = BenchReport::default();
     let opts = BranchOptions::default();
     let mut worlds = Vec::new();
-    for (label, code) in [
-        ("idle", "x = 1"),
-        ("100MB", "blob = b'x' * (100 << 20)\nx = 1"),
-    ] {
+    for s in sessions {
+        let (label, code) = match s {
+            Session::Idle => ("idle", "x = 1"),
+            Session::Mb100 => ("100MB", "blob = b'x' * (100 << 20)\nx = 1"),
+        };
         let id = sub.create(&CreateOptions::default())?.id;
         let r = sub.run_code(&id, "default", code, None)?;
         if let Some(e) = r.error {
@@ -285,7 +301,8 @@ pub fn bench_branch(sub: &LinuxSubstrate, n: usize, counts: &[usize]) -> Result<
         }
         worlds.push((label, id));
     }
-    for (label, id) in &worlds {
+    for (w, (label, id)) in worlds.iter().enumerate() {
+        let first = w == 0;
         let mut snap = Vec::new();
         for _ in 0..n {
             let s = sub.snapshot(id, None)?;
@@ -345,6 +362,20 @@ pub fn bench_branch(sub: &LinuxSubstrate, n: usize, counts: &[usize]) -> Result<
                 firsts,
                 "ms",
             ));
+            // The kernel's share alone (btrfs roots and namespaced
+            // processes, see `kernel_floor`), once per size: the floor
+            // this branch's own cost sits on.
+            if first {
+                let mut floor = Vec::new();
+                for _ in 0..rounds {
+                    floor.push(sub.kernel_floor(&s.id, k)?);
+                }
+                rep.rows.push(row(
+                    &format!("floor: {k} btrfs roots + namespaced processes, no world"),
+                    floor,
+                    "ms",
+                ));
+            }
         }
         // Snapshot and branch in one call, from the running world (what
         // `world branch WORLD` and push_down do).

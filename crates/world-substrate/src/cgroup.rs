@@ -426,6 +426,45 @@ fn own_thread_file() -> Option<PathBuf> {
 /// migration that takes the same lock, now and every 3 ms until the
 /// guard drops, so the grace period passes while the roots are made.
 /// Best effort: the helper stops at the first failed write.
+/// Removes cgroups under `parent` that no world, snapshot or lineage owns
+/// any more: directories named like one of ours (`w-*`, `snap.*`,
+/// `lineage.*`) that `known` does not claim, that hold no process and no
+/// child cgroup, and that are older than `min_age` (a create in progress
+/// makes its cgroup a moment before its init joins it). A crash or a
+/// `kill -9` between making a cgroup and recording its owner leaves such
+/// directories, and so does a store deleted while worlds were running.
+/// Returns the names removed (one entry per name, however many v1
+/// controllers held it).
+pub fn sweep_orphans(parent: &str, known: &dyn Fn(&str) -> bool, min_age: Duration) -> Vec<String> {
+    let tops: Vec<PathBuf> = match detect() {
+        Mode::V2(root) => vec![root.join(parent)],
+        Mode::V1(ctls) => ctls.into_iter().map(|(_, mp)| mp.join(parent)).collect(),
+    };
+    let ours = |n: &str| n.starts_with("w-") || n.starts_with("snap.") || n.starts_with("lineage.");
+    let mut removed: Vec<String> = Vec::new();
+    for top in tops {
+        for e in fs::read_dir(&top).into_iter().flatten().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !ours(&n) || known(&n) {
+                continue;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= min_age);
+            let empty = fs::read_to_string(e.path().join("cgroup.procs"))
+                .is_ok_and(|p| p.trim().is_empty());
+            // rmdir itself refuses a cgroup with processes or children.
+            if old && empty && fs::remove_dir(e.path()).is_ok() && !removed.contains(&n) {
+                removed.push(n);
+            }
+        }
+    }
+    removed
+}
+
 pub(crate) fn warm_migrations() -> Option<MigrationWarmer> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s = stop.clone();

@@ -140,10 +140,52 @@ pub fn send_msg<T: Serialize>(
 
 /// Receives one length-prefixed message and its fds (close-on-exec).
 /// EOF before the first byte is `ProtoError::Closed`.
+///
+/// Reads exactly one frame (the 4-byte length, then the body), never a
+/// byte of the next one, so a peer may send several messages without
+/// waiting for answers (a branch pipelines its world requests). The fds
+/// travel with the frame's first bytes: the kernel hands them over with
+/// the first read of the segment that carries them.
 pub fn recv_msg<T: serde::de::DeserializeOwned>(
     sock: BorrowedFd<'_>,
 ) -> Result<(T, Vec<OwnedFd>), ProtoError> {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut head = [0u8; 4];
+    let mut fds = Vec::new();
+    let mut got = 0;
+    while got < head.len() {
+        let n = recv_with_fds(sock, &mut head[got..], &mut fds)?;
+        if n == 0 {
+            return Err(if got == 0 {
+                ProtoError::Closed
+            } else {
+                ProtoError::Bad("short request".into())
+            });
+        }
+        got += n;
+    }
+    let len = u32::from_le_bytes(head) as usize;
+    if len > MAX_REQUEST {
+        return Err(ProtoError::Bad("request too large".into()));
+    }
+    let mut body = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = recv_with_fds(sock, &mut body[got..], &mut fds)?;
+        if n == 0 {
+            return Err(ProtoError::Bad("short request".into()));
+        }
+        got += n;
+    }
+    let req = serde_json::from_slice(&body).map_err(|e| ProtoError::Bad(e.to_string()))?;
+    Ok((req, fds))
+}
+
+/// One `recvmsg` into `buf`; fds that arrive with it are appended to `fds`.
+fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> Result<usize, ProtoError> {
     let mut cbuf = [0u64; 40];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -166,7 +208,6 @@ pub fn recv_msg<T: serde::de::DeserializeOwned>(
             return Err(e.into());
         }
     };
-    let mut fds = Vec::new();
     // SAFETY: walking the control messages the kernel wrote into cbuf, using
     // the CMSG_* accessors; SCM_RIGHTS data is an array of ints we now own.
     unsafe {
@@ -182,31 +223,7 @@ pub fn recv_msg<T: serde::de::DeserializeOwned>(
             c = libc::CMSG_NXTHDR(&mh, c);
         }
     }
-    if n == 0 {
-        return Err(ProtoError::Closed);
-    }
-    let mut have = buf[..n].to_vec();
-    while have.len() < 4 {
-        let k = crate::sys::read(sock.as_raw_fd(), &mut buf)?;
-        if k == 0 {
-            return Err(ProtoError::Bad("short request".into()));
-        }
-        have.extend_from_slice(&buf[..k]);
-    }
-    let len = u32::from_le_bytes([have[0], have[1], have[2], have[3]]) as usize;
-    if len > MAX_REQUEST {
-        return Err(ProtoError::Bad("request too large".into()));
-    }
-    while have.len() < 4 + len {
-        let k = crate::sys::read(sock.as_raw_fd(), &mut buf)?;
-        if k == 0 {
-            return Err(ProtoError::Bad("short request".into()));
-        }
-        have.extend_from_slice(&buf[..k]);
-    }
-    let req =
-        serde_json::from_slice(&have[4..4 + len]).map_err(|e| ProtoError::Bad(e.to_string()))?;
-    Ok((req, fds))
+    Ok(n)
 }
 
 /// Writes the reply (one JSON document).
@@ -222,4 +239,36 @@ pub fn recv_reply(sock: BorrowedFd<'_>) -> Result<Reply, ProtoError> {
         return Err(ProtoError::Bad("supervisor closed without reply".into()));
     }
     serde_json::from_slice(&b).map_err(|e| ProtoError::Bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// Messages sent back to back, some with fds, come out one at a time
+    /// with their own fds: a pipelining peer loses nothing.
+    #[test]
+    fn pipelined_messages_keep_their_frames_and_fds() {
+        let (a, b) = crate::sys::socketpair().unwrap();
+        let (x, _y) = crate::sys::socketpair().unwrap();
+        for i in 0..20u32 {
+            let fds: Vec<RawFd> = if i % 2 == 0 {
+                vec![x.as_raw_fd(), x.as_raw_fd()]
+            } else {
+                vec![]
+            };
+            send_msg(a.as_fd(), &serde_json::json!({ "i": i }), &fds).unwrap();
+        }
+        for i in 0..20u32 {
+            let (v, fds): (serde_json::Value, _) = recv_msg(b.as_fd()).unwrap();
+            assert_eq!(v["i"], i);
+            assert_eq!(fds.len(), if i % 2 == 0 { 2 } else { 0 }, "message {i}");
+        }
+        drop(a);
+        assert!(matches!(
+            recv_msg::<serde_json::Value>(b.as_fd()),
+            Err(ProtoError::Closed)
+        ));
+    }
 }

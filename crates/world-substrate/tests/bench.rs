@@ -41,7 +41,14 @@ fn bench_branch_table() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let rep = world_substrate::bench::bench_branch(&env.sub, n, &counts).unwrap();
+    use world_substrate::bench::Session;
+    let rep = world_substrate::bench::bench_branch(
+        &env.sub,
+        n,
+        &counts,
+        &[Session::Idle, Session::Mb100],
+    )
+    .unwrap();
     println!("{rep}");
 }
 

@@ -586,3 +586,38 @@ fn repair_thaws_a_world_a_crashed_snapshot_froze() {
     assert_eq!(common::out(&env.sh(&id, "echo ok")), "ok\n");
     env.sub.destroy(&id).unwrap();
 }
+
+/// A cgroup that nothing owns any more (its world's record is gone, e.g.
+/// after `kill -9` between making the cgroup and recording the world) is
+/// removed by `repair` once it is a minute old; a young one (a create in
+/// progress) and a live world's are kept.
+#[test]
+fn repair_removes_cgroups_nothing_owns() {
+    if !is_root() {
+        return;
+    }
+    use world_substrate::cgroup::WorldCgroup;
+    let env = Env::new();
+    let id = env.create();
+    let parent = env.sub.config().cgroup_name.clone();
+    let pid = std::process::id();
+    let (old, young) = (format!("w-0ld{pid:08x}"), format!("w-y0{pid:08x}"));
+    let old_cg = WorldCgroup::create_plain(&parent, &old).unwrap();
+    let young_cg = WorldCgroup::create_plain(&parent, &young).unwrap();
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(300);
+    for f in old_cg.procs_files() {
+        let dir = std::fs::File::open(f.parent().unwrap()).unwrap();
+        dir.set_modified(past).unwrap();
+    }
+    let rep = env.sub.repair().unwrap();
+    assert_eq!(rep.removed_cgroups, vec![old.clone()], "{rep:?}");
+    assert!(!old_cg.exists());
+    assert!(
+        young_cg.exists(),
+        "a young cgroup may belong to a create in progress"
+    );
+    assert!(WorldCgroup::open(&parent, id.as_str()).exists());
+    assert_eq!(common::out(&env.sh(&id, "echo ok")), "ok\n");
+    young_cg.remove().unwrap();
+    env.sub.destroy(&id).unwrap();
+}

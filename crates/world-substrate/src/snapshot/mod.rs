@@ -398,4 +398,6 @@ pub struct RepairReport {
     pub dead_worlds: Vec<WorldId>,
     /// Worlds a crashed snapshot had left frozen, thawed.
     pub thawed_worlds: Vec<WorldId>,
+    /// Empty cgroups no world, snapshot or lineage owns, removed.
+    pub removed_cgroups: Vec<String>,
 }

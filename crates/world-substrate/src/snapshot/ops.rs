@@ -23,14 +23,34 @@ use crate::{btrfs, image, proto, seed, sys, LinuxSubstrate, Substrate};
 
 /// Prints phase timings when `WORLD_SUBSTRATE_TRACE` is set.
 pub(crate) fn trace(what: &str, t0: Instant) {
-    if std::env::var_os("WORLD_SUBSTRATE_TRACE").is_some() {
+    if tracing() {
         eprintln!("[trace] {what}: {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
+fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("WORLD_SUBSTRATE_TRACE").is_some())
+}
+
+/// Prints a per-child phase timing when `WORLD_SUBSTRATE_TRACE` is set.
+fn trace_child(i: usize, what: &str, t0: Instant) {
+    if tracing() {
+        eprintln!(
+            "[trace] child {i} {what}: {:.2} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        );
     }
 }
 
 /// Threads creating branch roots at once (each in its own staging
 /// directory; see [`LinuxSubstrate::branch_root`]).
 const ROOT_WORKERS: usize = 16;
+
+/// How old an unowned, empty cgroup must be before repair removes it: a
+/// create or branch makes its cgroups a moment before their owner is
+/// recorded or joins them.
+pub(crate) const ORPHAN_CGROUP_AGE: Duration = Duration::from_secs(60);
 
 /// Where branch roots are created before they move to `worlds/<id>`.
 fn staging_dir(l: &crate::storage::Layout) -> PathBuf {
@@ -670,7 +690,7 @@ impl LinuxSubstrate {
                     }
                     for i in (k..ids.len()).step_by(workers) {
                         let r = self
-                            .branch_root(src, &stage, &ids[i], premade.get(&ids[i]), sr)
+                            .branch_root(src, &stage, &ids[i], premade.get(&ids[i]), sr, i, t0)
                             .and_then(|(cg, warnings)| {
                                 let c = &ids[i];
                                 let spec = LaunchSpec {
@@ -695,6 +715,7 @@ impl LinuxSubstrate {
                                         Ok((paths.pid, l, cg.open_procs()?))
                                     })
                                     .collect::<Result<Vec<SessionFds>>>()?;
+                                trace_child(i, "sockets bound", t0);
                                 Ok(Staged {
                                     i,
                                     warnings,
@@ -714,7 +735,7 @@ impl LinuxSubstrate {
             }
             drop(root_tx);
             let forks =
-                sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx, up_tx));
+                sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx, up_tx, t0));
             let pids = sc.spawn(move || -> Result<()> {
                 for (pidfile, p) in up_rx {
                     let (pid, st) = p.wait("branch session", Duration::from_secs(30))?;
@@ -733,6 +754,7 @@ impl LinuxSubstrate {
                         warnings.extend(w);
                     }
                     let p = self.send_world(&conn, &st.spec, &st.listener, &st.cg_fds)?;
+                    trace_child(st.i, "init forked", t0);
                     drop((st.listener, st.cg_fds));
                     inits.push((st.i, p, st.sessions));
                     // Hand over every init that is ready by now, without
@@ -788,6 +810,7 @@ impl LinuxSubstrate {
 
     /// Stage 1 of a branch for one child: run dir, writable btrfs snapshot
     /// of the snapshot's root, disk limit, cgroup with the limits.
+    #[allow(clippy::too_many_arguments)]
     fn branch_root(
         &self,
         src: &std::path::Path,
@@ -795,6 +818,8 @@ impl LinuxSubstrate {
         c: &WorldId,
         premade: Option<&std::path::Path>,
         sr: &SnapshotRecord,
+        i: usize,
+        t0: Instant,
     ) -> Result<(WorldCgroup, Vec<String>)> {
         let root = self.world_root(c);
         fs::create_dir_all(self.layout().session_dir(c.as_str()))
@@ -814,6 +839,7 @@ impl LinuxSubstrate {
                 staged
             }
         };
+        trace_child(i, "root snapshot", t0);
         if let Err(e) = fs::rename(&staged, &root) {
             let _ = btrfs::subvol_delete(&staged);
             return Err(WorldError::Io("move branch root into place", e).into());
@@ -825,6 +851,7 @@ impl LinuxSubstrate {
             }
         }
         let (cg, w) = WorldCgroup::create(&self.config().cgroup_name, c.as_str(), &sr.limits)?;
+        trace_child(i, "cgroup made", t0);
         warnings.extend(w);
         Ok((cg, warnings))
     }
@@ -845,6 +872,7 @@ impl LinuxSubstrate {
         t0: Instant,
     ) -> Result<()> {
         let (pid, st) = p.wait("world init", Duration::from_secs(30))?;
+        trace_child(i, "init ready", t0);
         WorldRecord {
             id: ids[i].clone(),
             image: sr.image.clone(),
@@ -870,6 +898,7 @@ impl LinuxSubstrate {
 
     /// Stage 3 of a branch: each template forks one session per child, as
     /// children become ready.
+    #[allow(clippy::too_many_arguments)]
     fn branch_sessions(
         &self,
         sr: &SnapshotRecord,
@@ -878,6 +907,7 @@ impl LinuxSubstrate {
         opts: &BranchOptions,
         ready: mpsc::Receiver<(usize, i32, Vec<SessionFds>)>,
         up: mpsc::Sender<(PathBuf, Pending)>,
+        t0: Instant,
     ) -> Result<()> {
         let mut tcs = Vec::new();
         for s in &sr.sessions {
@@ -912,6 +942,7 @@ impl LinuxSubstrate {
                 drop((l, cgf));
                 // The pid file thread stops early only when it failed; its
                 // error is reported.
+                trace_child(i, "session forked", t0);
                 let _ = up.send((pidfile, pending(mine)));
             }
         }
@@ -977,11 +1008,70 @@ impl LinuxSubstrate {
         })
     }
 
+    /// The kernel's share of a branch of `k` children and nothing else,
+    /// for the floor row of `world bench branch`: one writable btrfs
+    /// snapshot of the snapshot's root per child (by as many worker threads
+    /// as a branch uses, into their own directories) and, meanwhile, one
+    /// process per child cloned into new mount, uts, ipc, network and pid
+    /// namespaces, which exits at once. No cgroup, no init, no session.
+    /// Returns the wall time in ms; removes what it made afterwards.
+    pub fn kernel_floor(&self, snap: &str, k: usize) -> Result<f64> {
+        let sr = self.snapshot_record(snap)?;
+        let src = self.layout().snapshot_root(&sr.id);
+        let ids: Vec<WorldId> = (0..k).map(|_| WorldId::random()).collect();
+        let flags = libc::CLONE_NEWNS
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWNET
+            | libc::CLONE_NEWPID;
+        let t = Instant::now();
+        let (roots, procs) = std::thread::scope(|sc| {
+            let roots = sc.spawn(|| Roots::make(self.layout(), &src, &ids));
+            let procs = (0..k).try_for_each(|_| -> std::io::Result<()> {
+                let pid = sys::clone_fork(flags)?;
+                if pid == 0 {
+                    // SAFETY: in the child of a clone of this multithreaded
+                    // process only async-signal-safe calls are allowed;
+                    // `_exit` is one.
+                    unsafe { libc::_exit(0) };
+                }
+                sys::waitpid(pid, 0).map(drop)
+            });
+            let roots = roots
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("panicked")));
+            (roots, procs)
+        });
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut roots = roots.map_err(|e| WorldError::Io("floor: btrfs snapshots", e))?;
+        roots.remove();
+        procs.map_err(|e| WorldError::Io("floor: namespaced processes", e))?;
+        Ok(ms)
+    }
+
+    /// Removes empty cgroups (under this store's cgroup parent) that are
+    /// older than `min_age` and that no world, snapshot or lineage of this
+    /// store names. See [`crate::cgroup::sweep_orphans`].
+    pub(crate) fn sweep_cgroups(&self, min_age: Duration) -> Vec<String> {
+        let l = self.layout();
+        let known = |n: &str| -> bool {
+            if let Some(s) = n.strip_prefix("snap.") {
+                return l.snapshot_meta(s).exists();
+            }
+            if let Some(id) = n.strip_prefix("lineage.") {
+                return LineageRecord::load(l, id).is_some();
+            }
+            l.world_meta(n).exists()
+        };
+        crate::cgroup::sweep_orphans(&self.config().cgroup_name, &known, min_age)
+    }
+
     /// Repairs what a crash (e.g. `kill -9` during a branch) left behind.
     /// Call it once at startup, before other operations: half-made worlds
     /// and snapshots of dead operations are removed, subvolumes without a
     /// record are deleted, dead lineage managers are cleaned up and unused
-    /// ones stopped. Worlds whose init died stay listed as dead (destroy
+    /// ones stopped, empty cgroups nothing owns (older than a minute) are
+    /// removed. Worlds whose init died stay listed as dead (destroy
     /// them).
     pub fn repair(&self) -> Result<RepairReport> {
         crate::storage::ensure_mounted(self.layout(), self.config().storage_size_mib)?;
@@ -1091,6 +1181,7 @@ impl LinuxSubstrate {
                 }
             }
         }
+        rep.removed_cgroups = self.sweep_cgroups(ORPHAN_CGROUP_AGE);
         rep.dead_worlds = self
             .list()?
             .into_iter()
