@@ -375,19 +375,42 @@ impl WorldCgroup {
     }
 }
 
-/// Keeps cgroup migrations cheap while it lives (see [`warm_migrations`]).
+/// Keeps cgroup migrations cheap while it lives and for [`WARM_LINGER`]
+/// after (see [`warm_migrations`]).
 #[derive(Debug)]
 pub(crate) struct MigrationWarmer {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _guard: (),
+}
+
+/// How long the warmer keeps going after the last guard dropped: long
+/// enough that back-to-back operations (a verse cycle, an agent's loop of
+/// branches, the benchmark's rounds) find migrations warm, short enough
+/// that an idle process costs nothing.
+pub(crate) const WARM_LINGER: Duration = Duration::from_secs(2);
+
+/// Shared by every guard of this process: one warmer thread at most.
+#[derive(Debug)]
+struct WarmState {
+    active: usize,
+    until: Option<Instant>,
+    running: bool,
+}
+
+static WARM: std::sync::Mutex<WarmState> = std::sync::Mutex::new(WarmState {
+    active: 0,
+    until: None,
+    running: false,
+});
+
+fn warm_state() -> std::sync::MutexGuard<'static, WarmState> {
+    WARM.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Drop for MigrationWarmer {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let mut st = warm_state();
+        st.active -= 1;
+        st.until = Some(Instant::now() + WARM_LINGER);
     }
 }
 
@@ -423,8 +446,10 @@ fn own_thread_file() -> Option<PathBuf> {
 /// one init and one session per child into their cgroups, the first of
 /// them right after the first child's root exists: a helper thread moves
 /// itself (only itself) into the cgroup it is already in, a no-op
-/// migration that takes the same lock, now and every 3 ms until the
-/// guard drops, so the grace period passes while the roots are made.
+/// migration that takes the same lock, now and every 3 ms until
+/// [`WARM_LINGER`] after the last guard dropped, so the grace period passes
+/// while the roots are made, and the next operation of this process (a
+/// daemon's, a benchmark's, a verse cycle's) finds migrations warm.
 /// Best effort: the helper stops at the first failed write.
 /// Removes cgroups under `parent` that no world, snapshot or lineage owns
 /// any more: directories named like one of ours (`w-*`, `snap.*`,
@@ -466,29 +491,42 @@ pub fn sweep_orphans(parent: &str, known: &dyn Fn(&str) -> bool, min_age: Durati
 }
 
 pub(crate) fn warm_migrations() -> Option<MigrationWarmer> {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("cgroup-warm".into())
-        .spawn(move || {
-            use std::io::Write;
-            let Some(mut f) =
-                own_thread_file().and_then(|p| fs::OpenOptions::new().write(true).open(p).ok())
-            else {
-                return;
-            };
-            // SAFETY: gettid has no arguments and cannot fail.
-            let tid = unsafe { libc::gettid() }.to_string();
-            while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                if f.write_all(tid.as_bytes()).is_err() {
+    let mut st = warm_state();
+    if !st.running {
+        std::thread::Builder::new()
+            .name("cgroup-warm".into())
+            .spawn(warm_loop)
+            .ok()?;
+        st.running = true;
+    }
+    st.active += 1;
+    Some(MigrationWarmer { _guard: () })
+}
+
+/// The warmer thread: a no-op migration of itself every 3 ms while a guard
+/// lives or lingers.
+fn warm_loop() {
+    use std::io::Write;
+    let f = own_thread_file().and_then(|p| fs::OpenOptions::new().write(true).open(p).ok());
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() }.to_string();
+    if let Some(mut f) = f {
+        loop {
+            {
+                // Deciding to stop and saying so under one lock: a guard
+                // taken meanwhile either sees this thread running (and it
+                // keeps going) or starts a new one.
+                let mut st = warm_state();
+                if st.active == 0 && st.until.is_none_or(|u| Instant::now() >= u) {
+                    st.running = false;
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(3));
             }
-        })
-        .ok()?;
-    Some(MigrationWarmer {
-        stop,
-        thread: Some(thread),
-    })
+            if f.write_all(tid.as_bytes()).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    }
+    warm_state().running = false;
 }

@@ -219,6 +219,30 @@
 //!   to write back the commit from the host page cache. 30 snapshot ioctls
 //!   p50 ~7.7 -> ~4-5.5 ms here, same durability. Stores mounted before
 //!   this change keep buffered I/O until remounted.
+//! * Done: the migration warmer lingers for 2 s after the operation that
+//!   started it (one warmer thread per process). Its first write holds the
+//!   kernel's `cgroup_mutex` through the grace period, and every cgroup
+//!   `mkdir` waits on that mutex: per-child traces
+//!   (`WORLD_SUBSTRATE_TRACE=1`) showed a branch of 3 making its roots by
+//!   ~4 ms and its cgroups only at ~10-23 ms. With the linger, the next
+//!   operation of the same process (the daemon's, a benchmark round, a
+//!   verse cycle) finds migrations warm and makes each cgroup right after
+//!   its root. A one-shot `world` command still pays one grace period.
+//! * Measured: the kernel's share alone. `world bench branch` prints a
+//!   "floor" row per size: one btrfs root snapshot per child (same 16
+//!   workers) plus one process per child cloned into new mount, uts, ipc,
+//!   net and pid namespaces that exits at once; no cgroup, init, mounts or
+//!   session. Here it is ~5 ms for 3 children, ~16 ms for 10 and ~137-145
+//!   ms for 100 (~1.4 ms per child), so the goal of 1 ms per idle
+//!   child when branching 100 is below what the kernel alone costs on this
+//!   machine; a branch costs ~2-2.5x its floor.
+//! * Tried and dropped: pipelining the branch's world requests to the
+//!   lineage manager (send them all, read the answers later). The manager
+//!   no longer waits for the client, but the inits it then starts at once
+//!   compete for the 2 cores with the roots still being made: no gain at 3
+//!   or 10 children, slower at 100. What stays from it: the manager
+//!   protocol reads exactly one frame per message, so a peer may pipeline
+//!   without bytes or fds of the next message being lost.
 //! * Measured, not done: even so, most of a snapshot ioctl is the flush:
 //!   ~1-2 ms with the loop device's `write_cache` at `write through` (no
 //!   flushes at all). Turning flushes off (that, or `nobarrier`) would make
@@ -235,8 +259,12 @@
 //! [`crate::LinuxSubstrate::repair`] removes what the journal lists, subvolumes
 //! without records, and dead or unused lineage managers; it thaws the world
 //! a snapshot's journal names as frozen (a crash between freeze and thaw),
-//! and removes world-id claims whose creating process died before it
-//! wrote the world's record.
+//! removes world-id claims whose creating process died before it
+//! wrote the world's record, and removes empty cgroups under the store's
+//! cgroup parent that no world, snapshot or lineage of the store names
+//! and that are over a minute old (a crash between making a cgroup and
+//! recording its owner leaves one; a create in progress owns a young one,
+//! and `rmdir` refuses any cgroup that still has a process).
 
 mod ops;
 pub mod record;

@@ -626,9 +626,12 @@ impl LinuxSubstrate {
         // Up to one root per worker is made inside the snapshot's commit;
         // larger branches make theirs from the snapshot as usual.
         let early: &[WorldId] = if count <= ROOT_WORKERS { &ids } else { &[] };
+        let t0 = Instant::now();
         let (s, roots) =
             self.snapshot_full(id, None, opts.snapshot_id.as_deref(), opts.busy_wait, early)?;
+        trace("branch world: snapshot taken", t0);
         let r = self.branch_ids(&s.id, &ids, opts, roots, Instant::now());
+        trace("branch world: branched", t0);
         if !opts.keep_snapshot {
             let _ = self.delete_snapshot(&s.id);
         }
@@ -844,11 +847,13 @@ impl LinuxSubstrate {
             let _ = btrfs::subvol_delete(&staged);
             return Err(WorldError::Io("move branch root into place", e).into());
         }
+        trace_child(i, "root moved", t0);
         let mut warnings = Vec::new();
         if let Some(mib) = sr.limits.disk_mib {
             if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
                 warnings.push(format!("disk limit not enforced: {e}"));
             }
+            trace_child(i, "disk limit", t0);
         }
         let (cg, w) = WorldCgroup::create(&self.config().cgroup_name, c.as_str(), &sr.limits)?;
         trace_child(i, "cgroup made", t0);
