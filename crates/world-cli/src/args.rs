@@ -527,8 +527,10 @@ pub enum BenchCmd {
         /// Samples per timed row.
         #[arg(long, default_value_t = 15)]
         n: usize,
-        /// Children per branch, one set of rows each (1..=1000).
-        #[arg(long, value_delimiter = ',', default_values_t = [1, 3, 10, 100])]
+        /// Children per branch, one set of rows each (1 to 1024, a branch's
+        /// limit).
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 3, 10, 100],
+              value_parser = branch_size)]
         sizes: Vec<usize>,
         /// Which session to branch: an idle one, one holding 100 MB, or both.
         #[arg(long, value_enum, default_value_t = BenchSession::Both)]
@@ -582,6 +584,17 @@ pub struct DemoArgs {
     /// Keep the surviving worlds instead of destroying them at the end.
     #[arg(long)]
     pub keep: bool,
+}
+
+/// A `world bench branch --sizes` entry: 1 to `snapshot::MAX_BRANCH` children.
+fn branch_size(s: &str) -> Result<usize, String> {
+    use world_substrate::snapshot::MAX_BRANCH;
+    match s.trim().parse::<usize>() {
+        Ok(k) if (1..=MAX_BRANCH).contains(&k) => Ok(k),
+        _ => Err(format!(
+            "'{s}' is not a number of children from 1 to {MAX_BRANCH}"
+        )),
+    }
 }
 
 /// The sessions `world bench branch` measures.

@@ -28,9 +28,6 @@ pub fn run(engine: &Engine, out: &Out, cmd: BenchCmd) -> Result<()> {
         }
         BenchCmd::Verses { n, mb } => verses(engine, out, n.max(3), mb),
         BenchCmd::Branch { n, sizes, session } => {
-            if let Some(k) = sizes.iter().find(|k| !(1..=1000).contains(*k)) {
-                anyhow::bail!("--sizes: {k} children is out of range (1..=1000)");
-            }
             use crate::args::BenchSession;
             use world_substrate::bench::Session;
             let sessions: &[Session] = match session {

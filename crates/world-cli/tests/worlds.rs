@@ -119,6 +119,11 @@ fn bad_world_input_is_refused_and_creates_nothing() {
     assert_eq!(code, 4, "{err}");
     let (code, _, err) = env.code(&["cp", "/nonexistent-host-path", "nope:/tmp"]);
     assert_eq!(code, 3, "{err}");
+    for bad in ["0", "1025", "3,x"] {
+        let (code, _, err) = env.code(&["bench", "branch", "--sizes", bad]);
+        assert_eq!(code, 2, "--sizes {bad}: {err}");
+        assert!(err.contains("number of children"), "{err}");
+    }
     assert_eq!(
         env.json(&["list"]).as_array().unwrap().len(),
         0,

@@ -438,19 +438,6 @@ fn own_thread_file() -> Option<PathBuf> {
     Some(mount.join(path.trim_start_matches('/')).join(file))
 }
 
-/// Makes the cgroup migrations of the next moments cheap. Every write to
-/// `cgroup.procs` takes the kernel's global `cgroup_threadgroup_rwsem`
-/// for writing; when no writer was active for about one RCU grace period
-/// that first waits a full grace period (~5-10 ms measured here), and a
-/// writer within a grace period of the last one does not. A branch moves
-/// one init and one session per child into their cgroups, the first of
-/// them right after the first child's root exists: a helper thread moves
-/// itself (only itself) into the cgroup it is already in, a no-op
-/// migration that takes the same lock, now and every 3 ms until
-/// [`WARM_LINGER`] after the last guard dropped, so the grace period passes
-/// while the roots are made, and the next operation of this process (a
-/// daemon's, a benchmark's, a verse cycle's) finds migrations warm.
-/// Best effort: the helper stops at the first failed write.
 /// Removes cgroups under `parent` that no world, snapshot or lineage owns
 /// any more: directories named like one of ours (`w-*`, `snap.*`,
 /// `lineage.*`) that `known` does not claim, that hold no process and no
@@ -490,6 +477,19 @@ pub fn sweep_orphans(parent: &str, known: &dyn Fn(&str) -> bool, min_age: Durati
     removed
 }
 
+/// Makes the cgroup migrations of the next moments cheap. Every write to
+/// `cgroup.procs` takes the kernel's global `cgroup_threadgroup_rwsem`
+/// for writing; when no writer was active for about one RCU grace period
+/// that first waits a full grace period (~5-10 ms measured here), and a
+/// writer within a grace period of the last one does not. A branch moves
+/// one init and one session per child into their cgroups, the first of
+/// them right after the first child's root exists: a helper thread moves
+/// itself (only itself) into the cgroup it is already in, a no-op
+/// migration that takes the same lock, now and every 3 ms until
+/// [`WARM_LINGER`] after the last guard dropped, so the grace period passes
+/// while the roots are made, and the next operation of this process (a
+/// daemon's, a benchmark's, a verse cycle's) finds migrations warm.
+/// Best effort: the helper stops at the first failed write.
 pub(crate) fn warm_migrations() -> Option<MigrationWarmer> {
     let mut st = warm_state();
     if !st.running {
@@ -529,4 +529,32 @@ fn warm_loop() {
         }
     }
     warm_state().running = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The warmer outlives its guard by [`WARM_LINGER`], then stops on its
+    /// own; a later guard starts it again.
+    #[test]
+    fn the_migration_warmer_lingers_then_stops() {
+        // SAFETY: geteuid has no side effects.
+        if unsafe { libc::geteuid() } != 0 || own_thread_file().is_none() {
+            return; // moving a thread between cgroups needs root
+        }
+        let g = warm_migrations().expect("warmer starts");
+        assert!(warm_state().running);
+        drop(g);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(warm_state().running, "still warm right after the guard");
+        let t = Instant::now();
+        while warm_state().running && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!warm_state().running, "stopped after the linger");
+        let g = warm_migrations().expect("warmer starts again");
+        assert!(warm_state().running);
+        drop(g);
+    }
 }

@@ -143,7 +143,7 @@ pub fn send_msg<T: Serialize>(
 ///
 /// Reads exactly one frame (the 4-byte length, then the body), never a
 /// byte of the next one, so a peer may send several messages without
-/// waiting for answers (a branch pipelines its world requests). The fds
+/// waiting for answers and none is lost. The fds
 /// travel with the frame's first bytes: the kernel hands them over with
 /// the first read of the segment that carries them.
 pub fn recv_msg<T: serde::de::DeserializeOwned>(

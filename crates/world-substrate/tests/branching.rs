@@ -621,3 +621,24 @@ fn repair_removes_cgroups_nothing_owns() {
     young_cg.remove().unwrap();
     env.sub.destroy(&id).unwrap();
 }
+
+/// The benchmark's kernel floor makes (and then removes) one btrfs root
+/// and one namespaced process per child, and leaves nothing behind.
+#[test]
+fn kernel_floor_measures_and_leaves_nothing() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let snap = env.sub.snapshot(&id, None).unwrap();
+    let staging = env.sub.layout().mount_point().join("staging");
+    let before = std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
+    let ms = env.sub.kernel_floor(&snap.id, 5).unwrap();
+    assert!(ms > 0.0);
+    let after = std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(after, before, "no staged root left");
+    assert!(env.sub.kernel_floor("s-000000000000", 1).is_err());
+    env.sub.delete_snapshot(&snap.id).unwrap();
+    env.sub.destroy(&id).unwrap();
+}

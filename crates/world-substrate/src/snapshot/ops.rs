@@ -945,9 +945,9 @@ impl LinuxSubstrate {
                     return Err(failed(format!("template '{s}': {v}")));
                 }
                 drop((l, cgf));
+                trace_child(i, "session forked", t0);
                 // The pid file thread stops early only when it failed; its
                 // error is reported.
-                trace_child(i, "session forked", t0);
                 let _ = up.send((pidfile, pending(mine)));
             }
         }
