@@ -233,9 +233,13 @@
 //!   workers) plus one process per child cloned into new mount, uts, ipc,
 //!   net and pid namespaces that exits at once; no cgroup, init, mounts or
 //!   session. Here it is ~5 ms for 3 children, ~16 ms for 10 and ~137-145
-//!   ms for 100 (~1.4 ms per child), so the goal of 1 ms per idle
-//!   child when branching 100 is below what the kernel alone costs on this
-//!   machine; a branch costs ~2-2.5x its floor.
+//!   ms for 100 (~1.4 ms per child): with namespaces made at branch time
+//!   the goal of 1 ms per idle child when branching 100 is below
+//!   what the kernel alone costs here; a branch costs ~2-2.5x its floor.
+//!   The btrfs roots alone are ~0.7 ms per child (100 in ~70 ms, measured
+//!   with the processes left out), so only worlds whose namespaces, cgroup
+//!   and init exist before the branch (a pool) could approach 1 ms; not
+//!   built yet.
 //! * Tried and dropped: pipelining the branch's world requests to the
 //!   lineage manager (send them all, read the answers later). The manager
 //!   no longer waits for the client, but the inits it then starts at once
