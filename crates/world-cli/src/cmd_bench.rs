@@ -346,7 +346,8 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
                 let _ = world_substrate::Substrate::destroy(sub, c);
             }
         }
-        let mut fork = world_substrate::bench::python_fork_baseline(n, mb).unwrap_or_default();
+        let mut fork =
+            world_substrate::bench::python_fork_baseline(n, mb, true).unwrap_or_default();
         let mut rep = BenchReport::default();
         rep.rows.push(row(
             "push_down into 3 verses (snapshot + branch + ledger)",
@@ -382,7 +383,7 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
         ));
         if !fork.is_empty() {
             rep.rows.push(row(
-                &format!("baseline: os.fork() of a {mb} MB Python process"),
+                &format!("baseline: os.fork() of a {mb} MB Python process (huge-page malloc, as sessions)"),
                 &mut fork,
                 "ms",
             ));

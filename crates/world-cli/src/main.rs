@@ -176,15 +176,14 @@ fn find_daemon(cli: &Cli, db: &std::path::Path) -> Result<Option<remote::Daemon>
     remote::find(mode, &socket, &sub.state_dir, db)
 }
 
-/// Where worlds live: the system defaults, or `WORLD_STATE_DIR` and
-/// `WORLD_RUN_DIR` (tests and unprivileged experiments use these).
+/// Where worlds live: the system defaults with the environment's
+/// overrides (`WORLD_STATE_DIR`, `WORLD_RUN_DIR`, `WORLD_POOL_MAX`; see
+/// [`SubstrateConfig::apply_env`]).
 fn substrate_config() -> SubstrateConfig {
     let mut cfg = SubstrateConfig::system_default();
-    if let Some(d) = std::env::var_os("WORLD_STATE_DIR").filter(|v| !v.is_empty()) {
-        cfg.state_dir = d.into();
-    }
-    if let Some(d) = std::env::var_os("WORLD_RUN_DIR").filter(|v| !v.is_empty()) {
-        cfg.run_dir = d.into();
+    if let Err(e) = cfg.apply_env() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
     }
     cfg
 }

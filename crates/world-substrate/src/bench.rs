@@ -247,20 +247,82 @@ fn ms(t: Instant) -> f64 {
 }
 
 /// Raw `os.fork()` (+ child exit + wait) of a host Python process holding
-/// `mb` MB, `n` times; the baseline for branching a session.
-pub fn python_fork_baseline(n: usize, mb: usize) -> Option<Vec<f64>> {
+/// `mb` MB, `n` times; the baseline for branching a session. With `thp`
+/// its malloc uses the sessions' huge-page tunable
+/// ([`crate::session::MALLOC_TUNABLES`]); without, glibc's default.
+pub fn python_fork_baseline(n: usize, mb: usize, thp: bool) -> Option<Vec<f64>> {
     let code = format!(
         "import os,time\nb=b'x'*({mb}<<20)\nfor _ in range({n}):\n t=time.perf_counter();p=os.fork()\n if p==0: os._exit(0)\n os.waitpid(p,0);print((time.perf_counter()-t)*1e3)"
     );
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", &code])
-        .output()
-        .ok()?;
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-c", &code]).env_remove("GLIBC_TUNABLES");
+    if thp {
+        cmd.env("GLIBC_TUNABLES", crate::session::MALLOC_TUNABLES);
+    }
+    let out = cmd.output().ok()?;
     let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect();
     (!v.is_empty()).then_some(v)
+}
+
+/// Sets the pool of world shells of `snap`'s lineage to `k` and waits (up
+/// to 60 s) until all k are ready; with 0, empties it and lets the killed
+/// shells' namespaces go.
+pub fn fill_pool(sub: &LinuxSubstrate, snap: &str, k: usize) -> Result<()> {
+    let mut st = sub.shell_pool(snap, Some(k))?;
+    if k == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        return Ok(());
+    }
+    let t = Instant::now();
+    while st.ready < k && t.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        st = sub.shell_pool(snap, None)?;
+    }
+    Ok(())
+}
+
+/// Memory of one pooled shell: the PSS of the lineage cgroup (manager and
+/// shells) with `k` ready shells minus that with none, over k; and the
+/// host's MemAvailable drop (kernel memory: namespaces, mounts) over k.
+fn pool_cost_rows(sub: &LinuxSubstrate, snap: &str, k: usize) -> Result<[BenchRow; 2]> {
+    let lineage = sub.snapshot_record(snap)?.lineage;
+    let cg = WorldCgroup::open(
+        &sub.config().cgroup_name,
+        &crate::lineage::cgroup_id(&lineage),
+    );
+    let pss = |cg: &WorldCgroup| -> f64 {
+        cg.pids()
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
+            .filter_map(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Pss:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .sum()
+    };
+    fill_pool(sub, snap, 0)?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (p0, m0) = (pss(&cg), mem_available_kb() as f64);
+    fill_pool(sub, snap, k)?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (p1, m1) = (pss(&cg), mem_available_kb() as f64);
+    let kf = k.max(1) as f64;
+    Ok([
+        row(
+            &format!("memory per pooled shell ({k} shells): PSS"),
+            vec![(p1 - p0) / kf / 1024.0],
+            "MB",
+        ),
+        row(
+            &format!("memory per pooled shell ({k} shells): host MemAvailable drop"),
+            vec![(m0 - m1) / kf / 1024.0],
+            "MB",
+        ),
+    ])
 }
 
 /// The session a branch benchmark's world holds.
@@ -320,48 +382,65 @@ pub fn bench_branch(
             } else {
                 n.clamp(1, 3)
             };
-            let (mut totals, mut per_child, mut firsts) = (vec![], vec![], vec![]);
+            // Pooled and unpooled rounds alternate, so that the machine's
+            // noise hits both alike: before a pooled round the lineage's
+            // pool holds k ready shells; before an unpooled one it is
+            // empty (a branch's own pool request refills it afterwards).
+            let mut rows: [(Vec<f64>, Vec<f64>); 2] = Default::default();
+            let mut firsts = Vec::new();
             for round in 0..rounds {
-                let t = Instant::now();
-                let b = sub.branch(&s.id, k, &opts)?;
-                let total = ms(t);
-                let r = sub.run_code(&b.children[0], "default", "x", None)?;
-                firsts.push(ms(t));
-                assert_eq!(r.value_repr.as_deref(), Some("1"));
-                totals.push(total);
-                per_child.push(total / k as f64);
-                if k >= 3 && round + 1 == rounds {
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    let pss: Vec<f64> = b
-                        .children
-                        .iter()
-                        .map(|c| world_pss_kb(sub, c) as f64 / 1024.0)
-                        .collect();
-                    rep.rows.push(row(
-                        &format!("PSS per child world (branch {k}, session {label})"),
-                        pss,
-                        "MB",
-                    ));
-                }
-                for c in &b.children {
-                    sub.destroy(c)?;
+                for (pooled, (totals, per_child)) in rows.iter_mut().enumerate() {
+                    let pooled = pooled == 0;
+                    fill_pool(sub, &s.id, if pooled { k } else { 0 })?;
+                    let t = Instant::now();
+                    let b = sub.branch(&s.id, k, &opts)?;
+                    let total = ms(t);
+                    let r = sub.run_code(&b.children[0], "default", "x", None)?;
+                    if pooled {
+                        firsts.push(ms(t));
+                    }
+                    assert_eq!(r.value_repr.as_deref(), Some("1"));
+                    totals.push(total);
+                    per_child.push(total / k as f64);
+                    if pooled && k >= 3 && round + 1 == rounds {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        let pss: Vec<f64> = b
+                            .children
+                            .iter()
+                            .map(|c| world_pss_kb(sub, c) as f64 / 1024.0)
+                            .collect();
+                        rep.rows.push(row(
+                            &format!("PSS per child world (branch {k}, session {label})"),
+                            pss,
+                            "MB",
+                        ));
+                    }
+                    for c in &b.children {
+                        sub.destroy(c)?;
+                    }
                 }
             }
+            let [(pt, pc), (ut, uc)] = rows;
+            for (what, v) in [
+                ("total, shells pooled", pt),
+                ("per child, shells pooled", pc),
+                ("total, no pool", ut),
+                ("per child, no pool", uc),
+            ] {
+                rep.rows.push(row(
+                    &format!("branch {k} children, session {label}: {what}"),
+                    v,
+                    "ms",
+                ));
+            }
             rep.rows.push(row(
-                &format!("branch {k} children, session {label}: total"),
-                totals,
-                "ms",
-            ));
-            rep.rows.push(row(
-                &format!("branch {k} children, session {label}: per child"),
-                per_child,
-                "ms",
-            ));
-            rep.rows.push(row(
-                &format!("branch {k}, session {label}: call to first run-code result"),
+                &format!("branch {k}, session {label}: call to first run-code result (pooled)"),
                 firsts,
                 "ms",
             ));
+            if first && k == counts.iter().copied().max().unwrap_or(k) {
+                rep.rows.extend(pool_cost_rows(sub, &s.id, k)?);
+            }
             // The kernel's share alone (btrfs roots and namespaced
             // processes, see `kernel_floor`), once per size: the floor
             // this branch's own cost sits on.
@@ -398,8 +477,12 @@ pub fn bench_branch(
     for (_, id) in &worlds {
         sub.destroy(id)?;
     }
-    for (mb, label) in [(0, "idle"), (100, "100 MB")] {
-        if let Some(v) = python_fork_baseline(n.max(5), mb) {
+    for (mb, thp, label) in [
+        (0, false, "idle"),
+        (100, false, "100 MB, default malloc"),
+        (100, true, "100 MB, huge-page malloc as in sessions"),
+    ] {
+        if let Some(v) = python_fork_baseline(n.max(5), mb, thp) {
             rep.rows.push(row(
                 &format!("baseline: python os.fork() {label} (+exit+wait)"),
                 v,

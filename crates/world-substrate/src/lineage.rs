@@ -55,6 +55,17 @@ pub enum ManagerRequest {
         /// Complete environment.
         env: Vec<(String, String)>,
     },
+    /// Sets how many pooled world shells the manager keeps ready (see
+    /// `supervisor::manager`). Reply: [`ManagerReply::Pool`].
+    Pool {
+        /// Shells to keep.
+        want: u32,
+        /// Only raise the number (a branch's hint), never lower it.
+        grow_only: bool,
+        /// The image binds the lineage's worlds get; shells are staged for
+        /// them.
+        binds: Vec<String>,
+    },
     /// Health check.
     Ping,
 }
@@ -70,6 +81,15 @@ pub enum ManagerReply {
     },
     /// Ping answered.
     Done,
+    /// The pool after a [`ManagerRequest::Pool`].
+    Pool {
+        /// Shells ready for a world.
+        ready: u32,
+        /// Shells still preparing.
+        preparing: u32,
+        /// Shells the manager keeps.
+        want: u32,
+    },
     /// The request failed.
     Failed {
         /// Why.

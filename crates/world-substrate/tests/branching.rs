@@ -642,3 +642,128 @@ fn kernel_floor_measures_and_leaves_nothing() {
     env.sub.delete_snapshot(&snap.id).unwrap();
     env.sub.destroy(&id).unwrap();
 }
+
+/// Clock ticks since boot now (the unit of a process's start time).
+fn uptime_ticks() -> u64 {
+    let s = std::fs::read_to_string("/proc/uptime").unwrap();
+    let secs: f64 = s.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: sysconf with a constant name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (secs * hz) as u64
+}
+
+fn start_ticks(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+fn wait_pool(env: &Env, snap: &str, ready: usize) {
+    let t = Instant::now();
+    loop {
+        let st = env.sub.shell_pool(snap, None).unwrap();
+        if st.ready >= ready {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "pool stuck: {st:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn pooled_shells_become_independent_worlds() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "x = 'pooled'\nopen('/work/f','w').write('snap')");
+    let s = env.sub.snapshot(&id, None).unwrap();
+    let st = env.sub.shell_pool(&s.id, Some(3)).unwrap();
+    assert_eq!(st.want, 3);
+    wait_pool(&env, &s.id, 3);
+    // Shells made well before the branch: their inits start before it.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = uptime_ticks();
+    let b = env.sub.branch(&s.id, 3, &BranchOptions::default()).unwrap();
+    let mut nets = std::collections::HashSet::new();
+    for (i, c) in b.children.iter().enumerate() {
+        let init = env.sub.inspect(c).unwrap().supervisor_pid;
+        assert!(
+            start_ticks(init) + 10 < before,
+            "child {i} was not made from a pooled shell"
+        );
+        assert_eq!(val(&env, c, "x"), "'pooled'");
+        assert_eq!(out(&env.sh(c, "cat /work/f")), "snap");
+        assert_eq!(out(&env.sh(c, "hostname")), format!("{c}\n"));
+        let ls = out(&env.sh(
+            c,
+            "for f in /proc/1/cmdline /dev/null /dev/pts/ptmx /usr/bin/env; do test -e $f && echo $f; done",
+        ));
+        assert_eq!(ls.lines().count(), 4, "{ls}");
+        nets.insert(out(&env.sh(c, "readlink /proc/self/ns/net")));
+        env.sh(c, &format!("echo {i} > /work/own"));
+    }
+    assert_eq!(nets.len(), 3, "children share a network namespace");
+    for (i, c) in b.children.iter().enumerate() {
+        assert_eq!(out(&env.sh(c, "cat /work/own")), format!("{i}\n"));
+    }
+    // An empty pool: the next child's init is made by the branch itself.
+    let st = env.sub.shell_pool(&s.id, Some(0)).unwrap();
+    assert_eq!((st.ready, st.preparing, st.want), (0, 0, 0));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = uptime_ticks();
+    let b2 = env.sub.branch(&s.id, 1, &BranchOptions::default()).unwrap();
+    let init = env.sub.inspect(&b2.children[0]).unwrap().supervisor_pid;
+    assert!(start_ticks(init) + 2 >= before);
+    assert_eq!(val(&env, &b2.children[0], "x"), "'pooled'");
+    // The branch asked for one shell back (no more than it had).
+    assert_eq!(env.sub.shell_pool(&s.id, None).unwrap().want, 1);
+}
+
+#[test]
+fn session_heap_uses_huge_pages() {
+    if !is_root() {
+        return;
+    }
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if thp.is_empty() || thp.contains("[never]") {
+        eprintln!("host has no transparent huge pages; skipped");
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "blob = b'x' * (64 << 20)\nimport os");
+    // The tunable reached malloc but not the user's environment.
+    assert_eq!(val(&env, &id, "'GLIBC_TUNABLES' in os.environ"), "False");
+    let cg = world_substrate::cgroup::WorldCgroup::open(&env.sub.config().cgroup_name, id.as_str());
+    let huge_kb: u64 = cg
+        .pids()
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("AnonHugePages:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum();
+    assert!(
+        huge_kb >= 32 << 10,
+        "session heap has {huge_kb} kB in huge pages"
+    );
+    // The world sees the host's THP settings, read-only, and nothing else of /sys.
+    assert_eq!(
+        out(&env.sh(&id, "cat /sys/kernel/mm/transparent_hugepage/enabled")),
+        thp
+    );
+    assert_eq!(
+        out(&env.sh(&id, "ls /sys /sys/kernel")),
+        "/sys:\nkernel\n\n/sys/kernel:\nmm\n"
+    );
+    let w = env.sh(
+        &id,
+        "echo never > /sys/kernel/mm/transparent_hugepage/enabled",
+    );
+    assert_ne!(w.status.exit_code, 0);
+}

@@ -301,3 +301,38 @@ sorted(r.items())
     let b2 = env.sub.branch(&s.id, 1, &BranchOptions::default()).unwrap();
     assert_eq!(val(&env, &b2.children[0], "1 + 1"), "2");
 }
+
+#[test]
+fn pooled_worlds_see_no_shells_and_hold_no_manager_fds() {
+    if !is_root() {
+        return;
+    }
+    // An fd the caller leaves open without O_CLOEXEC must not reach the
+    // lineage (the supervisor closes all but its standard streams).
+    // SAFETY: open of a constant path; the fd stays open on purpose.
+    let leak = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+    assert!(leak > 2);
+    let env = Env::new();
+    let p = env.create();
+    val(&env, &p, "x = 1");
+    let s = env.sub.snapshot(&p, None).unwrap();
+    env.sub.shell_pool(&s.id, Some(4)).unwrap();
+    let t = std::time::Instant::now();
+    while env.sub.shell_pool(&s.id, None).unwrap().ready < 4 {
+        assert!(t.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
+    let count = "ls /proc | grep -c '^[0-9]'";
+    let unpooled = out(&env.sh(&p, count));
+    for w in &b.children {
+        // Two shells still wait in the pool: a world sees only its own
+        // processes (init, agent, the exec'd shell and its pipeline), as
+        // many as the parent, which was made without a pool.
+        assert_eq!(out(&env.sh(w, count)), unpooled, "{w}");
+        // A command holds its stdio and nothing of the manager (a shell's
+        // channel would let it hand a shell any root).
+        let fds = out(&env.sh(w, "ls /proc/self/fd | tr '\\n' ' '"));
+        assert_eq!(fds, "0 1 2 3 ", "{w}");
+    }
+}

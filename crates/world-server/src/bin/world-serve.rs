@@ -26,11 +26,9 @@ fn main() {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let mut sub = world_substrate::SubstrateConfig::system_default();
-    if let Some(d) = std::env::var_os("WORLD_STATE_DIR").filter(|v| !v.is_empty()) {
-        sub.state_dir = d.into();
-    }
-    if let Some(d) = std::env::var_os("WORLD_RUN_DIR").filter(|v| !v.is_empty()) {
-        sub.run_dir = d.into();
+    if let Err(e) = sub.apply_env() {
+        eprintln!("world-serve: {e}");
+        std::process::exit(2);
     }
     let mut db: Option<PathBuf> = None;
     let mut listen = None;

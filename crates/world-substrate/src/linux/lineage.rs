@@ -18,6 +18,19 @@ use crate::lineage::{self, LineageRecord, LineageSpec, ManagerReply, ManagerRequ
 use crate::supervisor::{LaunchResult, LaunchSpec};
 use crate::{proto, sys};
 
+/// A lineage's pool of world shells: inits made ahead of time (namespaces,
+/// staged mounts, seccomp program) that a branch turns into worlds without
+/// making them. See `docs/snapshots.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PoolState {
+    /// Shells ready for a world.
+    pub ready: usize,
+    /// Shells being made.
+    pub preparing: usize,
+    /// Shells the manager keeps.
+    pub want: usize,
+}
+
 /// A process the manager forked, whose ready message is awaited.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -228,11 +241,46 @@ impl LinuxSubstrate {
         Ok(Pending { ready: mine })
     }
 
-    fn manager_call(&self, conn: &UnixStream, req: &ManagerRequest, fds: &[i32]) -> Result<()> {
+    fn manager_call(
+        &self,
+        conn: &UnixStream,
+        req: &ManagerRequest,
+        fds: &[i32],
+    ) -> Result<ManagerReply> {
         proto::send_msg(conn.as_fd(), req, fds)?;
         match proto::recv_msg::<ManagerReply>(conn.as_fd())?.0 {
-            ManagerReply::Forked { .. } | ManagerReply::Done => Ok(()),
             ManagerReply::Failed { msg } => Err(launch_err(msg)),
+            r => Ok(r),
+        }
+    }
+
+    /// Sets how many world shells the lineage manager keeps ready (see
+    /// [`PoolState`]); `grow_only` never lowers the number.
+    pub(crate) fn pool_call(
+        &self,
+        conn: &UnixStream,
+        want: usize,
+        grow_only: bool,
+        binds: &[String],
+    ) -> Result<PoolState> {
+        let req = ManagerRequest::Pool {
+            want: want.min(u32::MAX as usize) as u32,
+            grow_only,
+            binds: binds.to_vec(),
+        };
+        match self.manager_call(conn, &req, &[])? {
+            ManagerReply::Pool {
+                ready,
+                preparing,
+                want,
+            } => Ok(PoolState {
+                ready: ready as usize,
+                preparing: preparing as usize,
+                want: want as usize,
+            }),
+            r => Err(launch_err(format!(
+                "lineage manager: unexpected reply {r:?}"
+            ))),
         }
     }
 }

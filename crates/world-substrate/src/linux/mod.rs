@@ -5,6 +5,7 @@
 
 mod client;
 pub(crate) mod lineage;
+pub use lineage::PoolState;
 pub mod record;
 
 use std::fs;

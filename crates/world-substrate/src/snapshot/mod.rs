@@ -42,7 +42,8 @@
 //! For each child: a writable btrfs snapshot of `fs/snapshots/<sid>` as its
 //! root (a flat peer subvolume: generation 200 costs what generation 1
 //! does), a cgroup with the parent's limits, a world init started by the
-//! lineage manager in fresh pid/mount/net/uts/ipc/cgroup namespaces, and
+//! lineage manager in fresh pid/mount/net/uts/ipc/cgroup namespaces (or a
+//! *world shell* the manager made ahead of time, see "pool" below), and
 //! for every template a `fork()` that enters the child's namespaces and
 //! cgroup with `setns` and serves the child's session socket. The child
 //! gets `WORLD_SEED = child_seed(parent_seed, index)` (SplitMix64, see
@@ -237,9 +238,36 @@
 //!   the goal of 1 ms per idle child when branching 100 is below
 //!   what the kernel alone costs here; a branch costs ~2-2.5x its floor.
 //!   The btrfs roots alone are ~0.7 ms per child (100 in ~70 ms, measured
-//!   with the processes left out), so only worlds whose namespaces, cgroup
-//!   and init exist before the branch (a pool) could approach 1 ms; not
-//!   built yet.
+//!   with the processes left out), so only worlds whose namespaces and init
+//!   exist before the branch could approach 1 ms: the pool, next.
+//! * Done: a **pool of world shells** per lineage. A shell is a world init
+//!   made ahead of time by the lineage manager: its pid/mount/net/uts/ipc
+//!   namespaces, loopback, seccomp program and every mount that does not
+//!   depend on the root (/proc, /dev, /sys, the image's read-only binds,
+//!   staged on a private tmpfs) exist; it waits for a world. A branch's
+//!   `NewWorld` takes a ready shell when there is one: the shell joins the
+//!   child's cgroup, takes its cgroup namespace, moves the staged mounts
+//!   into the child's root (`MS_MOVE`), pivots and serves; without one the
+//!   manager clones a fresh init, which runs the same two steps at once
+//!   (one code path). After each branch of N the host asks the manager to
+//!   keep min(N, `pool_max`) shells (default 128, `WORLD_POOL_MAX`, 0 turns
+//!   it off); the manager makes them one at a time and only after 20 ms
+//!   without a request, so refilling never competes with a branch, and
+//!   drops them after 5 minutes without a branch. Shells live in the
+//!   manager's limit-free cgroup and die with the lineage. The first branch
+//!   of a lineage, and a branch bigger than the pool, make (some of) their
+//!   inits as before. An idle shell costs ~0.1 MB PSS. `world bench branch`
+//!   prints pooled and unpooled rows, interleaved.
+//! * Done: session interpreters start with `GLIBC_TUNABLES=
+//!   glibc.malloc.hugetlb=1` (dropped from the environment before user code
+//!   runs), and worlds get a read-only `/sys` holding only the host's
+//!   `kernel/mm/transparent_hugepage` (malloc reads it at start). Large
+//!   allocations and the heap are then advised to use transparent huge
+//!   pages, so a `fork()` of a session copies one page-table entry per 2
+//!   MiB: `os.fork()` of a 100 MB Python ~2-4 ms -> ~0.5-0.7 ms here. A
+//!   child's first write to a shared huge page splits it and copies 4 KiB
+//!   (Linux >= 5.8): sharing stays page by page (measured: writing 10 MB of
+//!   pages in a child costs the same with and without).
 //! * Tried and dropped: pipelining the branch's world requests to the
 //!   lineage manager (send them all, read the answers later). The manager
 //!   no longer waits for the client, but the inits it then starts at once

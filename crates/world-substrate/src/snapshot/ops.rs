@@ -14,7 +14,7 @@ use crate::cgroup::WorldCgroup;
 use crate::config::UID_COUNT;
 use crate::error::{Result, WorldError};
 use crate::lineage::{random_id, LineageRecord};
-use crate::linux::lineage::{pending, prepare_world, world_ns_fds, Pending};
+use crate::linux::lineage::{pending, prepare_world, world_ns_fds, Pending, PoolState};
 use crate::linux::record::WorldRecord;
 use crate::session::{write_pid, SessionLock};
 use crate::supervisor::LaunchSpec;
@@ -789,9 +789,17 @@ impl LinuxSubstrate {
             forked?;
             up
         })?;
-        drop(conn);
         trace("branch: sessions ready", t0);
         let branch_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        // The next branch of this lineage finds its inits made: ask the
+        // manager to keep as many world shells ready (made while it is
+        // idle; a manager that predates pools refuses, which costs
+        // nothing).
+        let want = self.config().pool_max.min(ids.len());
+        if want > 0 {
+            let _ = self.pool_call(&conn, want, true, &img.binds);
+        }
+        drop(conn);
         if opts.start_services {
             for c in ids {
                 for svc in &sr.services {
@@ -952,6 +960,20 @@ impl LinuxSubstrate {
             }
         }
         Ok(())
+    }
+
+    /// The pool of world shells of the lineage snapshot `snap` belongs to;
+    /// with `set`, first sets how many shells it keeps (0 empties it).
+    /// Branches raise it themselves (see
+    /// [`crate::SubstrateConfig::pool_max`]).
+    pub fn shell_pool(&self, snap: &str, set: Option<usize>) -> Result<PoolState> {
+        let sr = self.snapshot_record(snap)?;
+        let img = image::get(self.layout(), &sr.image, self.config().uid_base)?;
+        let conn = self.manager(&sr.lineage)?;
+        match set {
+            Some(n) => self.pool_call(&conn, n, false, &img.binds),
+            None => self.pool_call(&conn, 0, true, &img.binds),
+        }
     }
 
     /// Declares a service: a command started now (in the background) and

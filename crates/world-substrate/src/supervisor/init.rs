@@ -1,9 +1,12 @@
 //! PID 1 of a world: becomes root of the world's user namespace, builds the
 //! root filesystem, then serves the control socket (one forked agent per
-//! connection) and reaps every orphan, until destroy kills it.
+//! connection) and reaps every orphan, until destroy kills it. Its setup is
+//! split in two ([`Shell`]): the part that needs no world can run ahead of
+//! time, in a pooled shell (see `manager`).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
 
 use super::{agent, rootfs, LaunchSpec};
 use crate::seccomp::Program;
@@ -20,46 +23,80 @@ pub(super) fn become_root() -> std::io::Result<()> {
     Ok(())
 }
 
-fn setup(spec: &LaunchSpec) -> Result<Program, String> {
-    become_root().map_err(|e| format!("become world root: {e}"))?;
-    let null = sys::dev_null().map_err(|e| e.to_string())?;
-    let _ = sys::dup2(null.as_raw_fd(), 0);
-    let _ = sys::dup2(null.as_raw_fd(), 1);
-    drop(null);
-    rootfs::build(spec).map_err(|e| format!("root filesystem: {e}"))?;
-    rootfs::set_hostname(&spec.id).map_err(|e| format!("hostname: {e}"))?;
-    rootfs::loopback_up().map_err(|e| format!("loopback: {e}"))?;
-    let prog = Program::default_policy().map_err(|e| e.to_string())?;
-    // SAFETY: prctl with integer args. Not dumpable: world processes cannot
-    // ptrace us or open /proc/1/fd.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    Ok(prog)
+/// A world init before it has a root: its namespaces exist, its mounts
+/// are staged (see [`rootfs::stage`]), its seccomp program is compiled and
+/// SIGCHLD comes on a signalfd. [`Shell::adopt`] turns it into a world.
+pub(super) struct Shell {
+    prog: Program,
+    sfd: OwnedFd,
+    stage: PathBuf,
+    binds: Vec<String>,
 }
 
-/// Runs the world's init. Never returns.
-pub fn world_init(spec: &LaunchSpec, listener: UnixListener, rdy: OwnedFd) -> ! {
-    for (k, v) in &spec.env {
-        // Single-threaded process: setting the environment is safe; every
-        // agent forked from here passes WORLD_* variables on to commands.
-        std::env::set_var(k, v);
+impl Shell {
+    /// Everything of a world init's setup that does not depend on the
+    /// world: runs in the init's fresh namespaces, before or long before it
+    /// gets a world (a pooled shell).
+    pub(super) fn prepare(stage: &Path, binds: &[String]) -> Result<Shell, String> {
+        become_root().map_err(|e| format!("become world root: {e}"))?;
+        let null = sys::dev_null().map_err(|e| e.to_string())?;
+        let _ = sys::dup2(null.as_raw_fd(), 0);
+        let _ = sys::dup2(null.as_raw_fd(), 1);
+        drop(null);
+        rootfs::stage(stage, binds).map_err(|e| format!("root filesystem: {e}"))?;
+        rootfs::loopback_up().map_err(|e| format!("loopback: {e}"))?;
+        let prog = Program::default_policy().map_err(|e| e.to_string())?;
+        // SAFETY: prctl with integer args. Not dumpable: world processes
+        // cannot ptrace us or open /proc/1/fd.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        let sfd = sigchld_fd().map_err(|e| format!("signalfd: {e}"))?;
+        Ok(Shell {
+            prog,
+            sfd,
+            stage: stage.to_path_buf(),
+            binds: binds.to_vec(),
+        })
     }
-    let prog = match setup(spec) {
-        Ok(p) => p,
+
+    /// Becomes the world `spec` describes: environment, root (the staged
+    /// mounts moved in, then pivot), hostname; reports ready on `rdy` and
+    /// serves. Never returns.
+    pub(super) fn adopt(self, spec: &LaunchSpec, listener: UnixListener, rdy: OwnedFd) -> ! {
+        let fail = |m: String| -> ! {
+            let _ = sys::write_all(rdy.as_raw_fd(), m.as_bytes());
+            sys::exit_now(1)
+        };
+        if spec.binds != self.binds {
+            fail("world shell was prepared for another image".into());
+        }
+        for (k, v) in &spec.env {
+            // Single-threaded process: setting the environment is safe;
+            // every agent forked from here passes WORLD_* variables on to
+            // commands.
+            std::env::set_var(k, v);
+        }
+        if let Err(e) = rootfs::enter(&spec.root, &self.stage, &spec.binds) {
+            fail(format!("root filesystem: {e}"));
+        }
+        if let Err(e) = rootfs::set_hostname(&spec.id) {
+            fail(format!("hostname: {e}"));
+        }
+        let _ = sys::write_all(rdy.as_raw_fd(), b"ok");
+        drop(rdy);
+        serve(&listener, &self.sfd, &self.prog)
+    }
+}
+
+/// Runs a fresh world's init: [`Shell::prepare`] then [`Shell::adopt`].
+/// Never returns.
+pub fn world_init(stage: &Path, spec: &LaunchSpec, listener: UnixListener, rdy: OwnedFd) -> ! {
+    match Shell::prepare(stage, &spec.binds) {
+        Ok(shell) => shell.adopt(spec, listener, rdy),
         Err(e) => {
             let _ = sys::write_all(rdy.as_raw_fd(), e.as_bytes());
             sys::exit_now(1)
         }
-    };
-    let sfd = match sigchld_fd() {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = sys::write_all(rdy.as_raw_fd(), format!("signalfd: {e}").as_bytes());
-            sys::exit_now(1)
-        }
-    };
-    let _ = sys::write_all(rdy.as_raw_fd(), b"ok");
-    drop(rdy);
-    serve(&listener, &sfd, &prog)
+    }
 }
 
 pub(super) fn sigchld_fd() -> std::io::Result<OwnedFd> {

@@ -3,13 +3,28 @@
 //! plus mount/net/uts/ipc/cgroup namespaces) and session interpreters
 //! (active in the lineage pid namespace, entered into their world's
 //! namespaces). Never runs user code; reaps every orphan of the lineage.
+//!
+//! It also keeps a **pool of world shells**: world inits made ahead of
+//! time, whose namespaces, staged mounts, loopback and seccomp program
+//! exist but which have no world yet (see `init::Shell`). A `NewWorld`
+//! takes a ready shell when there is one (it only has to join its cgroup,
+//! move its mounts into the root and pivot) and clones a fresh init
+//! otherwise; both end in the same `Shell::adopt`. The host sets how many
+//! shells to keep (`ManagerRequest::Pool`, sent after each branch); the
+//! manager makes them one at a time, only after `REFILL_AFTER_MS` without a
+//! request, so refilling never competes with a branch; and it lets them go
+//! after `POOL_IDLE` without a pool request. Shells live in the manager's
+//! limit-free cgroup until adopted and die with the lineage.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::{init, session, sigguard};
 use crate::lineage::{LineageSpec, ManagerReply, ManagerRequest};
 use crate::proto::{self, ProtoError};
+use crate::supervisor::LaunchSpec;
 use crate::sys;
 
 const WORLD_NS: libc::c_int = libc::CLONE_NEWNS
@@ -17,6 +32,114 @@ const WORLD_NS: libc::c_int = libc::CLONE_NEWNS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWPID;
+
+/// Quiet time (no request) before the manager makes a missing shell.
+const REFILL_AFTER_MS: i32 = 20;
+/// A pool with no pool request for this long is emptied.
+const POOL_IDLE: Duration = Duration::from_secs(300);
+
+/// One pooled shell, as the manager sees it.
+struct PoolShell {
+    pid: i32,
+    /// The manager's end of the shell's channel: the shell writes one byte
+    /// when prepared; the adoption (`NewWorld`) goes the other way.
+    chan: OwnedFd,
+    ready: bool,
+}
+
+/// The manager's pool of world shells.
+struct Pool {
+    /// Where shells stage their mounts: the lineage run directory, hidden
+    /// by a tmpfs in each shell's own mount namespace.
+    stage: PathBuf,
+    /// The image binds the shells are staged for; none before the first
+    /// pool request.
+    binds: Option<Vec<String>>,
+    want: usize,
+    shells: Vec<PoolShell>,
+    /// Last pool request (for `POOL_IDLE`).
+    last_request: Instant,
+    /// Last request that started a process (for `REFILL_AFTER_MS`): pool
+    /// queries and pings do not hold a refill back.
+    last_busy: Instant,
+}
+
+impl Pool {
+    fn raw_fds(&self) -> Vec<RawFd> {
+        self.shells.iter().map(|s| s.chan.as_raw_fd()).collect()
+    }
+
+    fn ready(&self) -> usize {
+        self.shells.iter().filter(|s| s.ready).count()
+    }
+
+    fn preparing(&self) -> usize {
+        self.shells.len() - self.ready()
+    }
+
+    fn needs_refill(&self) -> bool {
+        self.binds.is_some() && self.shells.len() < self.want && self.preparing() == 0
+    }
+
+    /// Reads the ready bytes that arrived and drops shells that died.
+    fn refresh(&mut self) {
+        self.shells.retain_mut(|s| {
+            if s.ready {
+                // A ready shell never writes again: readable means gone.
+                return !sys::poll_readable(s.chan.as_raw_fd(), 0).unwrap_or(true);
+            }
+            if !sys::poll_readable(s.chan.as_raw_fd(), 0).unwrap_or(true) {
+                return true;
+            }
+            let mut b = [0u8; 1];
+            match sys::read(s.chan.as_raw_fd(), &mut b) {
+                Ok(1) if b[0] == b'r' => {
+                    s.ready = true;
+                    true
+                }
+                _ => {
+                    kill(s.pid);
+                    false
+                }
+            }
+        });
+    }
+
+    /// A ready shell staged for `binds`, out of the pool.
+    fn take(&mut self, binds: &[String]) -> Option<PoolShell> {
+        if self.binds.as_deref() != Some(binds) {
+            return None;
+        }
+        self.refresh();
+        let i = self.shells.iter().position(|s| s.ready)?;
+        Some(self.shells.remove(i))
+    }
+
+    /// Kills shells beyond `want`, those still preparing first.
+    fn trim(&mut self) {
+        while self.shells.len() > self.want {
+            let i = self
+                .shells
+                .iter()
+                .rposition(|s| !s.ready)
+                .unwrap_or(self.shells.len() - 1);
+            kill(self.shells.remove(i).pid);
+        }
+    }
+
+    fn state(&self) -> ManagerReply {
+        ManagerReply::Pool {
+            ready: self.ready() as u32,
+            preparing: self.preparing() as u32,
+            want: self.want as u32,
+        }
+    }
+}
+
+fn kill(pid: i32) {
+    // SAFETY: kill of a shell the manager forked (reaped via SIGCHLD).
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
 
 fn setup() -> Result<OwnedFd, String> {
     init::become_root().map_err(|e| format!("become lineage root: {e}"))?;
@@ -51,10 +174,25 @@ pub fn manager_main(spec: &LineageSpec, listener: UnixListener, rdy: OwnedFd) ->
     };
     let _ = sys::write_all(rdy.as_raw_fd(), b"ok");
     drop(rdy);
-    let _ = spec;
     let lfd = listener.as_raw_fd();
+    let mut pool = Pool {
+        stage: spec
+            .sock
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| "/".into()),
+        binds: None,
+        want: 0,
+        shells: Vec::new(),
+        last_request: Instant::now(),
+        last_busy: Instant::now(),
+    };
     loop {
-        let mut fds = [
+        let quiet = pool.last_busy.elapsed().as_millis() as i32;
+        if pool.needs_refill() && quiet >= REFILL_AFTER_MS {
+            spawn_shell(&mut pool, lfd, &sfd);
+        }
+        let mut fds = vec![
             libc::pollfd {
                 fd: lfd,
                 events: libc::POLLIN,
@@ -66,24 +204,47 @@ pub fn manager_main(spec: &LineageSpec, listener: UnixListener, rdy: OwnedFd) ->
                 revents: 0,
             },
         ];
-        // SAFETY: two valid pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        fds.extend(pool.shells.iter().map(|s| libc::pollfd {
+            fd: s.chan.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        let idle_left = POOL_IDLE.saturating_sub(pool.last_request.elapsed());
+        let timeout = if pool.needs_refill() {
+            (REFILL_AFTER_MS - quiet).max(1)
+        } else if !pool.shells.is_empty() {
+            idle_left.as_millis().min(i32::MAX as u128) as i32 + 1
+        } else {
+            -1
+        };
+        // SAFETY: a vector of valid pollfds and its length.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if r < 0 {
+            continue;
+        }
+        if r == 0 {
+            if pool.last_request.elapsed() >= POOL_IDLE {
+                pool.want = 0;
+                pool.trim();
+            }
             continue;
         }
         if fds[1].revents != 0 {
             init::reap(&sfd);
         }
+        if fds[2..].iter().any(|f| f.revents != 0) {
+            pool.refresh();
+        }
         if fds[0].revents & libc::POLLIN != 0 {
             if let Some(conn) = sys::accept(lfd) {
                 sys::set_timeouts(conn.as_raw_fd(), 30_000);
-                serve_conn(&conn, lfd, &sfd);
+                serve_conn(&conn, lfd, &sfd, &mut pool);
             }
         }
     }
 }
 
-fn serve_conn(conn: &OwnedFd, lfd: RawFd, sfd: &OwnedFd) {
+fn serve_conn(conn: &OwnedFd, lfd: RawFd, sfd: &OwnedFd, pool: &mut Pool) {
     loop {
         let (req, fds) = match proto::recv_msg::<ManagerRequest>(conn.as_fd()) {
             Ok(x) => x,
@@ -94,17 +255,63 @@ fn serve_conn(conn: &OwnedFd, lfd: RawFd, sfd: &OwnedFd) {
             }
         };
         init::reap(sfd);
+        if matches!(
+            req,
+            ManagerRequest::NewWorld { .. } | ManagerRequest::NewSession { .. }
+        ) {
+            pool.last_busy = Instant::now();
+        }
+        let others = pool.raw_fds();
+        let close = |extra: &[RawFd]| {
+            // SAFETY: closing the manager's own fds in a forked child.
+            unsafe {
+                libc::close(lfd);
+                libc::close(sfd.as_raw_fd());
+                libc::close(conn.as_raw_fd());
+                for f in extra {
+                    libc::close(*f);
+                }
+            }
+        };
         let r = match req {
             ManagerRequest::Ping => ManagerReply::Done,
-            ManagerRequest::NewWorld { spec } => {
-                spawn(conn, lfd, sfd, fds, |fds| new_world(&spec, fds), WORLD_NS)
+            ManagerRequest::Pool {
+                want,
+                grow_only,
+                binds,
+            } => {
+                if pool.binds.as_ref() != Some(&binds) {
+                    pool.want = 0;
+                    pool.trim();
+                    pool.binds = Some(binds);
+                }
+                let want = want as usize;
+                pool.want = if grow_only { pool.want.max(want) } else { want };
+                pool.last_request = Instant::now();
+                pool.trim();
+                pool.refresh();
+                pool.state()
             }
+            ManagerRequest::NewWorld { spec } => match adopt(pool, &spec, &fds) {
+                Some(r) => r,
+                None => {
+                    let stage = pool.stage.clone();
+                    spawn(
+                        fds,
+                        |fds| {
+                            close(&others);
+                            new_world(&stage, &spec, fds)
+                        },
+                        WORLD_NS,
+                    )
+                }
+            },
             ManagerRequest::NewSession { argv, env } => spawn(
-                conn,
-                lfd,
-                sfd,
                 fds,
-                |fds| session::start(&argv, &env, fds),
+                |fds| {
+                    close(&others);
+                    session::start(&argv, &env, fds)
+                },
                 0,
             ),
         };
@@ -114,26 +321,86 @@ fn serve_conn(conn: &OwnedFd, lfd: RawFd, sfd: &OwnedFd) {
     }
 }
 
-fn reply(conn: &OwnedFd, r: &ManagerReply) -> Result<(), ProtoError> {
-    proto::send_msg(conn.as_fd(), r, &[])
+/// Hands a `NewWorld` (and its fds) to a ready pooled shell, if any.
+fn adopt(pool: &mut Pool, spec: &LaunchSpec, fds: &[OwnedFd]) -> Option<ManagerReply> {
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    while let Some(sh) = pool.take(&spec.binds) {
+        let req = ManagerRequest::NewWorld { spec: spec.clone() };
+        if proto::send_msg(sh.chan.as_fd(), &req, &raw).is_ok() {
+            return Some(ManagerReply::Forked { pid: sh.pid });
+        }
+        kill(sh.pid);
+    }
+    None
 }
 
-fn spawn(
-    conn: &OwnedFd,
-    lfd: RawFd,
-    sfd: &OwnedFd,
-    fds: Vec<OwnedFd>,
-    child: impl FnOnce(Vec<OwnedFd>),
-    flags: libc::c_int,
-) -> ManagerReply {
-    match sys::clone_fork(flags) {
+/// Clones one pooled shell (in the background: it reports ready on its
+/// channel).
+fn spawn_shell(pool: &mut Pool, lfd: RawFd, sfd: &OwnedFd) {
+    let Some(binds) = pool.binds.clone() else {
+        return;
+    };
+    let Ok((mine, theirs)) = sys::socketpair() else {
+        pool.want = pool.shells.len();
+        return;
+    };
+    let others = pool.raw_fds();
+    match sys::clone_fork(WORLD_NS) {
         Ok(0) => {
             // SAFETY: closing the manager's own fds in the child.
             unsafe {
                 libc::close(lfd);
                 libc::close(sfd.as_raw_fd());
-                libc::close(conn.as_raw_fd());
+                libc::close(mine.as_raw_fd());
+                for f in others {
+                    libc::close(f);
+                }
             }
+            sys::reset_signals();
+            shell_main(&pool.stage, &binds, theirs)
+        }
+        Ok(pid) => pool.shells.push(PoolShell {
+            pid,
+            chan: mine,
+            ready: false,
+        }),
+        // Out of processes or memory: stop growing until the next request.
+        Err(_) => pool.want = pool.shells.len(),
+    }
+}
+
+/// A pooled shell: prepares, says so, waits for its world.
+fn shell_main(stage: &Path, binds: &[String], chan: OwnedFd) -> ! {
+    sigguard::close_in_child();
+    let shell = match init::Shell::prepare(stage, binds) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("world shell: {e}");
+            sys::exit_now(1)
+        }
+    };
+    if sys::write_all(chan.as_raw_fd(), b"r").is_err() {
+        sys::exit_now(0);
+    }
+    let (req, fds) = match proto::recv_msg::<ManagerRequest>(chan.as_fd()) {
+        Ok(x) => x,
+        Err(_) => sys::exit_now(0),
+    };
+    drop(chan);
+    let ManagerRequest::NewWorld { spec } = req else {
+        sys::exit_now(1)
+    };
+    let (listener, rdy) = join_world(fds);
+    shell.adopt(&spec, listener, rdy)
+}
+
+fn reply(conn: &OwnedFd, r: &ManagerReply) -> Result<(), ProtoError> {
+    proto::send_msg(conn.as_fd(), r, &[])
+}
+
+fn spawn(fds: Vec<OwnedFd>, child: impl FnOnce(Vec<OwnedFd>), flags: libc::c_int) -> ManagerReply {
+    match sys::clone_fork(flags) {
+        Ok(0) => {
             sys::reset_signals();
             child(fds);
             sys::exit_now(1)
@@ -147,11 +414,20 @@ fn spawn(
 
 /// A new world's init: joins the world cgroup, takes a cgroup namespace
 /// rooted there, then runs the ordinary world init.
-fn new_world(spec: &crate::supervisor::LaunchSpec, mut fds: Vec<OwnedFd>) -> ! {
+fn new_world(stage: &Path, spec: &LaunchSpec, fds: Vec<OwnedFd>) -> ! {
+    sigguard::close_in_child();
+    let (listener, rdy) = join_world(fds);
+    init::world_init(stage, spec, listener, rdy)
+}
+
+/// The world part of an init's start, from a `NewWorld`'s fds `[ctl
+/// listener, ready socket, cgroup.procs...]`: joins the world's cgroups and
+/// takes a cgroup namespace rooted there. Exits (reporting on the ready
+/// socket) when that fails.
+fn join_world(mut fds: Vec<OwnedFd>) -> (UnixListener, OwnedFd) {
     if fds.len() < 2 {
         sys::exit_now(1);
     }
-    sigguard::close_in_child();
     let cg: Vec<OwnedFd> = fds.split_off(2);
     let rdy = fds.pop().expect("ready fd");
     let lst = fds.pop().expect("listener fd");
@@ -174,5 +450,5 @@ fn new_world(spec: &crate::supervisor::LaunchSpec, mut fds: Vec<OwnedFd>) -> ! {
     }
     // SAFETY: `lst` is a listening socket fd we own; ownership moves.
     let listener = unsafe { UnixListener::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(lst)) };
-    init::world_init(spec, listener, rdy)
+    (listener, rdy)
 }

@@ -89,6 +89,13 @@ pub enum LaunchResult {
 /// }
 /// ```
 pub fn supervisor_main(args: &[std::ffi::OsString]) -> ! {
+    // Whatever the caller's caller left open without O_CLOEXEC (a
+    // terminal, a pipe to a CI runner) would otherwise reach the manager,
+    // every init and every command in every world of the lineage. Keep
+    // only stdin, stdout (the result line) and stderr (the lineage log).
+    // SAFETY: close_range with constant bounds; no fd above 2 is in use
+    // yet (the standard library holds none).
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let res = match args
         .first()
         .and_then(|a| serde_json::from_slice::<LineageSpec>(a.as_encoded_bytes()).ok())

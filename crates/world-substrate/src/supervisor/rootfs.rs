@@ -1,15 +1,16 @@
 //! The world's root filesystem, built by its init inside the new mount
-//! namespace: bind of the world subvolume, read-only host binds (host
-//! image), fresh /proc, minimal /dev, pivot_root; plus hostname and
-//! loopback. Nothing is mounted in the host's namespace, so a world's mounts
-//! vanish with its processes.
+//! namespace in two steps. [`stage`] needs no root: read-only host binds
+//! (host image), fresh /proc, minimal /dev, a /sys with only the host's
+//! transparent-huge-page settings (read-only), all on a private staging
+//! tmpfs. [`enter`] binds the world subvolume, moves the staged mounts into
+//! it and pivots. Plus hostname and loopback. Nothing is mounted in the
+//! host's namespace, so a world's mounts vanish with its processes.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use super::LaunchSpec;
 use crate::sys::{self, mount};
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -43,9 +44,14 @@ fn remount(target: &Path, extra: libc::c_ulong) -> io::Result<()> {
     mount(None, target, None, flags, None)
 }
 
-/// Builds the root and pivots into it.
-pub fn build(spec: &LaunchSpec) -> io::Result<()> {
-    let root = &spec.root;
+/// Prepares, in the caller's fresh mount namespace, every mount a world's
+/// root gets that does not depend on the root itself: a private tmpfs on
+/// `stage` (the lineage's run directory, hidden in this namespace only)
+/// holding a fresh /proc, the minimal /dev, the /sys of [`build_sys`] and
+/// the read-only binds of the image's host directories. [`enter`] later
+/// moves them into a root. A pooled world shell does this long before it
+/// knows its root.
+pub fn stage(stage: &Path, binds: &[String]) -> io::Result<()> {
     mount(
         None,
         Path::new("/"),
@@ -53,24 +59,48 @@ pub fn build(spec: &LaunchSpec) -> io::Result<()> {
         libc::MS_REC | libc::MS_PRIVATE,
         None,
     )?;
-    mount(Some(root), root, None, libc::MS_BIND | libc::MS_REC, None)?;
-    for b in &spec.binds {
-        let (src, dst) = (Path::new("/").join(b), root.join(b));
+    let nse = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    mount(None, stage, Some("tmpfs"), nse, Some("mode=700,size=64k"))?;
+    for (i, b) in binds.iter().enumerate() {
+        let (src, dst) = (Path::new("/").join(b), stage.join(format!("b{i}")));
+        fs::create_dir(&dst)?;
         mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)?;
         remount(&dst, libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV)?;
+    }
+    for d in ["proc", "dev", "sys"] {
+        fs::create_dir(stage.join(d))?;
+    }
+    mount(None, &stage.join("proc"), Some("proc"), nse, None)?;
+    build_dev(&stage.join("dev"))?;
+    build_sys(&stage.join("sys"))
+}
+
+/// Binds `root` onto itself, moves the mounts [`stage`] prepared into it
+/// (the image's binds, /proc, /dev, and /sys when the root has a `sys`
+/// directory) and pivots into it. The stage goes with the old root.
+pub fn enter(root: &Path, stage: &Path, binds: &[String]) -> io::Result<()> {
+    mount(Some(root), root, None, libc::MS_BIND | libc::MS_REC, None)?;
+    for (i, b) in binds.iter().enumerate() {
+        move_mount(&stage.join(format!("b{i}")), &root.join(b))?;
     }
     for d in ["proc", "dev"] {
         let p = root.join(d);
         if fs::symlink_metadata(&p).is_err() {
             fs::create_dir(&p)?;
         }
+        move_mount(&stage.join(d), &p)?;
     }
-    let nse = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    mount(None, &root.join("proc"), Some("proc"), nse, None)?;
-    build_dev(&root.join("dev"))?;
+    let sys_dir = root.join("sys");
+    if sys_dir.is_dir() && !fs::symlink_metadata(&sys_dir)?.is_symlink() {
+        move_mount(&stage.join("sys"), &sys_dir)?;
+    }
     sys::pivot_to(root)?;
     remount(Path::new("/"), libc::MS_NOSUID | libc::MS_NODEV)?;
     Ok(())
+}
+
+fn move_mount(from: &Path, to: &Path) -> io::Result<()> {
+    mount(Some(from), to, None, libc::MS_MOVE, None)
 }
 
 fn build_dev(dev: &Path) -> io::Result<()> {
@@ -108,6 +138,36 @@ fn build_dev(dev: &Path) -> io::Result<()> {
         symlink(t, dev.join(l))?;
     }
     Ok(())
+}
+
+/// Host directory of the transparent-huge-page settings that glibc's
+/// malloc reads at start when asked to use huge pages (the sessions'
+/// `GLIBC_TUNABLES`, see `session::MALLOC_TUNABLES`).
+const THP_DIR: &str = "sys/kernel/mm/transparent_hugepage";
+
+/// A read-only `/sys` holding only the host's transparent-huge-page
+/// settings (a read-only bind), so that session interpreters can ask
+/// malloc for huge pages. Nothing else of the host's sysfs is visible.
+/// Without that host directory (no THP in the kernel) it stays empty; a
+/// root without a `sys` directory does not get it (see [`enter`]).
+fn build_sys(sysdir: &Path) -> io::Result<()> {
+    let host = Path::new("/").join(THP_DIR);
+    if !host.is_dir() {
+        return Ok(());
+    }
+    let ro = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    mount(None, sysdir, Some("tmpfs"), ro, Some("mode=555,size=16k"))?;
+    let dst = sysdir.join("kernel/mm/transparent_hugepage");
+    fs::create_dir_all(&dst)?;
+    mount(Some(&host), &dst, None, libc::MS_BIND, None)?;
+    remount(&dst, libc::MS_RDONLY | ro)?;
+    mount(
+        None,
+        sysdir,
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | ro,
+        None,
+    )
 }
 
 /// Sets the UTS hostname.
