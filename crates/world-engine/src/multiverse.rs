@@ -392,7 +392,9 @@ impl Engine {
         let t0 = Instant::now();
         let sub = self.substrate()?;
         let store = self.store()?;
+        crate::trace::mark("run_verses: store", t0);
         let live = store.live_verse_worlds(&runs.iter().map(|(v, _)| *v).collect::<Vec<_>>())?;
+        crate::trace::mark("run_verses: live verses", t0);
         let mut targets = Vec::new();
         for (v, code) in runs {
             let Some(w) = live.get(v) else {
