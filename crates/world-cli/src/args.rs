@@ -82,6 +82,20 @@ pub enum Command {
     Service(ServiceCmd),
     /// Clean up what a crash left (half-made branches, orphaned files, dead worlds).
     Repair,
+    /// Show or set a lineage's pool of world shells (inits made ahead of
+    /// time, so that a branch does not make them). Branches keep it as big
+    /// as the last branch (up to WORLD_POOL_MAX); set it before a
+    /// time-critical branch, or to 0 to free it.
+    Pool {
+        /// A world or a snapshot (id or name) of the lineage.
+        target: String,
+        /// Keep this many shells (0 to 1024).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1024))]
+        size: Option<u32>,
+        /// Wait until that many shells are ready (up to 60 s), with progress.
+        #[arg(long, requires = "size")]
+        wait: bool,
+    },
     /// Split a world into verses, one world each (default nash / optimal / chaos).
     PushDown {
         /// The world.

@@ -245,6 +245,50 @@ pub fn service(engine: &Engine, out: &Out, cmd: ServiceCmd) -> Result<()> {
 }
 
 /// `world repair`.
+/// `world pool TARGET [--size N [--wait]]`: a lineage's pool of world
+/// shells (local: it talks to the lineage manager, not the daemon).
+pub fn pool(
+    engine: &Engine,
+    out: &Out,
+    target: &str,
+    size: Option<usize>,
+    wait: bool,
+) -> Result<()> {
+    let sub = engine.substrate()?;
+    let pool = |set| {
+        sub.shell_pool(target, set)
+            .map_err(world_engine::Error::from)
+    };
+    let mut st = pool(size)?;
+    if let (true, Some(n)) = (wait, size) {
+        let t = std::time::Instant::now();
+        let mut shown = usize::MAX;
+        while st.ready < n {
+            if t.elapsed() > std::time::Duration::from_secs(60) {
+                anyhow::bail!(
+                    "pool of {target}: only {} of {n} shells ready after 60 s",
+                    st.ready
+                );
+            }
+            if st.ready != shown && !out.json {
+                eprint!("\rshells ready: {}/{n}", st.ready);
+                shown = st.ready;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            st = pool(None)?;
+        }
+        if shown != usize::MAX && !out.json {
+            eprintln!("\rshells ready: {n}/{n}");
+        }
+    }
+    out.emit(&st, || {
+        println!(
+            "pool of {target}: {} ready, {} preparing, keeps {}",
+            st.ready, st.preparing, st.want
+        )
+    })
+}
+
 pub fn repair(engine: &Engine, out: &Out) -> Result<()> {
     let r = engine.repair()?;
     out.emit(&r, || {

@@ -96,6 +96,9 @@ fn main() {
         Command::Branch(a) => cmd_branch::branch(&via, &out, a),
         Command::Service(cmd) => cmd_branch::service(&engine, &out, cmd),
         Command::Repair => cmd_branch::repair(&engine, &out),
+        Command::Pool { target, size, wait } => {
+            cmd_branch::pool(&engine, &out, &target, size.map(|n| n as usize), wait)
+        }
         Command::PushDown {
             world,
             children,

@@ -137,3 +137,47 @@ fn bad_world_input_is_refused_and_creates_nothing() {
         0
     );
 }
+
+#[test]
+fn pool_command_fills_shows_and_frees_a_lineage_pool() {
+    let Some(env) = Env::new() else { return };
+    let id = env.json(&["create"])["id"].as_str().unwrap().to_string();
+    let st = env.json(&["pool", &id]);
+    assert_eq!(
+        (st["ready"].as_u64(), st["want"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let st = env.json(&["pool", &id, "--size", "3", "--wait"]);
+    assert_eq!(
+        (st["ready"].as_u64(), st["want"].as_u64()),
+        (Some(3), Some(3))
+    );
+    // A snapshot names the same lineage (by name, too); a branch uses the
+    // ready shells and asks for as many back, never fewer than kept.
+    env.json(&["snapshot", &id, "--name", "pool-snap"]);
+    let b = env.json(&["branch", "pool-snap", "--count", "2"]);
+    let child = b["children"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        env.ok(&["exec", &child, "--", "hostname"]),
+        format!("{child}\n")
+    );
+    assert_eq!(env.json(&["pool", "pool-snap"])["want"].as_u64(), Some(3));
+    assert!(env.ok(&["pool", &child]).contains("keeps 3"));
+    let st = env.json(&["pool", &id, "--size", "0"]);
+    assert_eq!(
+        (
+            st["ready"].as_u64(),
+            st["preparing"].as_u64(),
+            st["want"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    // Bad input: a clear error, nothing changed.
+    let (code, _, err) = env.code(&["pool", "nope"]);
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = env.code(&["pool", &id, "--size", "1025"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = env.code(&["pool", &id, "--wait"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(env.json(&["pool", &id])["want"].as_u64(), Some(0));
+}

@@ -256,8 +256,10 @@
 //!   drops them after 5 minutes without a branch. Shells live in the
 //!   manager's limit-free cgroup and die with the lineage. The first branch
 //!   of a lineage, and a branch bigger than the pool, make (some of) their
-//!   inits as before. An idle shell costs ~0.1 MB PSS. `world bench branch`
-//!   prints pooled and unpooled rows, interleaved.
+//!   inits as before; `world pool (WORLD | SNAPSHOT) --size N --wait` makes
+//!   them ahead of such a branch, and `world pool ...` shows the pool. An
+//!   idle shell costs ~0.1 MB PSS. `world bench branch` prints pooled and
+//!   unpooled rows, interleaved.
 //! * Done: session interpreters start with `GLIBC_TUNABLES=
 //!   glibc.malloc.hugetlb=1` (dropped from the environment before user code
 //!   runs), and worlds get a read-only `/sys` holding only the host's

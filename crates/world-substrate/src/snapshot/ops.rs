@@ -962,14 +962,26 @@ impl LinuxSubstrate {
         Ok(())
     }
 
-    /// The pool of world shells of the lineage snapshot `snap` belongs to;
-    /// with `set`, first sets how many shells it keeps (0 empties it).
-    /// Branches raise it themselves (see
-    /// [`crate::SubstrateConfig::pool_max`]).
-    pub fn shell_pool(&self, snap: &str, set: Option<usize>) -> Result<PoolState> {
-        let sr = self.snapshot_record(snap)?;
-        let img = image::get(self.layout(), &sr.image, self.config().uid_base)?;
-        let conn = self.manager(&sr.lineage)?;
+    /// The pool of world shells of the lineage that `target` (a world id,
+    /// or a snapshot id or name) belongs to; with `set`, first sets how
+    /// many shells it keeps (0 empties it). Branches raise it themselves
+    /// (see [`crate::SubstrateConfig::pool_max`]).
+    pub fn shell_pool(&self, target: &str, set: Option<usize>) -> Result<PoolState> {
+        let world = WorldId::new(target).and_then(|w| WorldRecord::load(self.layout(), &w).ok());
+        let (lineage, image) = match world {
+            Some(r) => {
+                let lineage = r.lineage.ok_or_else(|| {
+                    failed(format!("world {} predates lineages: it has no pool", r.id))
+                })?;
+                (lineage, r.image)
+            }
+            None => {
+                let sr = self.snapshot_record(target)?;
+                (sr.lineage, sr.image)
+            }
+        };
+        let img = image::get(self.layout(), &image, self.config().uid_base)?;
+        let conn = self.manager(&lineage)?;
         match set {
             Some(n) => self.pool_call(&conn, n, false, &img.binds),
             None => self.pool_call(&conn, 0, true, &img.binds),
