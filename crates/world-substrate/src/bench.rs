@@ -284,18 +284,19 @@ pub fn fill_pool(sub: &LinuxSubstrate, snap: &str, k: usize) -> Result<()> {
     Ok(())
 }
 
-/// Memory of one pooled shell: the PSS of the lineage cgroup (manager and
-/// shells) with `k` ready shells minus that with none, over k; and the
+/// Memory of one pooled shell: the PSS of the lineage's cgroups (manager,
+/// pool of shells) with `k` ready shells minus that with none, over k; and the
 /// host's MemAvailable drop (kernel memory: namespaces, mounts) over k.
 fn pool_cost_rows(sub: &LinuxSubstrate, snap: &str, k: usize) -> Result<[BenchRow; 2]> {
     let lineage = sub.snapshot_record(snap)?.lineage;
-    let cg = WorldCgroup::open(
-        &sub.config().cgroup_name,
-        &crate::lineage::cgroup_id(&lineage),
-    );
-    let pss = |cg: &WorldCgroup| -> f64 {
-        cg.pids()
-            .iter()
+    let cgs = [
+        crate::lineage::cgroup_id(&lineage),
+        crate::lineage::pool_cgroup_id(&lineage),
+    ]
+    .map(|n| WorldCgroup::open(&sub.config().cgroup_name, &n));
+    let pss = |cgs: &[WorldCgroup]| -> f64 {
+        cgs.iter()
+            .flat_map(|cg| cg.pids())
             .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
             .filter_map(|s| {
                 s.lines()
@@ -306,10 +307,10 @@ fn pool_cost_rows(sub: &LinuxSubstrate, snap: &str, k: usize) -> Result<[BenchRo
     };
     fill_pool(sub, snap, 0)?;
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let (p0, m0) = (pss(&cg), mem_available_kb() as f64);
+    let (p0, m0) = (pss(&cgs), mem_available_kb() as f64);
     fill_pool(sub, snap, k)?;
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let (p1, m1) = (pss(&cg), mem_available_kb() as f64);
+    let (p1, m1) = (pss(&cgs), mem_available_kb() as f64);
     let kf = k.max(1) as f64;
     Ok([
         row(

@@ -309,6 +309,14 @@ impl WorldCgroup {
         Ok(cg)
     }
 
+    /// Gives the cgroup the `SCHED_IDLE` class (`cpu.idle = 1`, Linux >=
+    /// 5.15): its processes run only when no other task wants the CPU.
+    /// Returns whether the kernel took it.
+    pub fn set_idle(&self) -> bool {
+        self.dir("cpu")
+            .is_some_and(|d| fs::write(d.join("cpu.idle"), "1").is_ok())
+    }
+
     /// Opens every `cgroup.procs` file for writing. A process that was
     /// handed these fds joins the cgroup by writing `0` to each, even
     /// without permission on the files themselves (the opener's
@@ -440,7 +448,8 @@ fn own_thread_file() -> Option<PathBuf> {
 
 /// Removes cgroups under `parent` that no world, snapshot or lineage owns
 /// any more: directories named like one of ours (`w-*`, `snap.*`,
-/// `lineage.*`) that `known` does not claim, that hold no process and no
+/// `lineage.*`, which includes a lineage's `lineage.<id>.pool`) that
+/// `known` does not claim, that hold no process and no
 /// child cgroup, and that are older than `min_age` (a create in progress
 /// makes its cgroup a moment before its init joins it). A crash or a
 /// `kill -9` between making a cgroup and recording its owner leaves such

@@ -31,6 +31,11 @@ pub struct LineageSpec {
     pub sock: std::path::PathBuf,
     /// cgroup.procs files the manager joins (its own, limit-free cgroup).
     pub cgroup_procs: Vec<std::path::PathBuf>,
+    /// cgroup.procs files of the lineage's pool cgroup ([`pool_cgroup_id`],
+    /// `SCHED_IDLE`), where pooled world shells wait; the launcher opens
+    /// them for the manager. Empty: shells stay in the manager's cgroup.
+    #[serde(default)]
+    pub pool_cgroup_procs: Vec<std::path::PathBuf>,
     /// First host uid/gid of the world range.
     pub uid_base: u32,
     /// Number of ids mapped.
@@ -161,4 +166,10 @@ pub fn random_id(prefix: &str) -> String {
 /// world ids, which cannot contain one).
 pub fn cgroup_id(lineage: &str) -> String {
     format!("lineage.{lineage}")
+}
+
+/// Name of the cgroup where a lineage's pooled world shells wait: CPU
+/// class `SCHED_IDLE`, so making them never slows anything else down.
+pub fn pool_cgroup_id(lineage: &str) -> String {
+    format!("lineage.{lineage}.pool")
 }

@@ -767,3 +767,50 @@ fn session_heap_uses_huge_pages() {
     );
     assert_ne!(w.status.exit_code, 0);
 }
+
+#[test]
+fn killed_pool_shells_are_replaced_by_fresh_inits() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "x = 7");
+    let s = env.sub.snapshot(&id, None).unwrap();
+    env.sub.shell_pool(&s.id, Some(2)).unwrap();
+    wait_pool(&env, &s.id, 2);
+    // The shells wait in the lineage's pool cgroup (CPU class SCHED_IDLE
+    // where the kernel has it), not with the manager.
+    let lineage = env.sub.world_origin(&id).unwrap().lineage.unwrap();
+    let rec = world_substrate::lineage::LineageRecord::load(env.sub.layout(), &lineage).unwrap();
+    let name = env.sub.config().cgroup_name.clone();
+    let pool_id = world_substrate::lineage::pool_cgroup_id(&lineage);
+    for idle in [
+        format!("/sys/fs/cgroup/cpu/{name}/{pool_id}/cpu.idle"),
+        format!("/sys/fs/cgroup/{name}/{pool_id}/cpu.idle"),
+    ] {
+        if let Ok(v) = std::fs::read_to_string(&idle) {
+            assert_eq!(v.trim(), "1", "{idle}");
+        }
+    }
+    let cg = world_substrate::cgroup::WorldCgroup::open(&name, &pool_id);
+    let comm = |p: i32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    let shells: Vec<i32> = cg
+        .pids()
+        .into_iter()
+        .filter(|p| comm(*p) == comm(rec.pid))
+        .collect();
+    assert_eq!(shells.len(), 2, "{shells:?}");
+    for p in &shells {
+        // SAFETY: kill of a process this test's lineage owns.
+        unsafe { libc::kill(*p, libc::SIGKILL) };
+    }
+    // The manager notices and the branch still gets two working worlds
+    // (from fresh inits, or from shells the manager made again).
+    let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
+    for c in &b.children {
+        assert_eq!(val(&env, c, "x"), "7");
+        assert_eq!(out(&env.sh(c, "hostname")), format!("{c}\n"));
+    }
+    wait_pool(&env, &s.id, 2);
+}

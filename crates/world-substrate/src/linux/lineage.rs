@@ -72,6 +72,13 @@ impl LinuxSubstrate {
     pub(crate) fn launch_lineage(&self) -> Result<LineageRecord> {
         let id = lineage::random_id("l");
         let cg = WorldCgroup::create_plain(&self.cfg.cgroup_name, &lineage::cgroup_id(&id))?;
+        // Best effort: without it (or without cpu.idle), shells wait in
+        // the manager's cgroup.
+        let pool_cg =
+            WorldCgroup::create_plain(&self.cfg.cgroup_name, &lineage::pool_cgroup_id(&id)).ok();
+        if let Some(p) = &pool_cg {
+            p.set_idle();
+        }
         let run = self.layout.lineage_run(&id);
         let res = (|| {
             fs::create_dir_all(&run).map_err(|e| WorldError::Io("create lineage dir", e))?;
@@ -79,6 +86,10 @@ impl LinuxSubstrate {
                 lineage: id.clone(),
                 sock: run.join("ctl.sock"),
                 cgroup_procs: cg.procs_files(),
+                pool_cgroup_procs: pool_cg
+                    .as_ref()
+                    .map(|p| p.procs_files())
+                    .unwrap_or_default(),
                 uid_base: self.cfg.uid_base,
                 uid_count: UID_COUNT,
             };
@@ -142,10 +153,12 @@ impl LinuxSubstrate {
                 }
             }
         }
-        let cg = WorldCgroup::open(&self.cfg.cgroup_name, &lineage::cgroup_id(id));
-        if cg.exists() {
-            cg.kill_all(Duration::from_secs(10))?;
-            cg.remove()?;
+        for name in [lineage::cgroup_id(id), lineage::pool_cgroup_id(id)] {
+            let cg = WorldCgroup::open(&self.cfg.cgroup_name, &name);
+            if cg.exists() {
+                cg.kill_all(Duration::from_secs(10))?;
+                cg.remove()?;
+            }
         }
         let run = self.layout.lineage_run(id);
         if run.exists() {

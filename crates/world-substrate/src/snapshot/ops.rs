@@ -1098,6 +1098,7 @@ impl LinuxSubstrate {
                 return l.snapshot_meta(s).exists();
             }
             if let Some(id) = n.strip_prefix("lineage.") {
+                let id = id.strip_suffix(".pool").unwrap_or(id);
                 return LineageRecord::load(l, id).is_some();
             }
             l.world_meta(n).exists()

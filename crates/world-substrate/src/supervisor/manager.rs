@@ -13,8 +13,10 @@
 //! shells to keep (`ManagerRequest::Pool`, sent after each branch); the
 //! manager makes them one at a time, only after `REFILL_AFTER_MS` without a
 //! request, so refilling never competes with a branch; and it lets them go
-//! after `POOL_IDLE` without a pool request. Shells live in the manager's
-//! limit-free cgroup until adopted and die with the lineage.
+//! after `POOL_IDLE` without a pool request. Shells wait in the lineage's
+//! pool cgroup (`lineage::pool_cgroup_id`, CPU class `SCHED_IDLE`: making
+//! them only takes CPU time nothing else wants) until adopted, and die
+//! with the lineage.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
@@ -57,6 +59,9 @@ struct Pool {
     binds: Option<Vec<String>>,
     want: usize,
     shells: Vec<PoolShell>,
+    /// cgroup.procs fds of the lineage's `SCHED_IDLE` pool cgroup, which a
+    /// new shell joins first (opened by the launcher as host root).
+    cgroup: Vec<OwnedFd>,
     /// Last pool request (for `POOL_IDLE`).
     last_request: Instant,
     /// Last request that started a process (for `REFILL_AFTER_MS`): pool
@@ -65,8 +70,14 @@ struct Pool {
 }
 
 impl Pool {
+    /// The fds a child other than a new shell must close: every shell's
+    /// channel and the pool cgroup's files.
     fn raw_fds(&self) -> Vec<RawFd> {
-        self.shells.iter().map(|s| s.chan.as_raw_fd()).collect()
+        self.shells
+            .iter()
+            .map(|s| s.chan.as_raw_fd())
+            .chain(self.cgroup.iter().map(|f| f.as_raw_fd()))
+            .collect()
     }
 
     fn ready(&self) -> usize {
@@ -164,7 +175,12 @@ fn setup() -> Result<OwnedFd, String> {
 }
 
 /// Runs the manager. Never returns.
-pub fn manager_main(spec: &LineageSpec, listener: UnixListener, rdy: OwnedFd) -> ! {
+pub fn manager_main(
+    spec: &LineageSpec,
+    listener: UnixListener,
+    rdy: OwnedFd,
+    pool_cgroup: Vec<OwnedFd>,
+) -> ! {
     let sfd = match setup() {
         Ok(f) => f,
         Err(e) => {
@@ -184,6 +200,7 @@ pub fn manager_main(spec: &LineageSpec, listener: UnixListener, rdy: OwnedFd) ->
         binds: None,
         want: 0,
         shells: Vec::new(),
+        cgroup: pool_cgroup,
         last_request: Instant::now(),
         last_busy: Instant::now(),
     };
@@ -325,6 +342,13 @@ fn serve_conn(conn: &OwnedFd, lfd: RawFd, sfd: &OwnedFd, pool: &mut Pool) {
 fn adopt(pool: &mut Pool, spec: &LaunchSpec, fds: &[OwnedFd]) -> Option<ManagerReply> {
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     while let Some(sh) = pool.take(&spec.binds) {
+        // Out of the idle pool cgroup before it is woken: a SCHED_IDLE
+        // shell would wait behind every busy task (a branch's root
+        // workers) before it could move itself. The pid is the shell's in
+        // our pid namespace, as the files read it.
+        for f in fds.iter().skip(2) {
+            let _ = sys::write_all(f.as_raw_fd(), sh.pid.to_string().as_bytes());
+        }
         let req = ManagerRequest::NewWorld { spec: spec.clone() };
         if proto::send_msg(sh.chan.as_fd(), &req, &raw).is_ok() {
             return Some(ManagerReply::Forked { pid: sh.pid });
@@ -344,7 +368,7 @@ fn spawn_shell(pool: &mut Pool, lfd: RawFd, sfd: &OwnedFd) {
         pool.want = pool.shells.len();
         return;
     };
-    let others = pool.raw_fds();
+    let chans: Vec<RawFd> = pool.shells.iter().map(|s| s.chan.as_raw_fd()).collect();
     match sys::clone_fork(WORLD_NS) {
         Ok(0) => {
             // SAFETY: closing the manager's own fds in the child.
@@ -352,11 +376,20 @@ fn spawn_shell(pool: &mut Pool, lfd: RawFd, sfd: &OwnedFd) {
                 libc::close(lfd);
                 libc::close(sfd.as_raw_fd());
                 libc::close(mine.as_raw_fd());
-                for f in others {
+                for f in chans {
                     libc::close(f);
                 }
             }
             sys::reset_signals();
+            // Wait (and prepare) in the idle pool cgroup; without it, in
+            // the manager's. The files go before anything else runs.
+            for f in &pool.cgroup {
+                let _ = sys::write_all(f.as_raw_fd(), b"0");
+            }
+            for f in &pool.cgroup {
+                // SAFETY: closing the pool cgroup's fds in the child.
+                unsafe { libc::close(f.as_raw_fd()) };
+            }
             shell_main(&pool.stage, &binds, theirs)
         }
         Ok(pid) => pool.shells.push(PoolShell {

@@ -9,6 +9,8 @@
 //!                    │                        lineage.sock; reaps
 //!                    ├─clone─> world init     PID 1 of a world pid ns (+mnt,net,uts,ipc,
 //!                    │   │                    cgroup ns): mounts, pivot_root, ctl.sock
+//!                    │   │                    (or a pooled shell, cloned ahead of time:
+//!                    │   │                    mounts staged, waits for a world, see manager)
 //!                    │   └─fork─> agent       one per request: exec/copy, subreaper
 //!                    │       └─fork─> command caps cut, no_new_privs, seccomp, execve
 //!                    └─fork─> session         python agent, active in the lineage pid ns,
@@ -126,6 +128,19 @@ fn launch(spec: &LineageSpec) -> Result<LaunchResult, String> {
     // +500 and sessions to +300, so an OOM kill takes user processes, not
     // an init. Lowering needs CAP_SYS_RESOURCE, which some hosts withhold.
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    // The pool cgroup's procs files, opened here as host root for the
+    // manager's shells (see `manager`); none if they cannot be opened.
+    let pool_cg: Vec<std::os::fd::OwnedFd> = spec
+        .pool_cgroup_procs
+        .iter()
+        .map(|f| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(f)
+                .map(Into::into)
+        })
+        .collect::<std::io::Result<_>>()
+        .unwrap_or_default();
     let _ = std::fs::remove_file(&spec.sock);
     let listener =
         UnixListener::bind(&spec.sock).map_err(|e| format!("bind {}: {e}", spec.sock.display()))?;
@@ -135,9 +150,9 @@ fn launch(spec: &LineageSpec) -> Result<LaunchResult, String> {
     let pid = sys::fork().map_err(|e| format!("fork: {e}"))?;
     if pid == 0 {
         drop((up_r, go_w, rdy_r));
-        unsharer(spec, listener, up_w, go_r, rdy_w);
+        unsharer(spec, listener, up_w, go_r, rdy_w, pool_cg);
     }
-    drop((up_w, go_r, rdy_w, listener));
+    drop((up_w, go_r, rdy_w, listener, pool_cg));
     let fail = |msg: String| {
         // SAFETY: kill of our own child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -188,6 +203,7 @@ fn unsharer(
     up: std::os::fd::OwnedFd,
     go: std::os::fd::OwnedFd,
     rdy: std::os::fd::OwnedFd,
+    pool_cg: Vec<std::os::fd::OwnedFd>,
 ) -> ! {
     // SAFETY: unshare with namespace flags; single-threaded process.
     if unsafe { libc::unshare(LINEAGE_NS) } != 0 {
@@ -208,7 +224,7 @@ fn unsharer(
     match sys::fork() {
         Ok(0) => {
             drop((up, go));
-            manager::manager_main(spec, listener, rdy)
+            manager::manager_main(spec, listener, rdy, pool_cg)
         }
         Ok(pid) => {
             let _ = sys::write_all(up.as_raw_fd(), &pid.to_le_bytes());
