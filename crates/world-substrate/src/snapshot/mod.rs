@@ -256,9 +256,9 @@
 //!   drops them after 5 minutes without a branch. Shells wait in the
 //!   lineage's pool cgroup (`lineage.<id>.pool`, `cpu.idle = 1`: CPU
 //!   class SCHED_IDLE, so making them only uses CPU time nothing else
-//!   wants; measured in `world bench verses`, three interleaved pairs,
-//!   cycle p50 78/77/67 ms with the pool, 87/77/80 without; before the
-//!   idle cgroup the refill ate the gain). The manager moves a shell into
+//!   wants; in `world bench verses` the pool neither helps nor hurts the
+//!   cycle measurably: six interleaved pairs, p50 63-102 ms with, 67-87
+//!   without). The manager moves a shell into
 //!   its world's cgroup before waking it (an idle-class task would wait
 //!   behind the branch's busy threads). Shells die with the lineage. The
 //!   first branch of a lineage, and a branch bigger than the pool, make (some of) their
