@@ -93,12 +93,17 @@ fn time_cmd(n: usize, prog: &str, args: &[&str]) -> Option<Vec<f64>> {
 /// PSS of every process of a world, in kB.
 pub fn world_pss_kb(sub: &LinuxSubstrate, id: &WorldId) -> u64 {
     let cg = WorldCgroup::open(&sub.config().cgroup_name, id.as_str());
-    cg.pids()
-        .iter()
+    smaps_kb(&cg.pids(), "Pss:")
+}
+
+/// A field of `/proc/PID/smaps_rollup` (e.g. `"Pss:"`, `"AnonHugePages:"`)
+/// in kB, summed over `pids` (processes that are gone count 0).
+pub fn smaps_kb(pids: &[i32], field: &str) -> u64 {
+    pids.iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
         .filter_map(|s| {
             s.lines()
-                .find(|l| l.starts_with("Pss:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .sum()
@@ -295,15 +300,8 @@ fn pool_cost_rows(sub: &LinuxSubstrate, snap: &str, k: usize) -> Result<[BenchRo
     ]
     .map(|n| WorldCgroup::open(&sub.config().cgroup_name, &n));
     let pss = |cgs: &[WorldCgroup]| -> f64 {
-        cgs.iter()
-            .flat_map(|cg| cg.pids())
-            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
-            .filter_map(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Pss:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .sum()
+        let pids: Vec<i32> = cgs.iter().flat_map(|cg| cg.pids()).collect();
+        smaps_kb(&pids, "Pss:") as f64
     };
     fill_pool(sub, snap, 0)?;
     std::thread::sleep(std::time::Duration::from_millis(200));

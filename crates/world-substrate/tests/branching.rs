@@ -738,16 +738,7 @@ fn session_heap_uses_huge_pages() {
     // The tunable reached malloc but not the user's environment.
     assert_eq!(val(&env, &id, "'GLIBC_TUNABLES' in os.environ"), "False");
     let cg = world_substrate::cgroup::WorldCgroup::open(&env.sub.config().cgroup_name, id.as_str());
-    let huge_kb: u64 = cg
-        .pids()
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
-        .filter_map(|s| {
-            s.lines()
-                .find(|l| l.starts_with("AnonHugePages:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .sum();
+    let huge_kb = world_substrate::bench::smaps_kb(&cg.pids(), "AnonHugePages:");
     assert!(
         huge_kb >= 32 << 10,
         "session heap has {huge_kb} kB in huge pages"
