@@ -266,7 +266,8 @@ pub fn pool(
         while st.ready < n {
             if t.elapsed() > std::time::Duration::from_secs(60) {
                 anyhow::bail!(
-                    "pool of {target}: only {} of {n} shells ready after 60 s",
+                    "pool of {target}: only {} of {n} shells ready after 60 s (a shell that \
+                     cannot start says why in the lineage's log, under the run directory's lineages/)",
                     st.ready
                 );
             }

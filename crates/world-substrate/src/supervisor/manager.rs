@@ -92,8 +92,12 @@ impl Pool {
         self.binds.is_some() && self.shells.len() < self.want && self.preparing() == 0
     }
 
-    /// Reads the ready bytes that arrived and drops shells that died.
+    /// Reads the ready bytes that arrived and drops shells that died. A
+    /// shell that dies before it is ready stops the pool from growing until
+    /// the next pool request, so a setup that keeps failing is not retried
+    /// every few milliseconds (its error is in the lineage log).
     fn refresh(&mut self) {
+        let mut failed = false;
         self.shells.retain_mut(|s| {
             if s.ready {
                 // A ready shell never writes again: readable means gone.
@@ -110,10 +114,14 @@ impl Pool {
                 }
                 _ => {
                     kill(s.pid);
+                    failed = true;
                     false
                 }
             }
         });
+        if failed {
+            self.want = self.want.min(self.shells.len());
+        }
     }
 
     /// A ready shell staged for `binds`, out of the pool.
@@ -205,7 +213,7 @@ pub fn manager_main(
         last_busy: Instant::now(),
     };
     loop {
-        let quiet = pool.last_busy.elapsed().as_millis() as i32;
+        let quiet = pool.last_busy.elapsed().as_millis().min(i32::MAX as u128) as i32;
         if pool.needs_refill() && quiet >= REFILL_AFTER_MS {
             spawn_shell(&mut pool, lfd, &sfd);
         }
@@ -302,11 +310,13 @@ fn serve_conn(conn: &OwnedFd, lfd: RawFd, sfd: &OwnedFd, pool: &mut Pool) {
                     pool.trim();
                     pool.binds = Some(binds);
                 }
+                // Failures seen so far count before this request re-opens
+                // growth.
+                pool.refresh();
                 let want = want as usize;
                 pool.want = if grow_only { pool.want.max(want) } else { want };
                 pool.last_request = Instant::now();
                 pool.trim();
-                pool.refresh();
                 pool.state()
             }
             ManagerRequest::NewWorld { spec } => match adopt(pool, &spec, &fds) {
