@@ -255,31 +255,21 @@ pub fn pool(
     wait: bool,
 ) -> Result<()> {
     let sub = engine.substrate()?;
-    let pool = |set| {
-        sub.shell_pool(target, set)
-            .map_err(world_engine::Error::from)
-    };
-    let mut st = pool(size)?;
+    let mut st = sub
+        .shell_pool(target, size)
+        .map_err(world_engine::Error::from)?;
     if let (true, Some(n)) = (wait, size) {
-        let t = std::time::Instant::now();
         let mut shown = usize::MAX;
-        while st.ready < n {
-            if t.elapsed() > std::time::Duration::from_secs(60) {
-                anyhow::bail!(
-                    "pool of {target}: only {} of {n} shells ready after 60 s (a shell that \
-                     cannot start says why in the lineage's log, under the run directory's lineages/)",
-                    st.ready
-                );
-            }
-            if st.ready != shown && !out.json {
-                eprint!("\rshells ready: {}/{n}", st.ready);
-                shown = st.ready;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            st = pool(None)?;
-        }
+        st = sub
+            .wait_shell_pool(target, n, std::time::Duration::from_secs(60), |s| {
+                if s.ready != shown && !out.json {
+                    eprint!("\rshells ready: {}/{n}", s.ready.min(n));
+                    shown = s.ready;
+                }
+            })
+            .map_err(world_engine::Error::from)?;
         if shown != usize::MAX && !out.json {
-            eprintln!("\rshells ready: {n}/{n}");
+            eprintln!();
         }
     }
     out.emit(&st, || {

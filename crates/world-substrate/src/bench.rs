@@ -273,20 +273,16 @@ pub fn python_fork_baseline(n: usize, mb: usize, thp: bool) -> Option<Vec<f64>> 
 }
 
 /// Sets the pool of world shells of `snap`'s lineage to `k` and waits (up
-/// to 60 s) until all k are ready; with 0, empties it and lets the killed
-/// shells' namespaces go.
+/// to 60 s) until all k are ready, or fails; with 0, empties it and lets
+/// the killed shells' namespaces go.
 pub fn fill_pool(sub: &LinuxSubstrate, snap: &str, k: usize) -> Result<()> {
-    let mut st = sub.shell_pool(snap, Some(k))?;
+    sub.shell_pool(snap, Some(k))?;
     if k == 0 {
         std::thread::sleep(std::time::Duration::from_millis(50));
         return Ok(());
     }
-    let t = Instant::now();
-    while st.ready < k && t.elapsed() < std::time::Duration::from_secs(60) {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        st = sub.shell_pool(snap, None)?;
-    }
-    Ok(())
+    sub.wait_shell_pool(snap, k, std::time::Duration::from_secs(60), |_| {})
+        .map(drop)
 }
 
 /// Memory of one pooled shell: the PSS of the lineage's cgroups (manager,

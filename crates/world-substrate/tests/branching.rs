@@ -658,18 +658,6 @@ fn start_ticks(pid: i32) -> u64 {
     rest.split_whitespace().nth(19).unwrap().parse().unwrap()
 }
 
-fn wait_pool(env: &Env, snap: &str, ready: usize) {
-    let t = Instant::now();
-    loop {
-        let st = env.sub.shell_pool(snap, None).unwrap();
-        if st.ready >= ready {
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "pool stuck: {st:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn pooled_shells_become_independent_worlds() {
     if !is_root() {
@@ -679,9 +667,9 @@ fn pooled_shells_become_independent_worlds() {
     let id = env.create();
     val(&env, &id, "x = 'pooled'\nopen('/work/f','w').write('snap')");
     let s = env.sub.snapshot(&id, None).unwrap();
-    let st = env.sub.shell_pool(&s.id, Some(3)).unwrap();
-    assert_eq!(st.want, 3);
-    wait_pool(&env, &s.id, 3);
+    world_substrate::bench::fill_pool(&env.sub, &s.id, 3).unwrap();
+    let st = env.sub.shell_pool(&s.id, None).unwrap();
+    assert_eq!((st.ready, st.want), (3, 3));
     // Shells made well before the branch: their inits start before it.
     std::thread::sleep(Duration::from_millis(300));
     let before = uptime_ticks();
@@ -692,6 +680,14 @@ fn pooled_shells_become_independent_worlds() {
         assert!(
             start_ticks(init) + 10 < before,
             "child {i} was not made from a pooled shell"
+        );
+        // The manager moved the shell into the child's cgroup (out of the
+        // idle pool cgroup) before handing it the world.
+        let cg =
+            world_substrate::cgroup::WorldCgroup::open(&env.sub.config().cgroup_name, c.as_str());
+        assert!(
+            cg.pids().contains(&init),
+            "child {i}'s init is not in its cgroup"
         );
         assert_eq!(val(&env, c, "x"), "'pooled'");
         assert_eq!(out(&env.sh(c, "cat /work/f")), "snap");
@@ -768,8 +764,7 @@ fn killed_pool_shells_are_replaced_by_fresh_inits() {
     let id = env.create();
     val(&env, &id, "x = 7");
     let s = env.sub.snapshot(&id, None).unwrap();
-    env.sub.shell_pool(&s.id, Some(2)).unwrap();
-    wait_pool(&env, &s.id, 2);
+    world_substrate::bench::fill_pool(&env.sub, &s.id, 2).unwrap();
     // The shells wait in the lineage's pool cgroup (CPU class SCHED_IDLE
     // where the kernel has it), not with the manager.
     let lineage = env.sub.world_origin(&id).unwrap().lineage.unwrap();
@@ -803,5 +798,5 @@ fn killed_pool_shells_are_replaced_by_fresh_inits() {
         assert_eq!(val(&env, c, "x"), "7");
         assert_eq!(out(&env.sh(c, "hostname")), format!("{c}\n"));
     }
-    wait_pool(&env, &s.id, 2);
+    world_substrate::bench::fill_pool(&env.sub, &s.id, 2).unwrap();
 }

@@ -316,12 +316,7 @@ fn pooled_worlds_see_no_shells_and_hold_no_manager_fds() {
     let p = env.create();
     val(&env, &p, "x = 1");
     let s = env.sub.snapshot(&p, None).unwrap();
-    env.sub.shell_pool(&s.id, Some(4)).unwrap();
-    let t = std::time::Instant::now();
-    while env.sub.shell_pool(&s.id, None).unwrap().ready < 4 {
-        assert!(t.elapsed() < std::time::Duration::from_secs(30));
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    world_substrate::bench::fill_pool(&env.sub, &s.id, 4).unwrap();
     let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
     // Every process a world sees, but its init, has its parent in the
     // world too; a process from outside (a shell waiting in the pool, the

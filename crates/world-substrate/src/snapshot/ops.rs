@@ -988,6 +988,35 @@ impl LinuxSubstrate {
         }
     }
 
+    /// Waits until the pool of `target`'s lineage (see [`Self::shell_pool`])
+    /// holds `k` ready shells, calling `progress` with each state it sees;
+    /// fails after `timeout`.
+    pub fn wait_shell_pool(
+        &self,
+        target: &str,
+        k: usize,
+        timeout: Duration,
+        mut progress: impl FnMut(&PoolState),
+    ) -> Result<PoolState> {
+        let t = Instant::now();
+        loop {
+            let st = self.shell_pool(target, None)?;
+            progress(&st);
+            if st.ready >= k {
+                return Ok(st);
+            }
+            if t.elapsed() > timeout {
+                return Err(failed(format!(
+                    "pool of {target}: only {} of {k} shells ready after {:.0} s (a shell that \
+                     cannot start says why in its lineage's log, under the run directory's lineages/)",
+                    st.ready,
+                    timeout.as_secs_f64()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Declares a service: a command started now (in the background) and
     /// again in every world branched from this one later. Replaces a
     /// service of the same name.

@@ -355,12 +355,21 @@ fn adopt(pool: &mut Pool, spec: &LaunchSpec, fds: &[OwnedFd]) -> Option<ManagerR
         // Out of the idle pool cgroup before it is woken: a SCHED_IDLE
         // shell would wait behind every busy task (a branch's root
         // workers) before it could move itself. The pid is the shell's in
-        // our pid namespace, as the files read it.
-        for f in fds.iter().skip(2) {
-            let _ = sys::write_all(f.as_raw_fd(), sh.pid.to_string().as_bytes());
-        }
+        // our pid namespace, as the files read it. Moved, the shell gets
+        // no cgroup files (it would only move itself again); otherwise it
+        // gets them and moves itself.
+        let pid = sh.pid.to_string();
+        let moved = fds
+            .iter()
+            .skip(2)
+            .all(|f| sys::write_all(f.as_raw_fd(), pid.as_bytes()).is_ok());
+        let pass = if moved {
+            &raw[..raw.len().min(2)]
+        } else {
+            &raw[..]
+        };
         let req = ManagerRequest::NewWorld { spec: spec.clone() };
-        if proto::send_msg(sh.chan.as_fd(), &req, &raw).is_ok() {
+        if proto::send_msg(sh.chan.as_fd(), &req, pass).is_ok() {
             return Some(ManagerReply::Forked { pid: sh.pid });
         }
         kill(sh.pid);

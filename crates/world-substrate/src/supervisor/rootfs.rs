@@ -148,19 +148,19 @@ const THP_DIR: &str = "sys/kernel/mm/transparent_hugepage";
 /// A read-only `/sys` holding only the host's transparent-huge-page
 /// settings (a read-only bind), so that session interpreters can ask
 /// malloc for huge pages. Nothing else of the host's sysfs is visible.
-/// Without that host directory (no THP in the kernel) it stays empty; a
-/// root without a `sys` directory does not get it (see [`enter`]).
+/// Without that host directory (no THP in the kernel) it is an empty
+/// read-only tmpfs (still a mount, which [`enter`] moves); a root without
+/// a `sys` directory does not get it.
 fn build_sys(sysdir: &Path) -> io::Result<()> {
-    let host = Path::new("/").join(THP_DIR);
-    if !host.is_dir() {
-        return Ok(());
-    }
     let ro = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     mount(None, sysdir, Some("tmpfs"), ro, Some("mode=555,size=16k"))?;
-    let dst = sysdir.join("kernel/mm/transparent_hugepage");
-    fs::create_dir_all(&dst)?;
-    mount(Some(&host), &dst, None, libc::MS_BIND, None)?;
-    remount(&dst, libc::MS_RDONLY | ro)?;
+    let host = Path::new("/").join(THP_DIR);
+    if host.is_dir() {
+        let dst = sysdir.join("kernel/mm/transparent_hugepage");
+        fs::create_dir_all(&dst)?;
+        mount(Some(&host), &dst, None, libc::MS_BIND, None)?;
+        remount(&dst, libc::MS_RDONLY | ro)?;
+    }
     mount(
         None,
         sysdir,
