@@ -61,7 +61,13 @@ fn main() {
     if matches!(cli.command, Command::Bench(_) | Command::Demo(_)) {
         // Long runs of many operations keep the database open between them
         // (and hand it back when idle): see world_engine::lease.
-        engine = engine.with_store_mode(StoreMode::held());
+        let spool = world_store::SpoolOptions::from_env().unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        });
+        engine = engine
+            .with_spool_options(spool)
+            .with_store_mode(StoreMode::held());
     }
     let out = output::Out { json: cli.json };
     let daemon = if cli.command.has_endpoint() {

@@ -25,9 +25,14 @@ struct Serve {
 
 impl Serve {
     fn start(env: &Env) -> Serve {
+        Self::start_with(env, &[])
+    }
+
+    fn start_with(env: &Env, vars: &[(&str, &str)]) -> Serve {
         let log = env.dir.path().join("serve.log");
         let mut child = env
             .cmd(&["serve", "--listen", "127.0.0.1:0", "--log-requests"])
+            .envs(vars.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -307,4 +312,71 @@ fn daemon_of_another_database_is_not_used() {
     // The daemon's own database goes through it.
     env.ok(&["--daemon", "entities"]);
     serve.expect("GET /v1/entities 200");
+}
+
+/// The daemon writes records behind (a record spool): a daemon killed with
+/// SIGKILL before its writer ran loses none of them. Its writer is held
+/// back (`WORLD_RECORD_DELAY_MS`) so that the push_down, the runs and the
+/// pull_up are still only in the spool when it dies; the next `world`
+/// command to open the database writes them.
+#[test]
+fn a_killed_daemon_loses_no_records() {
+    let Some(env) = Env::new() else { return };
+    let mut serve = Serve::start_with(&env, &[("WORLD_RECORD_DELAY_MS", "600000")]);
+    let id = env.json(&["create", "--memory", "256"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.ok(&["run-code", &id, "x = 2"]);
+    let p = env.json(&["push-down", &id]);
+    let partition = p["partition"].as_str().unwrap().to_string();
+    serve.expect(&format!("POST /v1/worlds/{id}/push-down 201"));
+    // Each verse scores differently; the score oracle reads the scores
+    // before any is written to the tables.
+    let verses = p["verses"].as_array().unwrap();
+    let mut runs = Vec::new();
+    for (i, v) in verses.iter().enumerate() {
+        runs.push("--verse".to_string());
+        runs.push(format!(
+            "{}=print('WORLD_SCORE', x * {})",
+            v["verse"].as_str().unwrap(),
+            i + 1
+        ));
+    }
+    let mut args = vec!["run-verses"];
+    args.extend(runs.iter().map(String::as_str));
+    env.ok(&args);
+    let up = env.json(&["pull-up", &partition, "--oracle", "score"]);
+    let winner = verses[2]["verse"].as_str().unwrap();
+    assert_eq!(up["winner"], winner, "{up}");
+    let spool = std::path::PathBuf::from(format!("{}.spool", env.db().display()));
+    let spooled = std::fs::read_to_string(&spool).unwrap();
+    assert!(
+        spooled.contains("verse_resolutions") && spooled.contains("verse_runs"),
+        "the records are only in the spool: {spooled}"
+    );
+    serve.kill9();
+
+    let res = env.json(&["--no-daemon", "resolutions"]);
+    assert_eq!(res[0]["winning_verse"], winner, "{res}");
+    assert_eq!(res[0]["oracle_source"], "score:highest", "{res}");
+    let branches = env.json(&["--no-daemon", "branches"]);
+    assert!(
+        branches
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["branch_id"] == partition.as_str() && b["branch_type"] == "push_down"),
+        "{branches}"
+    );
+    let entities = env.json(&["--no-daemon", "entities", "--type", "verse"]);
+    let collapsed = entities
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["state"] == "collapsed")
+        .count();
+    assert_eq!(collapsed, 2, "{entities}");
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0);
+    assert!(env.ok(&["--no-daemon", "verse", "check"]).contains("yes"));
 }

@@ -22,6 +22,14 @@
 //!
 //! The ledger cache survives closing and reopening (it is re-validated
 //! against the journal inside every transaction).
+//!
+//! A held database writes its records behind, through a record spool
+//! (`world_store::spool`): an operation's records are durable when it
+//! returns and reach the tables a few milliseconds later. Handles from
+//! [`crate::Engine::store`] wait for them; the verse operations take
+//! theirs from [`crate::Engine::verse_store`], which does not, because they
+//! read only what the store keeps current in memory. Closing the file
+//! (idle, hand-back, drop) writes everything spooled first.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -194,8 +202,19 @@ impl Lease {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A connection to the leased database, opening it when needed.
-    pub(crate) fn acquire(self: &Arc<Self>) -> Result<StoreHandle> {
+    /// A connection to the leased database, opening it when needed. With
+    /// `sync`, it comes after every spooled record is written (see
+    /// `world_store::spool`); without, only the spool-aware reads (ledger,
+    /// verse links, scores) may be used on it.
+    pub(crate) fn acquire(self: &Arc<Self>, sync: bool) -> Result<StoreHandle> {
+        let h = self.acquire_unsynced()?;
+        if sync {
+            h.sync_records()?;
+        }
+        Ok(h)
+    }
+
+    fn acquire_unsynced(self: &Arc<Self>) -> Result<StoreHandle> {
         let mut st = self.lock();
         let mut waited: Option<Instant> = None;
         loop {
@@ -304,8 +323,8 @@ mod tests {
     fn a_held_store_is_shared_and_closed_when_idle() {
         let dir = tempfile::tempdir().unwrap();
         let l = lease(dir.path(), 50, 60_000);
-        let a = l.acquire().unwrap();
-        let b = l.acquire().unwrap();
+        let a = l.acquire(true).unwrap();
+        let b = l.acquire(true).unwrap();
         a.connection()
             .execute_batch("CREATE TABLE t(x INT); INSERT INTO t VALUES (1)")
             .unwrap();
@@ -330,10 +349,10 @@ mod tests {
     fn a_thread_holding_a_connection_may_take_another_past_max_hold() {
         let dir = tempfile::tempdir().unwrap();
         let l = lease(dir.path(), 60_000, 30);
-        let outer = l.acquire().unwrap();
+        let outer = l.acquire(true).unwrap();
         std::thread::sleep(Duration::from_millis(40));
         // Would wait forever for `outer` to come back without DRAIN_MAX.
-        let inner = l.acquire().unwrap();
+        let inner = l.acquire(true).unwrap();
         drop((inner, outer));
         assert_eq!(l.lock().active, 0);
     }
@@ -342,11 +361,11 @@ mod tests {
     fn a_busy_lease_is_handed_back_and_reopened() {
         let dir = tempfile::tempdir().unwrap();
         let l = lease(dir.path(), 60_000, 30);
-        let first = l.acquire().unwrap();
+        let first = l.acquire(true).unwrap();
         let opened = l.lock().opened;
         drop(first);
         std::thread::sleep(Duration::from_millis(40));
-        let again = l.acquire().unwrap();
+        let again = l.acquire(true).unwrap();
         assert!(l.lock().opened > opened, "reopened after max_hold");
         drop(again);
     }

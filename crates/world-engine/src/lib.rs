@@ -23,7 +23,7 @@ pub use lease::{StoreHandle, StoreMode};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use world_store::{LedgerCache, OpenOptions, Store};
+use world_store::{LedgerCache, OpenOptions, SpoolOptions, Store};
 use world_substrate::{LinuxSubstrate, SubstrateConfig};
 
 /// The entry point for every operation.
@@ -50,9 +50,20 @@ impl Engine {
     }
 
     /// Sets how the database is held open (default: per call). Clones of
-    /// the engine made afterwards share the lease.
+    /// the engine made afterwards share the lease. A held database writes
+    /// its records behind, through a record spool (see [`lease`]).
     pub fn with_store_mode(mut self, mode: StoreMode) -> Self {
+        if matches!(mode, StoreMode::Held { .. }) && self.open.spool.is_none() {
+            self.open.spool = Some(SpoolOptions::default());
+        }
         self.lease = lease::Lease::start(self.db.clone(), self.open.clone(), mode);
+        self
+    }
+
+    /// Sets how a held database's record spool writes (call before
+    /// [`Engine::with_store_mode`]).
+    pub fn with_spool_options(mut self, opts: SpoolOptions) -> Self {
+        self.open.spool = Some(opts);
         self
     }
 
@@ -75,11 +86,23 @@ impl Engine {
     }
 
     /// The store for one unit of work: a fresh opening (per-call mode) or a
-    /// connection to the leased database. Drop it when the work is done.
+    /// connection to the leased database, once every spooled record is in
+    /// its tables. Drop it when the work is done.
     pub fn store(&self) -> Result<StoreHandle> {
         match &self.lease {
-            Some(lease) => lease.acquire(),
+            Some(lease) => lease.acquire(true),
             None => Ok(lease::per_call(Store::open_with(&self.db, &self.open)?)),
+        }
+    }
+
+    /// The store for a ledger or verse operation: like [`Engine::store`],
+    /// but without waiting for spooled records, so it may only be used for
+    /// what the store keeps current in memory (the ledger, verse-to-world
+    /// links, latest scores) and for writes.
+    pub(crate) fn verse_store(&self) -> Result<StoreHandle> {
+        match &self.lease {
+            Some(lease) => lease.acquire(false),
+            None => self.store(),
         }
     }
 }

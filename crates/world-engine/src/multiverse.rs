@@ -192,7 +192,7 @@ impl Engine {
     /// The world a verse runs in (a clear error if none).
     pub fn world_of_verse(&self, verse: VerseId) -> Result<WorldId> {
         let w = self
-            .store()?
+            .verse_store()?
             .world_of_verse(verse)?
             .ok_or_else(|| Error::Invalid(format!("verse {verse} does not run in a world")))?;
         crate::world::world_id(&w)
@@ -203,7 +203,7 @@ impl Engine {
     pub fn verse_for_world(&self, world: &WorldId) -> Result<VerseId> {
         let sub = self.substrate()?;
         sub.inspect(world)?;
-        let store = self.store()?;
+        let store = self.verse_store()?;
         if let Some(v) = store.verse_of_world(world.as_str())? {
             return Ok(v);
         }
@@ -229,7 +229,7 @@ impl Engine {
             )));
         }
         // Validate the partition before touching any world.
-        let store = self.store()?;
+        let store = self.verse_store()?;
         let mut ledger = store.load_ledger()?;
         crate::trace::mark("push_down: open + load ledger", t0);
         let mut ops = Vec::new();
@@ -391,7 +391,7 @@ impl Engine {
     ) -> Result<Vec<VerseResult>> {
         let t0 = Instant::now();
         let sub = self.substrate()?;
-        let store = self.store()?;
+        let store = self.verse_store()?;
         crate::trace::mark("run_verses: store", t0);
         let live = store.live_verse_worlds(&runs.iter().map(|(v, _)| *v).collect::<Vec<_>>())?;
         crate::trace::mark("run_verses: live verses", t0);
@@ -458,7 +458,7 @@ impl Engine {
                 .collect()
         });
         crate::trace::mark("run_verses: runs", t0);
-        let store = self.store()?;
+        let store = self.verse_store()?;
         store.insert_verse_runs(&results.iter().map(|r| r.run.clone()).collect::<Vec<_>>())?;
         crate::trace::mark("run_verses: recorded", t0);
         Ok(results)
@@ -476,7 +476,7 @@ impl Engine {
         let wev_report = game
             .map(|g| wev::wev(g.nash, g.optimum, g.sense).map(|w| (w, g.sense)))
             .transpose()?;
-        let store = self.store()?;
+        let store = self.verse_store()?;
         let ledger = store.load_ledger()?;
         let p = ledger.tree().partition_info(partition)?.clone();
         if let PartitionStatus::Resolved { winner } = p.status {

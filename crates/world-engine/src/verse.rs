@@ -104,18 +104,18 @@ pub struct ResolveOutcome {
 impl Engine {
     /// Loads the current ledger (for listings).
     pub fn ledger(&self) -> Result<Ledger> {
-        Ok(self.store()?.load_ledger()?)
+        Ok(self.verse_store()?.load_ledger()?)
     }
 
     /// Applies one ledger operation and returns what it did.
     pub fn apply(&self, op: Op) -> Result<Applied> {
-        let mut v = self.store()?.apply(std::slice::from_ref(&op))?;
+        let mut v = self.verse_store()?.apply(std::slice::from_ref(&op))?;
         Ok(v.remove(0))
     }
 
     /// Applies a batch of operations atomically.
     pub fn apply_batch(&self, ops: &[Op]) -> Result<Vec<Applied>> {
-        Ok(self.store()?.apply(ops)?)
+        Ok(self.verse_store()?.apply(ops)?)
     }
 
     /// Creates a root verse (a whole outcome space).
@@ -170,7 +170,7 @@ impl Engine {
         let wev_report = game
             .map(|g| wev::wev(g.nash, g.optimum, g.sense).map(|w| (w, g.sense)))
             .transpose()?;
-        let store = self.store()?;
+        let store = self.verse_store()?;
         let ledger = store.load_ledger()?;
         let p = ledger.tree().partition_info(partition)?;
         if let PartitionStatus::Resolved { winner } = p.status {

@@ -33,12 +33,15 @@ impl AppState {
     pub fn new(cfg: &ServerConfig) -> Result<AppState, Error> {
         let token = crate::token::load_or_create_token(&cfg.substrate.state_dir)?;
         let meta = MetaStore::load(cfg.substrate.state_dir.join("server").join("meta.json"));
+        let spool = world_store::SpoolOptions::from_env()
+            .map_err(|e| Error::Io(e, std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
         Ok(AppState {
             // One long-lived lease on the database: every request gets its
             // own connection to it, and the file is handed back when idle so
             // that `world` commands in other processes get in.
             engine: Engine::new(cfg.db.clone())
                 .with_substrate(cfg.substrate.clone())
+                .with_spool_options(spool)
                 .with_store_mode(StoreMode::held()),
             token,
             meta,

@@ -12,10 +12,13 @@
 //! earlier `INSERT` step join that step. Callers add deletes before the
 //! inserts that may reuse their keys.
 
+use std::borrow::Cow;
+
 use duckdb::types::Value;
 use duckdb::Connection;
+use serde::{Deserialize, Serialize};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// Rows (or one statement) of a transaction, in order.
 #[derive(Debug, Default)]
@@ -28,8 +31,8 @@ enum Step {
     /// `INSERT INTO {head} VALUES {row}, {row}, ...`; `row` is a tuple with
     /// one `?` per value (and possibly SQL expressions).
     Insert {
-        head: &'static str,
-        row: &'static str,
+        head: Cow<'static, str>,
+        row: Cow<'static, str>,
         rows: Vec<Vec<Value>>,
     },
     /// One statement with its parameters.
@@ -56,8 +59,8 @@ impl Writes {
             }
         }
         self.steps.push(Step::Insert {
-            head,
-            row,
+            head: Cow::Borrowed(head),
+            row: Cow::Borrowed(row),
             rows: vec![values],
         });
     }
@@ -84,9 +87,9 @@ impl Writes {
 
     /// Moves the inserts into the tables `heads` to a new [`Writes`].
     pub(crate) fn split_off(&mut self, heads: &[&str]) -> Writes {
-        let (held, kept) = std::mem::take(&mut self.steps)
-            .into_iter()
-            .partition(|s| matches!(s, Step::Insert { head, .. } if heads.contains(head)));
+        let (held, kept) = std::mem::take(&mut self.steps).into_iter().partition(
+            |s| matches!(s, Step::Insert { head, .. } if heads.contains(&head.as_ref())),
+        );
         self.steps = kept;
         Writes { steps: held }
     }
@@ -134,6 +137,7 @@ impl Writes {
         for step in self.steps {
             match step {
                 Step::Insert { head, row, rows } => {
+                    let (head, row) = (head.as_ref(), row.as_ref());
                     // Keep statements (and their parameter lists) bounded.
                     for chunk in rows.chunks(256) {
                         let mut sql =
@@ -174,6 +178,140 @@ impl Writes {
             }
         }
         Ok(())
+    }
+}
+
+/// A [`Writes`] as data: what the record spool stores (see `spool`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum SpoolStep {
+    /// An insert: table head, row shape, rows.
+    Insert(String, String, Vec<Vec<SpoolValue>>),
+    /// One statement and its parameters.
+    Exec(String, Vec<SpoolValue>),
+    /// Entities marked `collapsed`.
+    Collapse(Vec<String>),
+}
+
+/// The parameter values a [`Writes`] uses, as data. Doubles are kept as
+/// their bits, so that every value (even a non-finite one) round-trips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum SpoolValue {
+    /// NULL.
+    Null,
+    /// BOOLEAN.
+    Bool(bool),
+    /// INTEGER.
+    Int(i32),
+    /// UINTEGER.
+    UInt(u32),
+    /// BIGINT.
+    BigInt(i64),
+    /// UBIGINT.
+    UBigInt(u64),
+    /// HUGEINT.
+    HugeInt(i128),
+    /// DOUBLE, as `f64::to_bits`.
+    Double(u64),
+    /// VARCHAR.
+    Text(String),
+    /// A list (`VARCHAR[]`).
+    List(Vec<SpoolValue>),
+}
+
+impl SpoolValue {
+    fn from_value(v: &Value) -> Result<SpoolValue> {
+        Ok(match v {
+            Value::Null => SpoolValue::Null,
+            Value::Boolean(b) => SpoolValue::Bool(*b),
+            Value::Int(i) => SpoolValue::Int(*i),
+            Value::UInt(i) => SpoolValue::UInt(*i),
+            Value::BigInt(i) => SpoolValue::BigInt(*i),
+            Value::UBigInt(i) => SpoolValue::UBigInt(*i),
+            Value::HugeInt(i) => SpoolValue::HugeInt(*i),
+            Value::Double(d) => SpoolValue::Double(d.to_bits()),
+            Value::Text(s) => SpoolValue::Text(s.clone()),
+            Value::List(items) => SpoolValue::List(
+                items
+                    .iter()
+                    .map(SpoolValue::from_value)
+                    .collect::<Result<_>>()?,
+            ),
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "a record value of type {:?} cannot be spooled",
+                    other.data_type()
+                )))
+            }
+        })
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            SpoolValue::Null => Value::Null,
+            SpoolValue::Bool(b) => Value::Boolean(b),
+            SpoolValue::Int(i) => Value::Int(i),
+            SpoolValue::UInt(i) => Value::UInt(i),
+            SpoolValue::BigInt(i) => Value::BigInt(i),
+            SpoolValue::UBigInt(i) => Value::UBigInt(i),
+            SpoolValue::HugeInt(i) => Value::HugeInt(i),
+            SpoolValue::Double(bits) => Value::Double(f64::from_bits(bits)),
+            SpoolValue::Text(s) => Value::Text(s),
+            SpoolValue::List(items) => {
+                Value::List(items.into_iter().map(SpoolValue::into_value).collect())
+            }
+        }
+    }
+}
+
+impl Writes {
+    /// These writes as data, for the record spool.
+    pub(crate) fn to_spool(&self) -> Result<Vec<SpoolStep>> {
+        let values = |vs: &[Value]| {
+            vs.iter()
+                .map(SpoolValue::from_value)
+                .collect::<Result<Vec<_>>>()
+        };
+        self.steps
+            .iter()
+            .map(|s| {
+                Ok(match s {
+                    Step::Insert { head, row, rows } => SpoolStep::Insert(
+                        head.to_string(),
+                        row.to_string(),
+                        rows.iter().map(|r| values(r)).collect::<Result<_>>()?,
+                    ),
+                    Step::Exec { sql, params } => SpoolStep::Exec(sql.clone(), values(params)?),
+                    Step::Collapse(ids) => SpoolStep::Collapse(ids.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// Writes read back from the record spool.
+    pub(crate) fn from_spool(steps: Vec<SpoolStep>) -> Writes {
+        let values = |vs: Vec<SpoolValue>| vs.into_iter().map(SpoolValue::into_value).collect();
+        Writes {
+            steps: steps
+                .into_iter()
+                .map(|s| match s {
+                    SpoolStep::Insert(head, row, rows) => Step::Insert {
+                        head: Cow::Owned(head),
+                        row: Cow::Owned(row),
+                        rows: rows.into_iter().map(values).collect(),
+                    },
+                    SpoolStep::Exec(sql, params) => Step::Exec {
+                        sql,
+                        params: values(params),
+                    },
+                    SpoolStep::Collapse(ids) => Step::Collapse(ids),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether there is nothing to write.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.steps.is_empty()
     }
 }
 

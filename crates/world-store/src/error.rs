@@ -53,6 +53,14 @@ pub enum Error {
     /// JSON (de)serialisation of a journal row failed.
     #[error("journal encoding")]
     Json(#[from] serde_json::Error),
+    /// The record spool (write-behind file) failed: see `spool`.
+    #[error("record spool {path}: {message}")]
+    Spool {
+        /// The spool file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A named record does not exist.
     #[error("{kind} {id} not found")]
     NotFound {

@@ -59,6 +59,18 @@ impl Store {
     /// Loads the whole ledger (tree and balances), from the ledger cache
     /// when the journal has not moved since it was filled.
     pub fn load_ledger(&self) -> Result<Ledger> {
+        if let Some(sp) = self.spool() {
+            // Only this process writes the file while it holds it, and the
+            // spool counts the journal's head.
+            if let Some(l) = self.cached_ledger(sp.head()) {
+                return Ok(l);
+            }
+            let _write = self.write_lock();
+            sp.sync()?;
+            let l = load(&self.conn)?;
+            self.cache_ledger(sp.head(), l.clone());
+            return Ok(l);
+        }
         self.in_read_transaction(|conn| {
             let seq = journal_head(conn)?;
             if let Some(l) = self.cached_ledger(seq) {
@@ -96,10 +108,91 @@ impl Store {
         meta: &ResolutionMeta,
         extra: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<()>,
     ) -> Result<Vec<Applied>> {
+        if self.spool().is_some() {
+            let (_, r) = self.spooled(
+                ops,
+                meta,
+                |w, ledger, applied| {
+                    extra(w, ledger, applied)?;
+                    Ok(|| ())
+                },
+                |_, _| Ok(()),
+            );
+            return r;
+        }
         self.transact(ops, meta, |conn, mut w, ledger, applied| {
             extra(&mut w, ledger, applied)?;
             w.flush(conn)
         })
+    }
+
+    /// [`Store::apply_during`] with a record spool: the batch is validated
+    /// against the cached ledger at the spool's journal head, its rows are
+    /// gathered (`early`, which also gives the work to run), the work runs,
+    /// `late` completes the rows, and the whole is appended to the spool
+    /// (durable) instead of written in line. A refusal, a failing `late`
+    /// or a failing append spools nothing.
+    fn spooled<T, D: FnOnce() -> T>(
+        &self,
+        ops: &[Op],
+        meta: &ResolutionMeta,
+        early: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<D>,
+        late: impl FnOnce(&mut Writes, &T) -> Result<()>,
+    ) -> (Option<T>, Result<Vec<Applied>>) {
+        let start = Instant::now();
+        let sp = self.spool().expect("spooled() needs a spool");
+        let _write = self.write_lock();
+        let head = sp.head();
+        let mut ledger = match self.cached_ledger(head) {
+            Some(l) => l,
+            None => {
+                let loaded = sp.sync().and_then(|()| load(&self.conn));
+                match loaded {
+                    Ok(l) => {
+                        self.cache_ledger(head, l.clone());
+                        l
+                    }
+                    Err(e) => return (None, Err(e)),
+                }
+            }
+        };
+        let mut applied = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            match ledger.apply(op) {
+                Ok(a) => applied.push(a),
+                Err(source) if ops.len() > 1 => {
+                    return (None, Err(Error::BatchOp { index, source }))
+                }
+                Err(e) => return (None, Err(e.into())),
+            }
+        }
+        let mut w = Writes::default();
+        let existed = |k: &BalanceKey| self.cached_balance(head, k).is_none_or(|v| v > 0);
+        let work = persist(
+            None,
+            &mut w,
+            head + 1,
+            &ledger,
+            &existed,
+            ops,
+            &applied,
+            meta,
+            start,
+        )
+        .and_then(|()| early(&mut w, &ledger, &applied));
+        let work = match work {
+            Ok(work) => work,
+            Err(e) => return (None, Err(e)),
+        };
+        let t = work();
+        let r = late(&mut w, &t).and_then(|()| sp.append(w, ops.len() as u64));
+        match r {
+            Ok(()) => {
+                self.cache_ledger(head + ops.len() as u64, ledger);
+                (Some(t), Ok(applied))
+            }
+            Err(e) => (Some(t), Err(e)),
+        }
     }
 
     /// Like [`Store::apply_and`], running `during` on another thread while
@@ -125,6 +218,17 @@ impl Store {
         hold: &[&'static str],
         late: impl FnOnce(&mut Writes, &T) -> Result<()>,
     ) -> (Option<T>, Result<Vec<Applied>>) {
+        if self.spool().is_some() {
+            return self.spooled(
+                ops,
+                meta,
+                |w, ledger, applied| {
+                    early(w, ledger, applied)?;
+                    Ok(during)
+                },
+                late,
+            );
+        }
         let mut outcome: Option<T> = None;
         let result = self.transact(ops, meta, |conn, mut w, ledger, applied| {
             early(&mut w, ledger, applied)?;
@@ -179,7 +283,7 @@ impl Store {
             let mut w = Writes::default();
             let existed = |k: &BalanceKey| self.cached_balance(head, k).is_none_or(|v| v > 0);
             persist(
-                conn,
+                Some(conn),
                 &mut w,
                 head + 1,
                 &ledger,
@@ -402,7 +506,7 @@ fn load(conn: &Connection) -> Result<Ledger> {
 }
 
 /// The journal's position: its largest seq (0 when empty).
-fn journal_head(conn: &Connection) -> Result<u64> {
+pub(crate) fn journal_head(conn: &Connection) -> Result<u64> {
     Ok(conn.query_row(
         "SELECT coalesce(max(seq), 0) FROM ledger_journal",
         [],
@@ -427,7 +531,7 @@ const BULK: usize = 64;
 /// before the batch (so it is updated or deleted, not inserted).
 #[allow(clippy::too_many_arguments)]
 fn persist(
-    conn: &Connection,
+    conn: Option<&Connection>,
     w: &mut Writes,
     next_seq: u64,
     ledger: &Ledger,
@@ -437,8 +541,9 @@ fn persist(
     meta: &ResolutionMeta,
     start: Instant,
 ) -> Result<()> {
-    // 1. Journal rows, appended.
-    if ops.len() > BULK {
+    // 1. Journal rows, appended. (A spooled batch, `conn` None, is data:
+    // no appender, only multi-row statements.)
+    if let Some(conn) = conn.filter(|_| ops.len() > BULK) {
         let mut app =
             conn.appender_with_columns("ledger_journal", &["seq", "op", "op_json", "effect_json"])?;
         for (i, (op, a)) in ops.iter().zip(applied).enumerate() {
@@ -471,7 +576,7 @@ fn persist(
             cells.insert(k, *v);
         }
     }
-    if cells.len() > BULK {
+    if let Some(conn) = conn.filter(|_| cells.len() > BULK) {
         conn.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS balance_stage (token VARCHAR, verse_id VARCHAR, owner VARCHAR, amount UBIGINT);
              DELETE FROM balance_stage;",
@@ -519,16 +624,15 @@ fn persist(
                 );
             }
         }
-        if !gone.is_empty() {
-            let n = gone.len() / 3;
-            let tuples = vec!["(?, ?, ?)"; n].join(", ");
-            // The delete must run before the inserts of the same keys.
+        // The deletes must run before the inserts of the same keys.
+        for chunk in gone.chunks(3 * 256) {
+            let tuples = vec!["(?, ?, ?)"; chunk.len() / 3].join(", ");
             w.exec_first(
                 format!(
                     "DELETE FROM balances b USING (VALUES {tuples}) v(t, vv, o)
                      WHERE b.token = v.t AND b.verse_id = v.vv AND b.owner = v.o"
                 ),
-                gone,
+                chunk.to_vec(),
             );
         }
     }

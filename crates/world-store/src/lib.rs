@@ -15,6 +15,11 @@
 //! [`open`]). Every ledger change is one DuckDB transaction that writes the
 //! journal row and the new state together, so a committed operation survives
 //! `kill -9` and the journal and the balances always agree.
+//!
+//! A long-lived process may open the file with a **record spool**
+//! ([`OpenOptions::spool`]): a transaction's writes are then made durable
+//! in a side file at once and written to the tables by a background writer
+//! (see [`spool`]).
 #![deny(missing_docs)]
 
 mod batch;
@@ -24,8 +29,10 @@ pub mod open;
 pub mod path;
 pub mod records;
 pub mod schema;
+pub mod spool;
 pub mod verse_worlds;
 
 pub use error::{Error, Result};
 pub use open::{LedgerCache, OpenOptions, Store};
 pub use records::{BranchRow, EntityRow, MetricSummary, NewEntity, ResolutionRow};
+pub use spool::{spool_path, SpoolOptions};

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use duckdb::Connection;
 use world_core::ledger::Ledger;
 
+use crate::spool::{self, Spool, SpoolOptions};
 use crate::{schema, Error, Result};
 
 /// Prepared statements kept per connection. DuckDB plans a small statement
@@ -40,6 +41,10 @@ pub struct OpenOptions {
     /// A ledger cache to use (and keep) across openings of the file; by
     /// default every opening starts with an empty one.
     pub ledger_cache: Option<LedgerCache>,
+    /// Write records behind, through a spool (see [`crate::spool`]): for
+    /// a process that holds the file open across many operations. `None`
+    /// (the default) writes every transaction in line.
+    pub spool: Option<SpoolOptions>,
 }
 
 impl Default for OpenOptions {
@@ -47,6 +52,7 @@ impl Default for OpenOptions {
         Self {
             busy_timeout: Duration::from_secs(60),
             ledger_cache: None,
+            spool: None,
         }
     }
 }
@@ -79,6 +85,8 @@ struct Shared {
     write: Mutex<()>,
     /// The ledger as of a journal position.
     ledger: LedgerCache,
+    /// The record spool, when records are written behind.
+    spool: Option<Spool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -115,16 +123,7 @@ impl Store {
                     // Another process may still be migrating a fresh file, so
                     // a lock error during migration is retried as well.
                     match schema::migrate(&conn) {
-                        Ok(_) => {
-                            return Ok(Store {
-                                conn,
-                                path: Some(path.to_path_buf()),
-                                shared: Arc::new(Shared {
-                                    write: Mutex::new(()),
-                                    ledger: opts.ledger_cache.clone().unwrap_or_default(),
-                                }),
-                            })
-                        }
+                        Ok(_) => return Self::opened(conn, path, opts),
                         Err(Error::Db(e)) if is_busy(&e) => {}
                         Err(e) => return Err(e),
                     }
@@ -142,6 +141,70 @@ impl Store {
             std::thread::sleep(delay + jitter(attempt, delay));
             delay = (delay * 2).min(Duration::from_millis(50));
         }
+    }
+
+    /// A freshly opened and migrated file: replays its record spool (a
+    /// previous holder's batches not yet in the tables) and, if asked,
+    /// starts this opening's own.
+    fn opened(conn: Connection, path: &Path, opts: &OpenOptions) -> Result<Store> {
+        let spool_file = spool::spool_path(path);
+        let last_id = spool::replay(&conn, &spool_file)?;
+        let spool = match &opts.spool {
+            Some(o) => {
+                let head = crate::ledger_io::journal_head(&conn)?;
+                let writer = conn.try_clone()?;
+                writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                Some(Spool::start(writer, spool_file, last_id, head, o)?)
+            }
+            None => None,
+        };
+        Ok(Store {
+            conn,
+            path: Some(path.to_path_buf()),
+            shared: Arc::new(Shared {
+                write: Mutex::new(()),
+                ledger: opts.ledger_cache.clone().unwrap_or_default(),
+                spool,
+            }),
+        })
+    }
+
+    /// The record spool, when this database writes records behind.
+    pub(crate) fn spool(&self) -> Option<&Spool> {
+        self.shared.spool.as_ref()
+    }
+
+    /// Waits until every spooled record is in the tables (at once without
+    /// a spool). Reads of anything but the ledger, the verse links and the
+    /// scores should follow a sync.
+    pub fn sync_records(&self) -> Result<()> {
+        match self.spool() {
+            Some(s) => s.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Spooled batches not yet in the tables (0 without a spool).
+    pub fn records_pending(&self) -> usize {
+        self.spool().map_or(0, Spool::pending)
+    }
+
+    /// Runs a direct write: with a spool, under the write lock and after
+    /// every spooled batch, so the tables change in one order.
+    pub(crate) fn write_direct<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match self.spool() {
+            Some(s) => {
+                let _write = lock(&self.shared.write);
+                s.sync()?;
+                f(&self.conn)
+            }
+            None => f(&self.conn),
+        }
+    }
+
+    /// Holds this process's write lock (one read-modify-write at a time).
+    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
+        lock(&self.shared.write)
     }
 
     /// Opens a private in-memory database (tests, benchmarks).
@@ -219,6 +282,9 @@ impl Store {
     /// Holds the process-wide write lock of this database throughout.
     pub(crate) fn in_transaction<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let _write = lock(&self.shared.write);
+        if let Some(s) = self.spool() {
+            s.sync()?;
+        }
         self.in_read_transaction(f)
     }
 

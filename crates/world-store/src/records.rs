@@ -206,7 +206,7 @@ fn strings(v: duckdb::types::Value) -> Vec<String> {
 impl Store {
     /// Inserts an entity row.
     pub fn insert_entity(&self, e: &NewEntity) -> Result<()> {
-        insert_entity(&self.conn, e)
+        self.write_direct(|conn| insert_entity(conn, e))
     }
 
     /// Whether an entity row exists.
@@ -226,7 +226,7 @@ impl Store {
         } else {
             "UPDATE world_runtime_entities SET state = ? WHERE entity_id = ?"
         };
-        let n = self.conn.execute(sql, params![state, entity_id])?;
+        let n = self.write_direct(|conn| Ok(conn.execute(sql, params![state, entity_id])?))?;
         if n == 0 {
             return Err(Error::NotFound {
                 kind: "entity",
@@ -246,19 +246,21 @@ impl Store {
         snapshot_time_ms: Option<f64>,
         gf3_sum: Option<i32>,
     ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO world_branches (branch_id, parent_entity_id, child_entity_ids, branch_type, snapshot_time_ms, gf3_sum)
-             VALUES (?, ?, ?, ?, ?, ?)",
-            params![
-                branch_id,
-                parent,
-                text_list(children.iter().cloned()),
-                branch_type,
-                snapshot_time_ms,
-                gf3_sum
-            ],
-        )?;
-        Ok(())
+        self.write_direct(|conn| {
+            conn.execute(
+                "INSERT INTO world_branches (branch_id, parent_entity_id, child_entity_ids, branch_type, snapshot_time_ms, gf3_sum)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                params![
+                    branch_id,
+                    parent,
+                    text_list(children.iter().cloned()),
+                    branch_type,
+                    snapshot_time_ms,
+                    gf3_sum
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     /// Records a `runtime_metrics` row.
@@ -270,16 +272,18 @@ impl Store {
         branch_time_ms: Option<f64>,
         memory_overhead_mb: Option<f64>,
     ) -> Result<()> {
-        insert_metric(
-            &self.conn,
-            entity_id,
-            [
-                boot_time_ms,
-                snapshot_time_ms,
-                branch_time_ms,
-                memory_overhead_mb,
-            ],
-        )
+        self.write_direct(|conn| {
+            insert_metric(
+                conn,
+                entity_id,
+                [
+                    boot_time_ms,
+                    snapshot_time_ms,
+                    branch_time_ms,
+                    memory_overhead_mb,
+                ],
+            )
+        })
     }
 
     /// Records the duration of any operation.
@@ -291,7 +295,14 @@ impl Store {
     ) -> Result<()> {
         let mut w = Writes::default();
         timing_row(&mut w, operation, entity_id, duration_ms);
-        w.flush(&self.conn)
+        match self.spool() {
+            // Written behind, like the operation it times.
+            Some(sp) => {
+                let _write = self.write_lock();
+                sp.append(w, 0)
+            }
+            None => w.flush(&self.conn),
+        }
     }
 
     /// Entities, newest first, optionally of one type.

@@ -145,8 +145,17 @@ CREATE TABLE IF NOT EXISTS verse_runs (
 );
 "#;
 
+/// The record spool's position (schema version 3): the id of the last
+/// spooled batch written to the tables (see `spool`).
+const V3_RECORD_SPOOL: &str = r#"
+CREATE TABLE IF NOT EXISTS record_spool (
+    last_id UBIGINT NOT NULL
+);
+INSERT INTO record_spool SELECT 0 WHERE NOT EXISTS (SELECT * FROM record_spool);
+"#;
+
 /// Ordered migrations; index + 1 is the schema version they bring the file to.
-pub const MIGRATIONS: &[&str] = &[V1_LEDGER, V2_VERSE_WORLDS];
+pub const MIGRATIONS: &[&str] = &[V1_LEDGER, V2_VERSE_WORLDS, V3_RECORD_SPOOL];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -48,6 +48,9 @@ fn link(w: &mut Writes, verse: &str, world: &str, snapshot: Option<&str>) {
 impl Store {
     /// The world a verse runs in.
     pub fn world_of_verse(&self, verse: VerseId) -> Result<Option<String>> {
+        if self.spool().is_some() {
+            return Ok(self.verse_links(&[verse])?.remove(&verse).map(|(w, _)| w));
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT world_id FROM verse_worlds WHERE verse_id = ?")?;
@@ -57,6 +60,12 @@ impl Store {
 
     /// The snapshot a verse's world was branched from, if any.
     pub fn snapshot_of_verse(&self, verse: VerseId) -> Result<Option<String>> {
+        if self.spool().is_some() {
+            return Ok(self
+                .verse_links(&[verse])?
+                .remove(&verse)
+                .and_then(|(_, s)| s));
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT snapshot_id FROM verse_worlds WHERE verse_id = ?")?;
@@ -66,6 +75,35 @@ impl Store {
 
     /// The live verse a world currently runs, if any.
     pub fn verse_of_world(&self, world: &str) -> Result<Option<VerseId>> {
+        if let Some(sp) = self.spool() {
+            let known = sp.links().verses_of(world);
+            let linked = match known {
+                Some(set) => set,
+                None => {
+                    // Every verse the tables link to the world, with their
+                    // links, corrected by what was spooled since.
+                    let from_tables: Vec<VerseId> = self
+                        .conn
+                        .prepare_cached("SELECT verse_id FROM verse_worlds WHERE world_id = ?")?
+                        .query_map([world], |r| r.get::<_, String>(0))?
+                        .map(|v| {
+                            let v = v?;
+                            v.parse()
+                                .map_err(|_| Error::Corrupt(format!("bad verse id {v:?}")))
+                        })
+                        .collect::<Result<_>>()?;
+                    self.verse_links(&from_tables)?;
+                    sp.links().learn_world(world, &from_tables)
+                }
+            };
+            // The live one made last (the verses table's status may lag;
+            // the ledger's is current).
+            let ledger = self.load_ledger()?;
+            return Ok(linked
+                .into_iter()
+                .rev()
+                .find(|v| ledger.tree().verse(*v).is_ok_and(|x| x.is_live())));
+        }
         let mut stmt = self.conn.prepare(
             "SELECT w.verse_id FROM verse_worlds w JOIN verses v USING (verse_id)
              WHERE w.world_id = ? AND v.status = 'live' ORDER BY v.num DESC LIMIT 1",
@@ -101,7 +139,12 @@ impl Store {
             },
         )?;
         match applied[0].effect {
-            Effect::RootCreated { verse } => Ok(verse),
+            Effect::RootCreated { verse } => {
+                if let Some(sp) = self.spool() {
+                    sp.links().link(verse, world, None);
+                }
+                Ok(verse)
+            }
             ref other => Err(Error::Corrupt(format!("unexpected effect {other:?}"))),
         }
     }
@@ -187,14 +230,31 @@ impl Store {
             }
             Ok(())
         };
-        self.apply_during(
+        let (t, r) = self.apply_during(
             ops,
             &ResolutionMeta::default(),
             branch,
             early,
             &[records::METRIC_HEAD, crate::ledger_io::BRANCH_HEAD],
             late,
-        )
+        );
+        if let (Some(sp), Ok(applied)) = (self.spool(), &r) {
+            let mut links = sp.links();
+            for a in applied {
+                match &a.effect {
+                    Effect::RootCreated { verse } => links.link(*verse, parent_world, None),
+                    Effect::Partitioned { children, .. } => {
+                        // The children's worlds are new: nothing else runs in them.
+                        for (v, world) in children.iter().zip(child_worlds) {
+                            links.new_world(world);
+                            links.link(*v, world, snapshot);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (t, r)
     }
 
     /// Commits a pull_up over worlds: the `Resolve` and the `PullUp`s in
@@ -239,7 +299,11 @@ impl Store {
             }
             Ok(())
         };
-        self.apply_during(ops, meta, during, early, &[], late)
+        let (t, r) = self.apply_during(ops, meta, during, early, &[], late);
+        if let (Some(sp), Ok(_)) = (self.spool(), &r) {
+            sp.links().link(parent, winner_world, None);
+        }
+        (t, r)
     }
 
     /// Records a run of code in a verse.
@@ -269,6 +333,17 @@ impl Store {
             );
             crate::records::timing_row(&mut w, "verse_run", Some(&r.verse_id), r.duration_ms);
         }
+        if let Some(sp) = self.spool() {
+            let _write = self.write_lock();
+            sp.append(w, 0)?;
+            let mut links = sp.links();
+            for r in runs {
+                if let Ok(v) = r.verse_id.parse::<VerseId>() {
+                    links.ran(v, r.score);
+                }
+            }
+            return Ok(());
+        }
         self.in_transaction(|conn| w.flush(conn))
     }
 
@@ -279,6 +354,19 @@ impl Store {
         &self,
         verses: &[VerseId],
     ) -> Result<std::collections::BTreeMap<VerseId, String>> {
+        if self.spool().is_some() {
+            let ledger = self.load_ledger()?;
+            let live: Vec<VerseId> = verses
+                .iter()
+                .copied()
+                .filter(|v| ledger.tree().verse(*v).is_ok_and(|x| x.is_live()))
+                .collect();
+            return Ok(self
+                .verse_links(&live)?
+                .into_iter()
+                .map(|(v, (w, _))| (v, w))
+                .collect());
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT w.verse_id, w.world_id FROM verse_worlds w JOIN verses v USING (verse_id)
              WHERE v.status = 'live' AND w.verse_id IN (SELECT unnest(?::VARCHAR[]))",
@@ -301,6 +389,44 @@ impl Store {
     /// The world (and the snapshot it was branched from) of each of
     /// `verses` that runs in one, in one query.
     pub fn verse_links(
+        &self,
+        verses: &[VerseId],
+    ) -> Result<std::collections::BTreeMap<VerseId, (String, Option<String>)>> {
+        let Some(sp) = self.spool() else {
+            return self.verse_links_from_tables(verses);
+        };
+        let mut out = std::collections::BTreeMap::new();
+        let mut missing = Vec::new();
+        {
+            let links = sp.links();
+            for v in verses {
+                match links.get(*v) {
+                    Some(Some(l)) => {
+                        out.insert(*v, l);
+                    }
+                    Some(None) => {}
+                    None => missing.push(*v),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            // Read while holding the write lock, so no spooled write can
+            // change these links between the read and `learn`.
+            let _write = self.write_lock();
+            let found = self.verse_links_from_tables(&missing)?;
+            let mut links = sp.links();
+            for v in missing {
+                links.learn(v, found.get(&v).cloned());
+                if let Some(Some(l)) = links.get(v) {
+                    out.insert(v, l);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Store::verse_links`], read from the tables.
+    fn verse_links_from_tables(
         &self,
         verses: &[VerseId],
     ) -> Result<std::collections::BTreeMap<VerseId, (String, Option<String>)>> {
@@ -329,6 +455,34 @@ impl Store {
 
     /// The most recent score each verse reported (None when it reported none).
     pub fn latest_scores(&self, verses: &[VerseId]) -> Result<Vec<(VerseId, Option<f64>)>> {
+        if let Some(sp) = self.spool() {
+            let missing: Vec<VerseId> = {
+                let links = sp.links();
+                verses
+                    .iter()
+                    .copied()
+                    .filter(|v| links.score(*v).is_none())
+                    .collect()
+            };
+            if !missing.is_empty() {
+                let _write = self.write_lock();
+                let found = self.latest_scores_from_tables(&missing)?;
+                let mut links = sp.links();
+                for (v, s) in found {
+                    links.learn_score(v, s);
+                }
+            }
+            let links = sp.links();
+            return Ok(verses
+                .iter()
+                .map(|v| (*v, links.score(*v).flatten()))
+                .collect());
+        }
+        self.latest_scores_from_tables(verses)
+    }
+
+    /// [`Store::latest_scores`], read from the tables.
+    fn latest_scores_from_tables(&self, verses: &[VerseId]) -> Result<Vec<(VerseId, Option<f64>)>> {
         let mut stmt = self.conn.prepare(
             "SELECT score FROM verse_runs WHERE verse_id = ? AND score IS NOT NULL
              ORDER BY ran_at DESC, run_id DESC LIMIT 1",
