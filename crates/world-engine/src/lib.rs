@@ -53,8 +53,15 @@ impl Engine {
     /// the engine made afterwards share the lease. A held database writes
     /// its records behind, through a record spool (see [`lease`]).
     pub fn with_store_mode(mut self, mode: StoreMode) -> Self {
-        if matches!(mode, StoreMode::Held { .. }) && self.open.spool.is_none() {
-            self.open.spool = Some(SpoolOptions::default());
+        if matches!(mode, StoreMode::Held { .. }) {
+            let spool = self.open.spool.get_or_insert_with(SpoolOptions::default);
+            // The writer only uses CPU time the worlds and the operations
+            // on the critical path do not want.
+            if spool.on_writer_start.is_none() {
+                spool.on_writer_start = Some(|| {
+                    let _ = world_substrate::lower_thread_priority();
+                });
+            }
         }
         self.lease = lease::Lease::start(self.db.clone(), self.open.clone(), mode);
         self
@@ -93,6 +100,17 @@ impl Engine {
             Some(lease) => lease.acquire(true),
             None => Ok(lease::per_call(Store::open_with(&self.db, &self.open)?)),
         }
+    }
+
+    /// Spooled record batches not yet written to the tables (0 unless the
+    /// database is held; see [`lease`]).
+    pub fn records_pending(&self) -> Result<usize> {
+        Ok(self.verse_store()?.records_pending())
+    }
+
+    /// Waits until every spooled record is written to the tables.
+    pub fn sync_records(&self) -> Result<()> {
+        Ok(self.verse_store()?.sync_records()?)
     }
 
     /// The store for a ledger or verse operation: like [`Engine::store`],

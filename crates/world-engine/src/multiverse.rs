@@ -178,13 +178,16 @@ pub fn parse_score(stdout: &str) -> Option<f64> {
         .filter(|x| x.is_finite())
 }
 
+/// A run's id: the verse, then the time in nanoseconds (fixed-width hex,
+/// so ids of one verse sort by time even when their rows are written in
+/// one transaction), then a random tail.
 fn run_id(verse: VerseId) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     format!(
-        "run-{verse}-{:012x}",
-        world_core::seed::splitmix64_output(nanos, verse.0)
+        "run-{verse}-{nanos:016x}{:04x}",
+        world_core::seed::splitmix64_output(nanos, verse.0) & 0xffff
     )
 }
 
@@ -578,46 +581,55 @@ impl Engine {
         crate::trace::mark("pull_up: load + oracle", t0);
         // The push_down's snapshot (its frozen session templates hold
         // memory) is not needed once the partition is resolved, nor if this
-        // commit fails: it is deleted while the records are written.
-        let (snap_result, committed) = store.commit_pull_up(
-            &ops,
-            &meta,
-            &collapsed_worlds,
-            p.parent,
-            &winner_world,
-            snapshot.as_deref(),
-            || {
-                let r = snapshot.as_deref().map(|snap| sub.delete_snapshot(snap));
-                crate::trace::mark("pull_up: snapshot deleted", t0);
-                r
-            },
-            |r| matches!(r, Some(Ok(()))),
-        );
-        let applied = committed?;
-        crate::trace::mark("pull_up: commit", t0);
-        match snap_result.flatten() {
-            Some(Ok(()))
-            | Some(Err(world_substrate::Error::Snapshot(
-                world_substrate::snapshot::SnapshotError::NotFound(_),
-            )))
-            | None => {}
-            Some(Err(e)) => return Err(e.into()),
-        }
-        // The ledger has committed: now the losing worlds go, in parallel.
-        let ids: Vec<WorldId> = collapsed_worlds
-            .iter()
-            .filter_map(|w| crate::world::world_id(w).ok())
-            .collect();
-        let destroyed: Vec<_> = std::thread::scope(|s| {
-            let worlds: Vec<_> = ids
+        // commit fails: it is deleted on another thread while the ledger
+        // commits and the losing worlds go.
+        let (applied, deleted, destroyed) = std::thread::scope(|s| -> Result<_> {
+            let deleting = snapshot.as_deref().map(|snap| {
+                s.spawn(move || {
+                    let r = sub.delete_snapshot(snap);
+                    crate::trace::mark("pull_up: snapshot deleted", t0);
+                    r
+                })
+            });
+            let committed =
+                store.commit_pull_up(&ops, &meta, &collapsed_worlds, p.parent, &winner_world);
+            let applied = match committed {
+                Ok(a) => a,
+                Err(e) => {
+                    if let Some(h) = deleting {
+                        let _ = h.join();
+                    }
+                    return Err(e.into());
+                }
+            };
+            crate::trace::mark("pull_up: commit", t0);
+            // The ledger has committed: now the losing worlds go, in parallel.
+            let ids: Vec<WorldId> = collapsed_worlds
                 .iter()
-                .map(|id| s.spawn(move || sub.destroy(id)))
+                .filter_map(|w| crate::world::world_id(w).ok())
                 .collect();
-            worlds
+            let worlds: Vec<_> = ids
+                .into_iter()
+                .map(|id| s.spawn(move || sub.destroy(&id)))
+                .collect();
+            let destroyed: Vec<_> = worlds
                 .into_iter()
                 .map(|h| h.join().expect("destroy thread panicked"))
-                .collect()
-        });
+                .collect();
+            let deleted = deleting.map(|h| h.join().expect("snapshot thread panicked"));
+            Ok((applied, deleted, destroyed))
+        })?;
+        match deleted.zip(snapshot.as_deref()) {
+            Some((Ok(()), snap)) => store.mark_deleted(snap)?,
+            Some((
+                Err(world_substrate::Error::Snapshot(
+                    world_substrate::snapshot::SnapshotError::NotFound(_),
+                )),
+                _,
+            ))
+            | None => {}
+            Some((Err(e), _)) => return Err(e.into()),
+        }
         for r in destroyed {
             match r {
                 // Already gone (destroyed by hand) is fine.

@@ -13,10 +13,10 @@
 //!    committed: a crash loses nothing, because whoever opens the database
 //!    next replays the spool first ([`replay`]).
 //! 2. **Visible, on the writer thread.** One writer per open database
-//!    writes each batch in its own DuckDB transaction, in order, together
-//!    with the batch's id in `record_spool.last_id` (so replaying twice
-//!    writes nothing twice), and empties the file whenever it has caught
-//!    up.
+//!    writes the batches in order, together with the last one's id in
+//!    `record_spool.last_id` (so replaying twice writes nothing twice),
+//!    all that have queued up (up to 64) in one DuckDB transaction (group
+//!    commit), and empties the file whenever it has caught up.
 //!
 //! What a spooled operation must read before its batch is written comes
 //! from memory, never from a stale table: the ledger (the ledger cache, at
@@ -50,11 +50,14 @@ use crate::batch::{SpoolStep, Writes};
 use crate::{Error, Result};
 
 /// How a spooled store writes its records.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SpoolOptions {
     /// Wait this long before writing each batch (crash tests use it to
     /// keep batches in the spool; normally zero).
     pub writer_delay: Duration,
+    /// Run by the writer thread when it starts (the engine lowers its CPU
+    /// priority with it).
+    pub on_writer_start: Option<fn()>,
 }
 
 impl SpoolOptions {
@@ -94,8 +97,8 @@ struct Pending {
 struct State {
     file: File,
     queue: VecDeque<Pending>,
-    /// The batch the writer is writing.
-    in_flight: bool,
+    /// How many batches the writer is writing.
+    in_flight: usize,
     next_id: u64,
     /// The ledger journal's head, counting spooled batches.
     head: u64,
@@ -116,6 +119,15 @@ struct Core {
 pub(crate) struct Spool {
     core: Arc<Core>,
     writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SpoolOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpoolOptions")
+            .field("writer_delay", &self.writer_delay)
+            .field("on_writer_start", &self.on_writer_start.is_some())
+            .finish()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -141,13 +153,18 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// Writes one batch and its id in one transaction.
-fn write_batch(conn: &Connection, id: u64, writes: Writes) -> Result<()> {
+/// Writes batches and the last one's id in one transaction.
+fn write_batches(conn: &Connection, batches: Vec<Pending>) -> Result<()> {
+    let Some(last) = batches.last().map(|p| p.id) else {
+        return Ok(());
+    };
     conn.execute_batch("BEGIN TRANSACTION")?;
     let r = (|| {
-        writes.flush(conn)?;
+        for p in batches {
+            p.writes.flush(conn)?;
+        }
         conn.prepare_cached("UPDATE record_spool SET last_id = ?")?
-            .execute([id])?;
+            .execute([last])?;
         Ok(())
     })();
     match r {
@@ -158,6 +175,9 @@ fn write_batch(conn: &Connection, id: u64, writes: Writes) -> Result<()> {
         }
     }
 }
+
+/// Most batches the writer commits in one transaction.
+const GROUP_MAX: usize = 64;
 
 /// Writes every batch of the spool file at `path` that the database does
 /// not hold yet, then empties the file. Returns the last batch id written
@@ -190,7 +210,11 @@ pub(crate) fn replay(conn: &Connection, path: &Path) -> Result<u64> {
         if line.id <= seen {
             continue;
         }
-        write_batch(conn, line.id, Writes::from_spool(line.steps)).map_err(|e| Error::Spool {
+        let batch = Pending {
+            id: line.id,
+            writes: Writes::from_spool(line.steps),
+        };
+        write_batches(conn, vec![batch]).map_err(|e| Error::Spool {
             path: path.to_path_buf(),
             message: format!(
                 "batch {} (line {}) cannot be written: {}; move the file aside to open the database without it",
@@ -234,7 +258,7 @@ impl Spool {
             state: Mutex::new(State {
                 file,
                 queue: VecDeque::new(),
-                in_flight: false,
+                in_flight: 0,
                 next_id: last_id + 1,
                 head,
                 failed: None,
@@ -244,9 +268,15 @@ impl Spool {
             links: Mutex::new(Links::default()),
         });
         let c = core.clone();
+        let on_start = opts.on_writer_start;
         let writer = std::thread::Builder::new()
             .name("record-writer".into())
-            .spawn(move || write_loop(&c, conn))
+            .spawn(move || {
+                if let Some(f) = on_start {
+                    f();
+                }
+                write_loop(&c, conn)
+            })
             .map_err(|e| spool_error(&core.path, &e))?;
         Ok(Spool {
             core,
@@ -294,7 +324,7 @@ impl Spool {
             if let Some(why) = &st.failed {
                 return Err(self.failed(why));
             }
-            if st.queue.is_empty() && !st.in_flight {
+            if st.queue.is_empty() && st.in_flight == 0 {
                 return Ok(());
             }
             st = self
@@ -308,7 +338,7 @@ impl Spool {
     /// How many batches wait for the writer (including the one it writes).
     pub(crate) fn pending(&self) -> usize {
         let st = lock(&self.core.state);
-        st.queue.len() + usize::from(st.in_flight)
+        st.queue.len() + st.in_flight
     }
 
     fn failed(&self, why: &str) -> Error {
@@ -346,17 +376,21 @@ fn write_loop(core: &Core, conn: Connection) {
             // Keep the failed batch (and those after it) in the file.
             return;
         }
-        let Some(p) = st.queue.pop_front() else {
+        if st.queue.is_empty() {
             return; // stopping, and everything is written
-        };
-        st.in_flight = true;
+        }
+        // Group commit: whatever has queued up goes in one transaction.
+        let n = st.queue.len().min(GROUP_MAX);
+        let group: Vec<Pending> = st.queue.drain(..n).collect();
+        let ids = (group[0].id, group[n - 1].id);
+        st.in_flight = n;
         drop(st);
         if !core.delay.is_zero() {
             std::thread::sleep(core.delay);
         }
-        let r = write_batch(&conn, p.id, p.writes);
+        let r = write_batches(&conn, group);
         let mut st = lock(&core.state);
-        st.in_flight = false;
+        st.in_flight = 0;
         match r {
             Ok(()) => {
                 if st.queue.is_empty() {
@@ -366,7 +400,7 @@ fn write_loop(core: &Core, conn: Connection) {
                     let _ = st.file.set_len(0);
                 }
             }
-            Err(e) => st.failed = Some(format!("batch {}: {}", p.id, chain(&e))),
+            Err(e) => st.failed = Some(format!("batches {} to {}: {}", ids.0, ids.1, chain(&e))),
         }
         drop(st);
         core.changed.notify_all();

@@ -260,24 +260,16 @@ impl Store {
     /// Commits a pull_up over worlds: the `Resolve` and the `PullUp`s in
     /// `ops`, the collapse of the losing verses' worlds, and the link of
     /// the parent verse to the winner's world (its successor), in one
-    /// transaction overlapped with `during` (deleting the push_down's
-    /// snapshot, which nothing needs once the partition resolves, whether
-    /// or not this commit succeeds). When `deleted` says
-    /// `during` removed `snapshot`, its entity is marked `deleted` in the
-    /// same transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub fn commit_pull_up<T: Send>(
+    /// transaction.
+    pub fn commit_pull_up(
         &self,
         ops: &[Op],
         meta: &ResolutionMeta,
         collapsed_worlds: &[String],
         parent: VerseId,
         winner_world: &str,
-        snapshot: Option<&str>,
-        during: impl FnOnce() -> T + Send,
-        deleted: impl FnOnce(&T) -> bool,
-    ) -> (Option<T>, Result<Vec<Applied>>) {
-        let early = |w: &mut Writes, _: &world_core::ledger::Ledger, _: &[Applied]| {
+    ) -> Result<Vec<Applied>> {
+        let r = self.apply_and(ops, meta, |w, _, _| {
             w.collapse(collapsed_worlds.iter().cloned());
             // The parent verse now runs in the winner's world (replacing
             // its old link; a delete and an insert are cheaper than an
@@ -288,22 +280,30 @@ impl Store {
             );
             link(w, &parent.to_string(), winner_world, None);
             Ok(())
-        };
-        let late = |w: &mut Writes, t: &T| {
-            if let Some(snap) = snapshot.filter(|_| deleted(t)) {
-                w.exec(
-                    "UPDATE world_runtime_entities SET state = 'deleted', resolved_at = now()
-                     WHERE entity_id = ?",
-                    vec![text(snap)],
-                );
-            }
-            Ok(())
-        };
-        let (t, r) = self.apply_during(ops, meta, during, early, &[], late);
+        });
         if let (Some(sp), Ok(_)) = (self.spool(), &r) {
             sp.links().link(parent, winner_world, None);
         }
-        (t, r)
+        r
+    }
+
+    /// Marks an entity `deleted` (resolved now). With a record spool this
+    /// is written behind, like the operation it completes; a missing row
+    /// is not an error.
+    pub fn mark_deleted(&self, entity_id: &str) -> Result<()> {
+        let mut w = Writes::default();
+        w.exec(
+            "UPDATE world_runtime_entities SET state = 'deleted', resolved_at = now()
+             WHERE entity_id = ?",
+            vec![text(entity_id)],
+        );
+        match self.spool() {
+            Some(sp) => {
+                let _write = self.write_lock();
+                sp.append(w, 0)
+            }
+            None => self.in_transaction(|conn| w.flush(conn)),
+        }
     }
 
     /// Records a run of code in a verse.

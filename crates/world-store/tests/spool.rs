@@ -26,6 +26,7 @@ fn spooled(delay_ms: u64) -> OpenOptions {
     OpenOptions {
         spool: Some(SpoolOptions {
             writer_delay: Duration::from_millis(delay_ms),
+            ..SpoolOptions::default()
         }),
         ..OpenOptions::default()
     }
@@ -322,4 +323,43 @@ fn spooled_links_and_scores_are_read_before_they_are_written() {
     store.sync_records().unwrap();
     assert_eq!(count("SELECT count(*) FROM verse_runs"), 2);
     assert_eq!(count("SELECT count(*) FROM verse_worlds"), 2);
+}
+
+#[test]
+fn a_writer_that_fails_stops_taking_batches_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.duckdb");
+    let store = Store::open_with(&path, &spooled(0)).unwrap();
+    let v = store.commit_world_root("w", 1).unwrap();
+    let run = VerseRun {
+        run_id: "run-twice".into(),
+        verse_id: v.to_string(),
+        world_id: "w".into(),
+        code: "1".into(),
+        stdout: String::new(),
+        stderr: String::new(),
+        error: None,
+        timed_out: false,
+        duration_ms: 1.0,
+        score: None,
+    };
+    store.insert_verse_runs(std::slice::from_ref(&run)).unwrap();
+    // The same run id again: accepted into the spool, refused by the
+    // table's primary key when written.
+    store.insert_verse_runs(std::slice::from_ref(&run)).unwrap();
+    let err = store.sync_records().unwrap_err().to_string();
+    assert!(err.contains("record writer stopped"), "{err}");
+    let err = store
+        .insert_timing("after", None, 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("record writer stopped"), "{err}");
+    drop(store);
+    // The batch is kept, and the next opening says so instead of
+    // dropping it.
+    assert!(std::fs::read_to_string(spool_path(&path))
+        .unwrap()
+        .contains("run-twice"));
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("move the file aside"), "{err}");
 }

@@ -77,6 +77,12 @@ pub use image::{ImageInfo, ImageKind};
 pub use linux::LinuxSubstrate;
 pub use session::{CodeResult, SessionError};
 pub use supervisor::supervisor_main;
+
+/// Gives the calling thread the lowest CPU priority (nice 19): for
+/// background work, such as the record writer, that must not slow worlds.
+pub fn lower_thread_priority() -> std::io::Result<()> {
+    sys::lower_thread_priority()
+}
 pub use types::{
     CreateOptions, Created, ExecOutput, ExecRequest, ExecStatus, Limits, WorldId, WorldInfo,
     WorldState,

@@ -399,3 +399,15 @@ pub fn recv_with_pid(fd: RawFd, max: usize, timeout_ms: i32) -> io::Result<(Vec<
     buf.truncate(n);
     Ok((buf, pid))
 }
+
+/// Gives the calling thread the lowest CPU priority (nice 19), so that it
+/// only uses CPU time other work does not want.
+pub fn lower_thread_priority() -> io::Result<()> {
+    // SAFETY: gettid and setpriority take and return plain integers; a
+    // thread may always lower its own priority.
+    cvt(unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+    } as libc::c_long)
+    .map(drop)
+}

@@ -115,6 +115,7 @@ impl LinuxSubstrate {
 
     /// Removes everything of a world; tolerant of half-made worlds.
     pub(crate) fn teardown(&self, id: &str, rec: Option<&WorldRecord>) -> Result<()> {
+        let t0 = Instant::now();
         if let Some(r) = rec {
             if r.state() == WorldState::Running {
                 if let Ok(pfd) = sys::pidfd_open(r.pid) {
@@ -125,14 +126,17 @@ impl LinuxSubstrate {
                 }
             }
         }
+        crate::snapshot::trace("teardown: init killed", t0);
         // Templates of this world's snapshots may still be on their way out
         // of its cgroups; killing those now would kill them.
         self.settle_templates_of(id);
+        crate::snapshot::trace("teardown: templates settled", t0);
         let cg = WorldCgroup::open(&self.cfg.cgroup_name, id);
         if cg.exists() {
             cg.kill_all(Duration::from_secs(10))?;
             cg.remove()?;
         }
+        crate::snapshot::trace("teardown: cgroup removed", t0);
         let root = self.layout.world_root(id);
         if root.exists() {
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -148,6 +152,7 @@ impl LinuxSubstrate {
                 }
             }
         }
+        crate::snapshot::trace("teardown: root deleted", t0);
         let run = self.layout.world_run(id);
         if run.exists() {
             fs::remove_dir_all(&run).map_err(|e| WorldError::Io("remove run dir", e))?;
@@ -156,6 +161,7 @@ impl LinuxSubstrate {
         if meta.exists() {
             fs::remove_file(&meta).map_err(|e| WorldError::Io("remove world record", e))?;
         }
+        crate::snapshot::trace("teardown: done", t0);
         Ok(())
     }
 

@@ -307,6 +307,7 @@
 //! and `rmdir` refuses any cgroup that still has a process).
 
 mod ops;
+pub(crate) use ops::trace;
 pub mod record;
 
 use std::time::Duration;
