@@ -57,9 +57,9 @@ impl Engine {
             let spool = self.open.spool.get_or_insert_with(SpoolOptions::default);
             // The writer only uses CPU time the worlds and the operations
             // on the critical path do not want.
-            if spool.on_writer_start.is_none() {
-                spool.on_writer_start = Some(|| {
-                    let _ = world_substrate::lower_thread_priority();
+            if spool.writer_priority.is_none() {
+                spool.writer_priority = Some(|background| {
+                    let _ = world_substrate::set_thread_background(background);
                 });
             }
         }

@@ -18,6 +18,11 @@
 //!    all that have queued up (up to 64) in one DuckDB transaction (group
 //!    commit), and empties the file whenever it has caught up.
 //!
+//! The writer may run in the background ([`SpoolOptions::writer_priority`];
+//! the engine gives it nice 19 when running as root): it then only uses CPU
+//! time the worlds and the operations on the critical path leave, and is
+//! raised back for any group of batches someone is waiting for.
+//!
 //! What a spooled operation must read before its batch is written comes
 //! from memory, never from a stale table: the ledger (the ledger cache, at
 //! the journal head counted here), the verse-to-world links and the latest
@@ -55,9 +60,11 @@ pub struct SpoolOptions {
     /// Wait this long before writing each batch (crash tests use it to
     /// keep batches in the spool; normally zero).
     pub writer_delay: Duration,
-    /// Run by the writer thread when it starts (the engine lowers its CPU
-    /// priority with it).
-    pub on_writer_start: Option<fn()>,
+    /// Moves the writer thread to the background (`true`: a low CPU
+    /// priority) while nobody waits for it, and back (`false`) while
+    /// someone does (a sync, a close), so a busy host never starves a
+    /// waiting caller.
+    pub writer_priority: Option<fn(bool)>,
 }
 
 impl SpoolOptions {
@@ -104,6 +111,8 @@ struct State {
     head: u64,
     /// Why the writer stopped, if it failed.
     failed: Option<String>,
+    /// Threads waiting for the writer to catch up.
+    waiting: usize,
     stop: bool,
 }
 
@@ -125,7 +134,7 @@ impl std::fmt::Debug for SpoolOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpoolOptions")
             .field("writer_delay", &self.writer_delay)
-            .field("on_writer_start", &self.on_writer_start.is_some())
+            .field("writer_priority", &self.writer_priority.is_some())
             .finish()
     }
 }
@@ -262,21 +271,17 @@ impl Spool {
                 next_id: last_id + 1,
                 head,
                 failed: None,
+                waiting: 0,
                 stop: false,
             }),
             changed: Condvar::new(),
             links: Mutex::new(Links::default()),
         });
         let c = core.clone();
-        let on_start = opts.on_writer_start;
+        let priority = opts.writer_priority;
         let writer = std::thread::Builder::new()
             .name("record-writer".into())
-            .spawn(move || {
-                if let Some(f) = on_start {
-                    f();
-                }
-                write_loop(&c, conn)
-            })
+            .spawn(move || write_loop(&c, conn, priority))
             .map_err(|e| spool_error(&core.path, &e))?;
         Ok(Spool {
             core,
@@ -327,11 +332,14 @@ impl Spool {
             if st.queue.is_empty() && st.in_flight == 0 {
                 return Ok(());
             }
+            st.waiting += 1;
+            self.core.changed.notify_all();
             st = self
                 .core
                 .changed
                 .wait(st)
                 .unwrap_or_else(|p| p.into_inner());
+            st.waiting -= 1;
         }
     }
 
@@ -366,11 +374,18 @@ impl Drop for Spool {
     }
 }
 
-fn write_loop(core: &Core, conn: Connection) {
+fn write_loop(core: &Core, conn: Connection, priority: Option<fn(bool)>) {
+    let mut background = false;
     loop {
         let mut st = lock(&core.state);
         while st.queue.is_empty() && !st.stop {
             st = core.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        // In the background unless someone waits for this group.
+        let want = st.waiting == 0 && !st.stop;
+        if let Some(set) = priority.filter(|_| want != background) {
+            set(want);
+            background = want;
         }
         if st.failed.is_some() {
             // Keep the failed batch (and those after it) in the file.

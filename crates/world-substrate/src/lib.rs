@@ -78,10 +78,12 @@ pub use linux::LinuxSubstrate;
 pub use session::{CodeResult, SessionError};
 pub use supervisor::supervisor_main;
 
-/// Gives the calling thread the lowest CPU priority (nice 19): for
-/// background work, such as the record writer, that must not slow worlds.
-pub fn lower_thread_priority() -> std::io::Result<()> {
-    sys::lower_thread_priority()
+/// Moves the calling thread to the background (nice 19) or back (nice 0):
+/// for work, such as the record writer, that must not slow worlds unless
+/// someone waits for it. Only as root (which may raise the priority back);
+/// otherwise it does nothing.
+pub fn set_thread_background(background: bool) -> std::io::Result<()> {
+    sys::set_thread_background(background)
 }
 pub use types::{
     CreateOptions, Created, ExecOutput, ExecRequest, ExecStatus, Limits, WorldId, WorldInfo,

@@ -400,14 +400,17 @@ pub fn recv_with_pid(fd: RawFd, max: usize, timeout_ms: i32) -> io::Result<(Vec<
     Ok((buf, pid))
 }
 
-/// Gives the calling thread the lowest CPU priority (nice 19), so that it
-/// only uses CPU time other work does not want.
-pub fn lower_thread_priority() -> io::Result<()> {
-    // SAFETY: gettid and setpriority take and return plain integers; a
-    // thread may always lower its own priority.
-    cvt(unsafe {
+/// Sets the calling thread's nice value: 19 (background) or 0. Only as
+/// root, which may always raise it back; otherwise it does nothing.
+pub fn set_thread_background(background: bool) -> io::Result<()> {
+    // SAFETY: geteuid, gettid and setpriority take and return plain
+    // integers and touch no memory of ours.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return Ok(());
+        }
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19)
-    } as libc::c_long)
-    .map(drop)
+        let nice = if background { 19 } else { 0 };
+        cvt(libc::setpriority(libc::PRIO_PROCESS, tid, nice) as libc::c_long).map(drop)
+    }
 }
