@@ -11,8 +11,9 @@
 //!   several threads run side by side and the ledger cache stays warm;
 //!   finished connections go back to a pool, so their prepared statements
 //!   (DuckDB plans a statement in about half a millisecond) are reused;
-//! * when no call has used it for `idle`, a reaper thread closes the file, so
-//!   a `world` command in another process gets in within about that long;
+//! * when no call has used it for `idle` (and the record writer has caught
+//!   up), a reaper thread closes the file, so a `world` command in another
+//!   process gets in within about that long;
 //! * a lease held longer than `max_hold` under continuous load is handed
 //!   back anyway: new calls wait for the running ones to finish (at most
 //!   0.5 s, else the hand-back is put off by another `max_hold`, so a thread
@@ -228,7 +229,8 @@ impl Lease {
                 }
                 st.closed_until = None;
             }
-            if st.root.is_some() && st.opened.elapsed() >= self.max_hold {
+            if st.root.is_some() && st.opened.elapsed() >= self.max_hold && !self.holding_back(&st)
+            {
                 if st.active > 0 && waited.get_or_insert_with(Instant::now).elapsed() >= DRAIN_MAX {
                     // Connections are not coming back (a long call, or this
                     // thread holds one itself): hand back next time.
@@ -266,6 +268,17 @@ impl Lease {
         }
     }
 
+    /// Whether the records are held back on purpose (the spool's
+    /// `writer_delay`, for crash tests) and still pending: then the file
+    /// is not handed back, which would write them.
+    fn holding_back(&self, st: &LeaseState) -> bool {
+        self.open
+            .spool
+            .as_ref()
+            .is_some_and(|o| !o.writer_delay.is_zero())
+            && st.root.as_ref().is_some_and(|r| r.records_flowing())
+    }
+
     /// Whether the file is open right now.
     #[cfg(test)]
     pub(crate) fn is_open(&self) -> bool {
@@ -287,7 +300,13 @@ fn reap(lease: Weak<Lease>) {
             return;
         };
         let mut st = lease.lock();
-        if st.root.is_some() && st.active == 0 && st.last_used.elapsed() >= lease.idle {
+        // Not while the record writer still catches up: closing would wait
+        // for it with the lease locked.
+        if st.root.is_some()
+            && st.active == 0
+            && st.last_used.elapsed() >= lease.idle
+            && !st.root.as_ref().is_some_and(|r| r.records_flowing())
+        {
             st.close();
         }
     }

@@ -66,6 +66,10 @@ impl Store {
                 return Ok(l);
             }
             let _write = self.write_lock();
+            // A spooled commit may have filled the cache meanwhile.
+            if let Some(l) = self.cached_ledger(sp.head()) {
+                return Ok(l);
+            }
             sp.sync()?;
             let l = load(&self.conn)?;
             self.cache_ledger(sp.head(), l.clone());
@@ -97,16 +101,19 @@ impl Store {
 
     /// Like [`Store::apply`], recording `meta` with any resolution in the batch.
     pub fn apply_with(&self, ops: &[Op], meta: &ResolutionMeta) -> Result<Vec<Applied>> {
-        self.apply_and(ops, meta, |_, _, _| Ok(()))
+        self.apply_and(ops, meta, |_, _, _| Ok(()), |_, _| {})
     }
 
     /// Applies `ops`, then lets `extra` add writes given the new ledger and
-    /// the effects; everything commits in one transaction.
+    /// the effects; everything commits in one transaction. `committed`
+    /// runs once it has (with a spool, still under the write lock, so the
+    /// in-memory links it updates move with the ledger).
     pub(crate) fn apply_and(
         &self,
         ops: &[Op],
         meta: &ResolutionMeta,
         extra: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<()>,
+        committed: impl FnOnce(&Store, &[Applied]),
     ) -> Result<Vec<Applied>> {
         if self.spool().is_some() {
             let (_, r) = self.spooled(
@@ -117,13 +124,18 @@ impl Store {
                     Ok(|| ())
                 },
                 |_, _| Ok(()),
+                committed,
             );
             return r;
         }
-        self.transact(ops, meta, |conn, mut w, ledger, applied| {
+        let r = self.transact(ops, meta, |conn, mut w, ledger, applied| {
             extra(&mut w, ledger, applied)?;
             w.flush(conn)
-        })
+        });
+        if let Ok(applied) = &r {
+            committed(self, applied);
+        }
+        r
     }
 
     /// [`Store::apply_during`] with a record spool: the batch is validated
@@ -138,6 +150,7 @@ impl Store {
         meta: &ResolutionMeta,
         early: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<D>,
         late: impl FnOnce(&mut Writes, &T) -> Result<()>,
+        committed: impl FnOnce(&Store, &[Applied]),
     ) -> (Option<T>, Result<Vec<Applied>>) {
         let start = Instant::now();
         let sp = self.spool().expect("spooled() needs a spool");
@@ -189,6 +202,7 @@ impl Store {
         match r {
             Ok(()) => {
                 self.cache_ledger(head + ops.len() as u64, ledger);
+                committed(self, &applied);
                 (Some(t), Ok(applied))
             }
             Err(e) => (Some(t), Err(e)),
@@ -208,7 +222,9 @@ impl Store {
     ///    transaction commits.
     ///
     /// `during`'s result is returned whatever happens to the transaction,
-    /// so the caller can undo the work when the commit failed.
+    /// so the caller can undo the work when the commit failed. `committed`
+    /// as in [`Store::apply_and`].
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply_during<T: Send>(
         &self,
         ops: &[Op],
@@ -217,6 +233,7 @@ impl Store {
         early: impl FnOnce(&mut Writes, &Ledger, &[Applied]) -> Result<()>,
         hold: &[&'static str],
         late: impl FnOnce(&mut Writes, &T) -> Result<()>,
+        committed: impl FnOnce(&Store, &[Applied]),
     ) -> (Option<T>, Result<Vec<Applied>>) {
         if self.spool().is_some() {
             return self.spooled(
@@ -227,6 +244,7 @@ impl Store {
                     Ok(during)
                 },
                 late,
+                committed,
             );
         }
         let mut outcome: Option<T> = None;
@@ -246,6 +264,9 @@ impl Store {
             late(&mut later, t)?;
             later.flush(conn)
         });
+        if let Ok(applied) = &result {
+            committed(self, applied);
+        }
         (outcome, result)
     }
 

@@ -149,12 +149,23 @@ impl Store {
     fn opened(conn: Connection, path: &Path, opts: &OpenOptions) -> Result<Store> {
         let spool_file = spool::spool_path(path);
         let last_id = spool::replay(&conn, &spool_file)?;
+        let cache = opts.ledger_cache.clone().unwrap_or_default();
         let spool = match &opts.spool {
             Some(o) => {
                 let head = crate::ledger_io::journal_head(&conn)?;
                 let writer = conn.try_clone()?;
                 writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                Some(Spool::start(writer, spool_file, last_id, head, o)?)
+                // A spool that stops may leave the cache ahead of the
+                // tables: it is forgotten then.
+                let forget = cache.clone();
+                Some(Spool::start(
+                    writer,
+                    spool_file,
+                    last_id,
+                    head,
+                    o,
+                    Box::new(move || *lock(&forget.0) = None),
+                )?)
             }
             None => None,
         };
@@ -163,7 +174,7 @@ impl Store {
             path: Some(path.to_path_buf()),
             shared: Arc::new(Shared {
                 write: Mutex::new(()),
-                ledger: opts.ledger_cache.clone().unwrap_or_default(),
+                ledger: cache,
                 spool,
             }),
         })
@@ -187,6 +198,12 @@ impl Store {
     /// Spooled batches not yet in the tables (0 without a spool).
     pub fn records_pending(&self) -> usize {
         self.spool().map_or(0, Spool::pending)
+    }
+
+    /// Whether the record writer will still write the pending batches (it
+    /// has not failed).
+    pub fn records_flowing(&self) -> bool {
+        self.records_pending() > 0 && !self.spool().is_some_and(Spool::has_failed)
     }
 
     /// Runs a direct write: with a spool, under the write lock and after

@@ -32,7 +32,10 @@
 //! direct write syncs first under the store's write lock, so the tables
 //! only ever change in one order.
 //!
-//! A batch the writer cannot write (a bug, a full disk) stops the writer:
+//! A batch that cannot be appended (an I/O error) is cut off the file
+//! again and stops the spool, so an id is never used twice and a batch its
+//! caller saw fail is never replayed. A writer that panics counts as
+//! failed. A batch the writer cannot write (a bug, a full disk) stops the writer:
 //! the batch stays in the spool file, every later sync and append returns
 //! the error, and the next opening of the database tries it again (and
 //! refuses to open while it fails, naming the file). Timestamps that the
@@ -57,8 +60,10 @@ use crate::{Error, Result};
 /// How a spooled store writes its records.
 #[derive(Clone, Default)]
 pub struct SpoolOptions {
-    /// Wait this long before writing each batch (crash tests use it to
-    /// keep batches in the spool; normally zero).
+    /// Wait this long before writing each group of batches, or until the
+    /// spool is closed (crash tests use it to keep batches in the spool;
+    /// normally zero). An engine holding records back this way does not
+    /// hand its file back while they are pending.
     pub writer_delay: Duration,
     /// Moves the writer thread to the background (`true`: a low CPU
     /// priority) while nobody waits for it, and back (`false`) while
@@ -122,6 +127,9 @@ struct Core {
     state: Mutex<State>,
     changed: Condvar,
     links: Mutex<Links>,
+    /// Called when the spool stops taking batches (the store forgets its
+    /// ledger cache, which may hold batches that will not be written now).
+    on_fail: Box<dyn Fn() + Send + Sync>,
 }
 
 /// The spool of one open database (see the module docs).
@@ -200,19 +208,22 @@ pub(crate) fn replay(conn: &Connection, path: &Path) -> Result<u64> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return last(),
         Err(e) => return Err(spool_error(path, &e)),
     };
-    let mut text = String::new();
-    file.read_to_string(&mut text)
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
         .map_err(|e| spool_error(path, &e))?;
     let mut seen = last()?;
     // A line is complete once its newline is written; a crash in the middle
-    // of an append leaves an unterminated tail, which was never
-    // acknowledged and is dropped.
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    for (n, raw) in complete.split('\n').enumerate() {
+    // of an append leaves an unterminated tail (possibly cut inside a
+    // character), which was never acknowledged and is dropped.
+    let complete = bytes
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(&bytes[..0], |end| &bytes[..end]);
+    for (n, raw) in complete.split(|b| *b == b'\n').enumerate() {
         if raw.is_empty() {
             continue;
         }
-        let line: Line = serde_json::from_str(raw).map_err(|e| Error::Spool {
+        let line: Line = serde_json::from_slice(raw).map_err(|e| Error::Spool {
             path: path.to_path_buf(),
             message: format!("line {} is not a spooled batch: {e}", n + 1),
         })?;
@@ -255,6 +266,7 @@ impl Spool {
         last_id: u64,
         head: u64,
         opts: &SpoolOptions,
+        on_fail: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Spool> {
         let file = FileOptions::new()
             .create(true)
@@ -276,6 +288,7 @@ impl Spool {
             }),
             changed: Condvar::new(),
             links: Mutex::new(Links::default()),
+            on_fail,
         });
         let c = core.clone();
         let priority = opts.writer_priority;
@@ -309,10 +322,28 @@ impl Spool {
         let mut line = serde_json::to_string(&Line { id, steps })?;
         line.push('\n');
         let path = &self.core.path;
-        st.file
+        let before = st.file.metadata().map(|m| m.len());
+        let written = st
+            .file
             .write_all(line.as_bytes())
-            .and_then(|()| st.file.sync_data())
-            .map_err(|e| spool_error(path, &e))?;
+            .and_then(|()| st.file.sync_data());
+        if let Err(e) = written {
+            // The caller is told the batch failed (and undoes its work), so
+            // it must not be replayed: cut it off again. Either way this
+            // spool takes no more batches (an id is never used twice).
+            let cut =
+                before.and_then(|len| st.file.set_len(len).and_then(|()| st.file.sync_data()));
+            st.failed = Some(match cut {
+                Ok(()) => format!("appending batch {id} failed: {e}"),
+                Err(c) => format!(
+                    "appending batch {id} failed: {e}, and cutting it off failed: {c} (a replay may write it)"
+                ),
+            });
+            drop(st);
+            (self.core.on_fail)();
+            self.core.changed.notify_all();
+            return Err(spool_error(path, &e));
+        }
         st.next_id += 1;
         st.head += journal_rows;
         st.queue.push_back(Pending { id, writes });
@@ -347,6 +378,11 @@ impl Spool {
     pub(crate) fn pending(&self) -> usize {
         let st = lock(&self.core.state);
         st.queue.len() + st.in_flight
+    }
+
+    /// Whether the spool has stopped (its writer failed).
+    pub(crate) fn has_failed(&self) -> bool {
+        lock(&self.core.state).failed.is_some()
     }
 
     fn failed(&self, why: &str) -> Error {
@@ -399,11 +435,26 @@ fn write_loop(core: &Core, conn: Connection, priority: Option<fn(bool)>) {
         let group: Vec<Pending> = st.queue.drain(..n).collect();
         let ids = (group[0].id, group[n - 1].id);
         st.in_flight = n;
-        drop(st);
         if !core.delay.is_zero() {
-            std::thread::sleep(core.delay);
+            // Held back (crash tests), until the delay passes or the spool
+            // is closed.
+            let until = std::time::Instant::now() + core.delay;
+            while !st.stop {
+                let now = std::time::Instant::now();
+                if now >= until {
+                    break;
+                }
+                st = core
+                    .changed
+                    .wait_timeout(st, until - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
         }
-        let r = write_batches(&conn, group);
+        drop(st);
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_batches(&conn, group)))
+                .unwrap_or_else(|_| Err(Error::Corrupt("the record writer panicked".into())));
         let mut st = lock(&core.state);
         st.in_flight = 0;
         match r {
@@ -417,7 +468,11 @@ fn write_loop(core: &Core, conn: Connection, priority: Option<fn(bool)>) {
             }
             Err(e) => st.failed = Some(format!("batches {} to {}: {}", ids.0, ids.1, chain(&e))),
         }
+        let failed = st.failed.is_some();
         drop(st);
+        if failed {
+            (core.on_fail)();
+        }
         core.changed.notify_all();
     }
 }

@@ -137,14 +137,18 @@ impl Store {
                 }
                 Ok(())
             },
+            |store, applied| {
+                if let Some(sp) = store.spool() {
+                    for a in applied {
+                        if let Effect::RootCreated { verse } = &a.effect {
+                            sp.links().link(*verse, world, None);
+                        }
+                    }
+                }
+            },
         )?;
         match applied[0].effect {
-            Effect::RootCreated { verse } => {
-                if let Some(sp) = self.spool() {
-                    sp.links().link(verse, world, None);
-                }
-                Ok(verse)
-            }
+            Effect::RootCreated { verse } => Ok(verse),
             ref other => Err(Error::Corrupt(format!("unexpected effect {other:?}"))),
         }
     }
@@ -230,31 +234,32 @@ impl Store {
             }
             Ok(())
         };
-        let (t, r) = self.apply_during(
+        self.apply_during(
             ops,
             &ResolutionMeta::default(),
             branch,
             early,
             &[records::METRIC_HEAD, crate::ledger_io::BRANCH_HEAD],
             late,
-        );
-        if let (Some(sp), Ok(applied)) = (self.spool(), &r) {
-            let mut links = sp.links();
-            for a in applied {
-                match &a.effect {
-                    Effect::RootCreated { verse } => links.link(*verse, parent_world, None),
-                    Effect::Partitioned { children, .. } => {
-                        // The children's worlds are new: nothing else runs in them.
-                        for (v, world) in children.iter().zip(child_worlds) {
-                            links.new_world(world);
-                            links.link(*v, world, snapshot);
+            |store, applied| {
+                if let Some(sp) = store.spool() {
+                    let mut links = sp.links();
+                    for a in applied {
+                        match &a.effect {
+                            Effect::RootCreated { verse } => links.link(*verse, parent_world, None),
+                            Effect::Partitioned { children, .. } => {
+                                // The children's worlds are new: nothing else runs in them.
+                                for (v, world) in children.iter().zip(child_worlds) {
+                                    links.new_world(world);
+                                    links.link(*v, world, snapshot);
+                                }
+                            }
+                            _ => {}
                         }
                     }
-                    _ => {}
                 }
-            }
-        }
-        (t, r)
+            },
+        )
     }
 
     /// Commits a pull_up over worlds: the `Resolve` and the `PullUp`s in
@@ -269,22 +274,27 @@ impl Store {
         parent: VerseId,
         winner_world: &str,
     ) -> Result<Vec<Applied>> {
-        let r = self.apply_and(ops, meta, |w, _, _| {
-            w.collapse(collapsed_worlds.iter().cloned());
-            // The parent verse now runs in the winner's world (replacing
-            // its old link; a delete and an insert are cheaper than an
-            // upsert in DuckDB).
-            w.exec(
-                "DELETE FROM verse_worlds WHERE verse_id = ?",
-                vec![text(parent.to_string())],
-            );
-            link(w, &parent.to_string(), winner_world, None);
-            Ok(())
-        });
-        if let (Some(sp), Ok(_)) = (self.spool(), &r) {
-            sp.links().link(parent, winner_world, None);
-        }
-        r
+        self.apply_and(
+            ops,
+            meta,
+            |w, _, _| {
+                w.collapse(collapsed_worlds.iter().cloned());
+                // The parent verse now runs in the winner's world (replacing
+                // its old link; a delete and an insert are cheaper than an
+                // upsert in DuckDB).
+                w.exec(
+                    "DELETE FROM verse_worlds WHERE verse_id = ?",
+                    vec![text(parent.to_string())],
+                );
+                link(w, &parent.to_string(), winner_world, None);
+                Ok(())
+            },
+            |store, _| {
+                if let Some(sp) = store.spool() {
+                    sp.links().link(parent, winner_world, None);
+                }
+            },
+        )
     }
 
     /// Marks an entity `deleted` (resolved now). With a record spool this
