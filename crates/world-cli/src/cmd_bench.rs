@@ -294,7 +294,8 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
         let mut current = world.clone();
         // One cycle: push_down, run "len(data)" in each verse, pull_up
         // choosing optimal. Returns (push_down, run, user code, pull_up) ms.
-        let one = |current: &mut world_substrate::WorldId,
+        let one = |engine: &Engine,
+                   current: &mut world_substrate::WorldId,
                    made: &mut Vec<world_substrate::WorldId>|
          -> Result<[f64; 4]> {
             let t = Instant::now();
@@ -320,7 +321,7 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
         let busy = Instant::now();
         for i in 0..n {
             eprintln!("bench verses: cycle {}/{n}", i + 1);
-            let [t_pd, t_run, code_ms, t_up] = one(&mut current, &mut made)?;
+            let [t_pd, t_run, code_ms, t_up] = one(engine, &mut current, &mut made)?;
             pd.push(t_pd);
             run.push(t_run);
             up.push(t_up);
@@ -332,12 +333,23 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
         engine.sync_records()?;
         let mut drain = vec![t.elapsed().as_secs_f64() * 1e3];
         let mut sustained = vec![busy.elapsed().as_secs_f64() * 1e3 / n as f64];
-        // One at a time, the records written before the next cycle.
+        // One at a time, the records written before the next cycle;
+        // interleaved with the same cycle on an engine that writes its
+        // records in line (a held database of its own, no spool).
+        let dir = tempfile::tempdir()?;
+        let inline_engine = Engine::new(dir.path().join("inline.duckdb"))
+            .with_substrate(engine.substrate()?.config().clone())
+            .with_inline_records()
+            .with_store_mode(world_engine::StoreMode::held());
+        let mut inline_cycle = Vec::new();
         for i in 0..n {
             eprintln!("bench verses: cycle {}/{n}, records written between", i + 1);
-            let [t_pd, t_run, code_ms, t_up] = one(&mut current, &mut made)?;
+            let [t_pd, t_run, code_ms, t_up] = one(engine, &mut current, &mut made)?;
             idle_cycle.push(t_pd + t_run + t_up - code_ms);
             engine.sync_records()?;
+            eprintln!("bench verses: cycle {}/{n}, records in line", i + 1);
+            let [t_pd, t_run, code_ms, t_up] = one(&inline_engine, &mut current, &mut made)?;
+            inline_cycle.push(t_pd + t_run + t_up - code_ms);
         }
         eprintln!("bench verses: 27 verses (three levels of three)");
         let t = Instant::now();
@@ -397,6 +409,11 @@ fn verses(engine: &Engine, out: &Out, n: usize, mb: usize) -> Result<()> {
         rep.rows.push(row(
             "  the same, records written between cycles (writer idle)",
             &mut idle_cycle,
+            "ms",
+        ));
+        rep.rows.push(row(
+            "baseline: the same, records written in line (no spool), interleaved",
+            &mut inline_cycle,
             "ms",
         ));
         rep.rows.push(row(

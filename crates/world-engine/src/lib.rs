@@ -33,6 +33,8 @@ pub struct Engine {
     open: OpenOptions,
     substrate: Option<LinuxSubstrate>,
     lease: Option<Arc<lease::Lease>>,
+    /// Write records in line even when held (benchmarks compare).
+    inline: bool,
 }
 
 impl Engine {
@@ -46,6 +48,7 @@ impl Engine {
             },
             substrate: None,
             lease: None,
+            inline: false,
         }
     }
 
@@ -53,7 +56,7 @@ impl Engine {
     /// the engine made afterwards share the lease. A held database writes
     /// its records behind, through a record spool (see [`lease`]).
     pub fn with_store_mode(mut self, mode: StoreMode) -> Self {
-        if matches!(mode, StoreMode::Held { .. }) {
+        if matches!(mode, StoreMode::Held { .. }) && !self.inline {
             let spool = self.open.spool.get_or_insert_with(SpoolOptions::default);
             // The writer only uses CPU time the worlds and the operations
             // on the critical path do not want.
@@ -64,6 +67,15 @@ impl Engine {
             }
         }
         self.lease = lease::Lease::start(self.db.clone(), self.open.clone(), mode);
+        self
+    }
+
+    /// Writes records in line even when the database is held, as every
+    /// call did before the record spool (call before
+    /// [`Engine::with_store_mode`]; `world bench verses` compares the two).
+    pub fn with_inline_records(mut self) -> Self {
+        self.inline = true;
+        self.open.spool = None;
         self
     }
 
