@@ -16,7 +16,8 @@
 //!    writes the batches in order, together with the last one's id in
 //!    `record_spool.last_id` (so replaying twice writes nothing twice),
 //!    all that have queued up (up to 64) in one DuckDB transaction (group
-//!    commit), and empties the file whenever it has caught up.
+//!    commit), empties the file whenever it has caught up, and removes it
+//!    when the database is closed.
 //!
 //! The writer may run in the background ([`SpoolOptions::writer_priority`];
 //! the engine gives it nice 19 when running as root): it then only uses CPU
@@ -197,13 +198,13 @@ fn write_batches(conn: &Connection, batches: Vec<Pending>) -> Result<()> {
 const GROUP_MAX: usize = 64;
 
 /// Writes every batch of the spool file at `path` that the database does
-/// not hold yet, then empties the file. Returns the last batch id written
+/// not hold yet, then removes the file. Returns the last batch id written
 /// (or seen). Called when the database is opened, before anything reads it.
 pub(crate) fn replay(conn: &Connection, path: &Path) -> Result<u64> {
     let last = || -> Result<u64> {
         Ok(conn.query_row("SELECT last_id FROM record_spool", [], |r| r.get(0))?)
     };
-    let mut file = match FileOptions::new().read(true).write(true).open(path) {
+    let mut file = match FileOptions::new().read(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return last(),
         Err(e) => return Err(spool_error(path, &e)),
@@ -245,7 +246,10 @@ pub(crate) fn replay(conn: &Connection, path: &Path) -> Result<u64> {
         })?;
         seen = line.id;
     }
-    file.set_len(0).map_err(|e| spool_error(path, &e))?;
+    // Everything is in the tables (and this opening holds the database):
+    // the file has done its work.
+    drop(file);
+    std::fs::remove_file(path).map_err(|e| spool_error(path, &e))?;
     Ok(seen)
 }
 
@@ -428,7 +432,13 @@ fn write_loop(core: &Core, conn: Connection, priority: Option<fn(bool)>) {
             return;
         }
         if st.queue.is_empty() {
-            return; // stopping, and everything is written
+            // Stopping, and everything is written: remove the (empty) file
+            // while this connection still holds the database, so no other
+            // process can have started a spool of its own there.
+            if st.file.metadata().is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(&core.path);
+            }
+            return;
         }
         // Group commit: whatever has queued up goes in one transaction.
         let n = st.queue.len().min(GROUP_MAX);
