@@ -13,6 +13,7 @@ mod error;
 pub mod lease;
 pub mod multiverse;
 pub mod python;
+mod reaper;
 mod trace;
 pub mod verse;
 pub mod world;
@@ -35,6 +36,8 @@ pub struct Engine {
     lease: Option<Arc<lease::Lease>>,
     /// Write records in line even when held (benchmarks compare).
     inline: bool,
+    /// Releases collapsed worlds in the background (held engines).
+    reaper: Option<Arc<reaper::Reaper>>,
 }
 
 impl Engine {
@@ -49,6 +52,7 @@ impl Engine {
             substrate: None,
             lease: None,
             inline: false,
+            reaper: None,
         }
     }
 
@@ -66,8 +70,20 @@ impl Engine {
                 });
             }
         }
+        if matches!(mode, StoreMode::Held { .. }) && self.reaper.is_none() {
+            self.reaper = reaper::Reaper::start().map(Arc::new);
+        }
         self.lease = lease::Lease::start(self.db.clone(), self.open.clone(), mode);
         self
+    }
+
+    /// Releases collapsed worlds: on the reaper thread when this engine
+    /// has one (held), else now.
+    pub(crate) fn release(&self, c: world_substrate::snapshot::Collapsing) -> Result<()> {
+        match &self.reaper {
+            Some(r) => Ok(r.release(c)?),
+            None => Ok(c.finish()?),
+        }
     }
 
     /// Writes records in line even when the database is held, as every

@@ -579,66 +579,34 @@ impl Engine {
         };
         let snapshot = links.get(&winner).and_then(|(_, s)| s.clone());
         crate::trace::mark("pull_up: load + oracle", t0);
-        // The push_down's snapshot (its frozen session templates hold
-        // memory) is not needed once the partition is resolved, nor if this
-        // commit fails: it is deleted on another thread while the ledger
-        // commits and the losing worlds go.
-        let (applied, deleted, destroyed) = std::thread::scope(|s| -> Result<_> {
-            let deleting = snapshot.as_deref().map(|snap| {
-                s.spawn(move || {
-                    let r = sub.delete_snapshot(snap);
-                    crate::trace::mark("pull_up: snapshot deleted", t0);
-                    r
-                })
-            });
-            let committed =
-                store.commit_pull_up(&ops, &meta, &collapsed_worlds, p.parent, &winner_world);
-            let applied = match committed {
-                Ok(a) => a,
-                Err(e) => {
-                    if let Some(h) = deleting {
-                        let _ = h.join();
-                    }
-                    return Err(e.into());
+        let committed =
+            store.commit_pull_up(&ops, &meta, &collapsed_worlds, p.parent, &winner_world);
+        let applied = match committed {
+            Ok(a) => a,
+            Err(e) => {
+                // The push_down's snapshot (its frozen session templates
+                // hold memory) is not needed whether or not this went
+                // through.
+                if let Some(snap) = snapshot.as_deref() {
+                    let _ = sub.delete_snapshot(snap);
                 }
-            };
-            crate::trace::mark("pull_up: commit", t0);
-            // The ledger has committed: now the losing worlds go, in parallel.
-            let ids: Vec<WorldId> = collapsed_worlds
-                .iter()
-                .filter_map(|w| crate::world::world_id(w).ok())
-                .collect();
-            let worlds: Vec<_> = ids
-                .into_iter()
-                .map(|id| s.spawn(move || sub.destroy(&id)))
-                .collect();
-            let destroyed: Vec<_> = worlds
-                .into_iter()
-                .map(|h| h.join().expect("destroy thread panicked"))
-                .collect();
-            let deleted = deleting.map(|h| h.join().expect("snapshot thread panicked"));
-            Ok((applied, deleted, destroyed))
-        })?;
-        match deleted.zip(snapshot.as_deref()) {
-            Some((Ok(()), snap)) => store.mark_deleted(snap)?,
-            Some((
-                Err(world_substrate::Error::Snapshot(
-                    world_substrate::snapshot::SnapshotError::NotFound(_),
-                )),
-                _,
-            ))
-            | None => {}
-            Some((Err(e), _)) => return Err(e.into()),
-        }
-        for r in destroyed {
-            match r {
-                // Already gone (destroyed by hand) is fine.
-                Ok(())
-                | Err(world_substrate::Error::World(world_substrate::WorldError::NotFound(_))) => {}
-                Err(e) => return Err(e.into()),
+                return Err(e.into());
             }
+        };
+        crate::trace::mark("pull_up: commit", t0);
+        // The ledger has committed: the losing worlds and the snapshot go
+        // (gone at once; their storage and cgroups are released later, in
+        // the background when this engine is long-lived).
+        let ids: Vec<WorldId> = collapsed_worlds
+            .iter()
+            .filter_map(|w| crate::world::world_id(w).ok())
+            .collect();
+        let collapsing = sub.collapse(&ids, snapshot.as_deref())?;
+        if let Some(snap) = collapsing.snapshot() {
+            store.mark_deleted(snap)?;
         }
-        crate::trace::mark("pull_up: destroy losers", t0);
+        self.release(collapsing)?;
+        crate::trace::mark("pull_up: losers collapsed", t0);
         let (evaporated, evaporated_value) = crate::verse::resolved_parts(&applied[0].effect)?;
         let pull_up_ms = t0.elapsed().as_secs_f64() * 1000.0;
         store.insert_timing("pull_up_world", Some(&winner.to_string()), pull_up_ms)?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::{is_root, out, Env};
 use world_substrate::snapshot::BranchOptions;
-use world_substrate::{Error, SessionError, Substrate, WorldId};
+use world_substrate::{Error, ExecRequest, SessionError, Substrate, WorldId};
 
 fn run(env: &Env, id: &WorldId, code: &str) -> world_substrate::CodeResult {
     env.sub
@@ -799,4 +799,72 @@ fn killed_pool_shells_are_replaced_by_fresh_inits() {
         assert_eq!(out(&env.sh(c, "hostname")), format!("{c}\n"));
     }
     world_substrate::bench::fill_pool(&env.sub, &s.id, 2).unwrap();
+}
+
+#[test]
+fn collapsed_worlds_are_gone_at_once_and_released_later() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    val(&env, &id, "v = 1");
+    let opts = BranchOptions {
+        keep_snapshot: true,
+        ..BranchOptions::default()
+    };
+    let b = env.sub.branch_world(&id, 3, &opts).unwrap();
+    let snap = b.snapshot.clone().unwrap();
+    let losers = [b.children[0].clone(), b.children[2].clone()];
+    let inits: Vec<i32> = losers
+        .iter()
+        .map(|w| env.sub.inspect(w).unwrap().supervisor_pid)
+        .collect();
+    let roots: Vec<_> = losers.iter().map(|w| env.sub.world_root(w)).collect();
+    let gone = WorldId::random();
+    let c = env
+        .sub
+        .collapse(&[losers[0].clone(), gone, losers[1].clone()], Some(&snap))
+        .unwrap();
+    assert_eq!(
+        c.worlds().count(),
+        2,
+        "a world that does not exist is skipped"
+    );
+    assert_eq!(c.snapshot(), Some(snap.as_str()));
+    // Gone at once: every process killed, nothing lists or reaches them.
+    for (w, pid) in losers.iter().zip(&inits) {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "init {pid} of {w} still runs"
+        );
+        assert!(env.sub.inspect(w).is_err());
+        assert!(env
+            .sub
+            .exec_output(w, &ExecRequest::new(&["true"]), b"")
+            .is_err());
+    }
+    let listed: Vec<WorldId> = env.sub.list().unwrap().into_iter().map(|w| w.id).collect();
+    assert!(!listed.iter().any(|w| losers.contains(w)), "{listed:?}");
+    assert!(env.sub.snapshots().unwrap().iter().all(|s| s.id != snap));
+    assert!(env.sub.branch(&snap, 1, &BranchOptions::default()).is_err());
+    // Released later: their storage is still there, and repair (which runs
+    // beside live operations) leaves it to the collapse.
+    assert!(roots.iter().all(|r| r.exists()));
+    env.sub.repair().unwrap();
+    assert!(
+        roots.iter().all(|r| r.exists()),
+        "repair took a live collapse's worlds"
+    );
+    c.finish().unwrap();
+    assert!(roots.iter().all(|r| !r.exists()));
+    // The survivor is untouched.
+    assert_eq!(val(&env, &b.children[1], "v + 1"), "2");
+    let rep = env.sub.repair().unwrap();
+    assert!(
+        rep.removed_worlds.is_empty() && rep.removed_subvolumes.is_empty(),
+        "{rep:?}"
+    );
 }

@@ -114,17 +114,23 @@ impl LinuxSubstrate {
     }
 
     /// Removes everything of a world; tolerant of half-made worlds.
+    /// Kills a world's init (and so, with its pid namespace, every process
+    /// of the world) and waits until it has exited.
+    pub(crate) fn kill_init(&self, r: &WorldRecord) {
+        if r.state() == WorldState::Running {
+            if let Ok(pfd) = sys::pidfd_open(r.pid) {
+                if sys::process_start_time(r.pid) == Some(r.start_time) {
+                    let _ = sys::pidfd_kill(&pfd, libc::SIGKILL);
+                    let _ = sys::poll_readable(pfd.as_raw_fd(), 5000);
+                }
+            }
+        }
+    }
+
     pub(crate) fn teardown(&self, id: &str, rec: Option<&WorldRecord>) -> Result<()> {
         let t0 = Instant::now();
         if let Some(r) = rec {
-            if r.state() == WorldState::Running {
-                if let Ok(pfd) = sys::pidfd_open(r.pid) {
-                    if sys::process_start_time(r.pid) == Some(r.start_time) {
-                        let _ = sys::pidfd_kill(&pfd, libc::SIGKILL);
-                        let _ = sys::poll_readable(pfd.as_raw_fd(), 5000);
-                    }
-                }
-            }
+            self.kill_init(r);
         }
         crate::snapshot::trace("teardown: init killed", t0);
         // Templates of this world's snapshots may still be on their way out

@@ -306,6 +306,7 @@
 //! recording its owner leaves one; a create in progress owns a young one,
 //! and `rmdir` refuses any cgroup that still has a process).
 
+mod collapse;
 mod ops;
 pub(crate) use ops::trace;
 pub mod record;
@@ -314,6 +315,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use collapse::Collapsing;
 pub use record::{Service, SnapshotRecord};
 
 use crate::types::WorldId;

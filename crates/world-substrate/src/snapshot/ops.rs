@@ -531,6 +531,11 @@ impl LinuxSubstrate {
         }
     }
 
+    /// [`Self::remove_snapshot`], for a snapshot that is already unlisted.
+    pub(crate) fn remove_snapshot_files(&self, sid: &str) -> Result<()> {
+        self.remove_snapshot(sid)
+    }
+
     fn remove_snapshot(&self, sid: &str) -> Result<()> {
         self.settle_templates(sid);
         let cg = WorldCgroup::open(&self.config().cgroup_name, &snap_cgroup(sid));
