@@ -169,31 +169,11 @@ impl Store {
                 }
             }
         };
-        let mut applied = Vec::with_capacity(ops.len());
-        for (index, op) in ops.iter().enumerate() {
-            match ledger.apply(op) {
-                Ok(a) => applied.push(a),
-                Err(source) if ops.len() > 1 => {
-                    return (None, Err(Error::BatchOp { index, source }))
-                }
-                Err(e) => return (None, Err(e.into())),
-            }
-        }
-        let mut w = Writes::default();
-        let existed = |k: &BalanceKey| self.cached_balance(head, k).is_none_or(|v| v > 0);
-        let work = persist(
-            None,
-            &mut w,
-            head + 1,
-            &ledger,
-            &existed,
-            ops,
-            &applied,
-            meta,
-            start,
-        )
-        .and_then(|()| early(&mut w, &ledger, &applied));
-        let work = match work {
+        let (applied, mut w) = match self.plan(None, head, &mut ledger, ops, meta, start) {
+            Ok(x) => x,
+            Err(e) => return (None, Err(e)),
+        };
+        let work = match early(&mut w, &ledger, &applied) {
             Ok(work) => work,
             Err(e) => return (None, Err(e)),
         };
@@ -293,27 +273,7 @@ impl Store {
                     l
                 }
             };
-            let mut applied = Vec::with_capacity(ops.len());
-            for (index, op) in ops.iter().enumerate() {
-                match ledger.apply(op) {
-                    Ok(a) => applied.push(a),
-                    Err(source) if ops.len() > 1 => return Err(Error::BatchOp { index, source }),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let mut w = Writes::default();
-            let existed = |k: &BalanceKey| self.cached_balance(head, k).is_none_or(|v| v > 0);
-            persist(
-                Some(conn),
-                &mut w,
-                head + 1,
-                &ledger,
-                &existed,
-                ops,
-                &applied,
-                meta,
-                start,
-            )?;
+            let (applied, w) = self.plan(Some(conn), head, &mut ledger, ops, meta, start)?;
             write(conn, w, &ledger, &applied)?;
             Ok((head + ops.len() as u64, ledger, applied))
         });
@@ -330,6 +290,43 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Applies `ops` to `ledger` (the state at journal position `head`;
+    /// the first refusal is the error) and gathers the batch's rows. With
+    /// `conn` large batches may stream through DuckDB's appender; without
+    /// (a spooled batch) every row stays data.
+    fn plan(
+        &self,
+        conn: Option<&Connection>,
+        head: u64,
+        ledger: &mut Ledger,
+        ops: &[Op],
+        meta: &ResolutionMeta,
+        start: Instant,
+    ) -> Result<(Vec<Applied>, Writes)> {
+        let mut applied = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            match ledger.apply(op) {
+                Ok(a) => applied.push(a),
+                Err(source) if ops.len() > 1 => return Err(Error::BatchOp { index, source }),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut w = Writes::default();
+        let existed = |k: &BalanceKey| self.cached_balance(head, k).is_none_or(|v| v > 0);
+        persist(
+            conn,
+            &mut w,
+            head + 1,
+            ledger,
+            &existed,
+            ops,
+            &applied,
+            meta,
+            start,
+        )?;
+        Ok((applied, w))
     }
 
     /// Rebuilds a ledger by replaying the journal from an empty one.

@@ -98,6 +98,22 @@ fn random_op(rng: &mut SplitMix64, owners: usize) -> Op {
     }
 }
 
+/// A recorded run of `verse` in `world` that reported `score`.
+fn run(id: &str, verse: VerseId, world: &str, score: Option<f64>) -> VerseRun {
+    VerseRun {
+        run_id: id.into(),
+        verse_id: verse.to_string(),
+        world_id: world.into(),
+        code: "1".into(),
+        stdout: String::new(),
+        stderr: String::new(),
+        error: None,
+        timed_out: false,
+        duration_ms: 1.0,
+        score,
+    }
+}
+
 /// Everything the ledger tables hold, as text, in a stable order.
 fn tables(s: &Store) -> Vec<String> {
     let mut out = Vec::new();
@@ -173,18 +189,7 @@ fn spooling_child() {
     }
     let root = store.commit_world_root("w-spooled", 9).unwrap();
     store
-        .insert_verse_runs(&[VerseRun {
-            run_id: "run-1".into(),
-            verse_id: root.to_string(),
-            world_id: "w-spooled".into(),
-            code: "1".into(),
-            stdout: "WORLD_SCORE 3".into(),
-            stderr: String::new(),
-            error: None,
-            timed_out: false,
-            duration_ms: 1.0,
-            score: Some(3.0),
-        }])
+        .insert_verse_runs(&[run("run-1", root, "w-spooled", Some(3.0))])
         .unwrap();
     let ledger = store.load_ledger().unwrap();
     let json = serde_json::to_string(&ledger).unwrap();
@@ -305,20 +310,12 @@ fn spooled_links_and_scores_are_read_before_they_are_written() {
     let store = Store::open_with(&path, &spooled(200)).unwrap();
     assert_eq!(store.verse_of_world("w-old").unwrap(), Some(old));
     let v = store.commit_world_root("w-new", 2).unwrap();
-    let run = |score| VerseRun {
-        run_id: format!("run-{score:?}"),
-        verse_id: v.to_string(),
-        world_id: "w-new".into(),
-        code: "1".into(),
-        stdout: String::new(),
-        stderr: String::new(),
-        error: None,
-        timed_out: false,
-        duration_ms: 1.0,
-        score,
-    };
-    store.insert_verse_runs(&[run(Some(5.0))]).unwrap();
-    store.insert_verse_runs(&[run(None)]).unwrap();
+    store
+        .insert_verse_runs(&[run("run-a", v, "w-new", Some(5.0))])
+        .unwrap();
+    store
+        .insert_verse_runs(&[run("run-b", v, "w-new", None)])
+        .unwrap();
     assert!(store.records_pending() >= 2, "the writer has not run yet");
     assert_eq!(store.verse_of_world("w-new").unwrap(), Some(v));
     assert_eq!(store.world_of_verse(v).unwrap().as_deref(), Some("w-new"));
@@ -340,18 +337,7 @@ fn a_writer_that_fails_stops_taking_batches_and_keeps_them() {
     let path = dir.path().join("w.duckdb");
     let store = Store::open_with(&path, &spooled(0)).unwrap();
     let v = store.commit_world_root("w", 1).unwrap();
-    let run = VerseRun {
-        run_id: "run-twice".into(),
-        verse_id: v.to_string(),
-        world_id: "w".into(),
-        code: "1".into(),
-        stdout: String::new(),
-        stderr: String::new(),
-        error: None,
-        timed_out: false,
-        duration_ms: 1.0,
-        score: None,
-    };
+    let run = run("run-twice", v, "w", None);
     store.insert_verse_runs(std::slice::from_ref(&run)).unwrap();
     // The same run id again: accepted into the spool, refused by the
     // table's primary key when written.
