@@ -14,13 +14,19 @@
 //!   `WORLD_SCORE <number>` printed by the code; for JSON the `score`
 //!   field, else `social_cost`), and never lets one failing verse spoil
 //!   the others.
-//! * [`Engine::pull_up`] asks an oracle for the winner, destroys the other
-//!   verses' worlds (their entities become `collapsed`), resolves the
+//! * [`Engine::pull_up`] asks an oracle for the winner, resolves the
 //!   partition, pulls every owner's balance in the winner back up into the
 //!   parent verse, and links the parent verse to the winner's world, which
-//!   carries on as its successor. The snapshot the verses were branched
-//!   from is deleted. The parent's old world is left running (it still
+//!   carries on as its successor (all one commit); then the other verses'
+//!   worlds (their entities `collapsed`) and the snapshot the verses were
+//!   branched from collapse: gone at once, their storage released in the
+//!   background by a held engine (see `LinuxSubstrate::collapse` and
+//!   the `reaper` module). The parent's old world is left running (it still
 //!   holds the pre-split state); destroy it when it is no longer needed.
+//!
+//! In a held engine none of these waits for DuckDB: the ledger and the
+//! links are read from memory and the records are spooled
+//! (`world_store::spool`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
