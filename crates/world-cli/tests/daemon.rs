@@ -380,3 +380,45 @@ fn a_killed_daemon_loses_no_records() {
     assert!(!spool.exists(), "replayed, then removed");
     assert!(env.ok(&["--no-daemon", "verse", "check"]).contains("yes"));
 }
+
+/// Push-downs of several new worlds at once through the daemon: each
+/// world's root verse gets its own id, so every one succeeds (they used to
+/// race for the same root id and all but one were refused).
+#[test]
+fn concurrent_push_downs_of_new_worlds_all_succeed() {
+    let Some(env) = Env::new() else { return };
+    let serve = Serve::start(&env);
+    let worlds: Vec<String> = (0..4)
+        .map(|_| {
+            env.json(&["create", "--memory", "256"])["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let results: Vec<(i32, String, String)> = std::thread::scope(|s| {
+        let hs: Vec<_> = worlds
+            .iter()
+            .map(|w| s.spawn(|| env.code(&["--json", "push-down", w])))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut parents = Vec::new();
+    for (code, out, err) in &results {
+        assert_eq!(*code, 0, "{err}");
+        let p: Value = serde_json::from_str(out).unwrap();
+        parents.push(p["parent"].as_str().unwrap().to_string());
+    }
+    parents.sort();
+    parents.dedup();
+    assert_eq!(parents.len(), 4, "one root verse per world: {parents:?}");
+    assert!(
+        serve
+            .requests()
+            .iter()
+            .filter(|r| r.contains("push-down 201"))
+            .count()
+            == 4
+    );
+    assert!(env.ok(&["--no-daemon", "verse", "check"]).contains("yes"));
+}

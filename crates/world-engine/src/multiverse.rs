@@ -242,30 +242,39 @@ impl Engine {
         let mut ledger = store.load_ledger()?;
         crate::trace::mark("push_down: open + load ledger", t0);
         let mut ops = Vec::new();
-        let parent = match store.verse_of_world(world.as_str())? {
-            Some(v) => v,
+        let (parent, new_root_seed) = match store.verse_of_world(world.as_str())? {
+            Some(v) => (v, None),
             None => {
+                // A world without a verse gets a root, seeded with the
+                // world's seed; validated here on a copy of the ledger.
                 let seed = sub.world_origin(world).map(|o| o.seed).unwrap_or(0);
                 let op = Op::CreateRoot {
                     name: world.to_string(),
                     seed,
                 };
                 match ledger.apply(&op)?.effect {
-                    Effect::RootCreated { verse } => {
-                        ops.push(op);
-                        verse
-                    }
+                    Effect::RootCreated { verse } => (verse, Some(seed)),
                     other => return Err(Error::Invalid(format!("unexpected effect {other:?}"))),
                 }
             }
         };
-        let part_op = Op::Partition {
+        ledger.apply(&Op::Partition {
             parent,
             children: children.clone(),
             allow_nonconserving,
+        })?;
+        // The partition is valid. A new root is committed on its own first,
+        // so that the partition names the id the ledger really gave it (a
+        // concurrent push_down of another new world takes the next one).
+        let parent = match new_root_seed {
+            Some(seed) => store.commit_world_root(world.as_str(), seed)?,
+            None => parent,
         };
-        ledger.apply(&part_op)?;
-        ops.push(part_op);
+        ops.push(Op::Partition {
+            parent,
+            children: children.clone(),
+            allow_nonconserving,
+        });
         let mut pushed = Vec::new();
         for (k, amount) in ledger
             .balances()
