@@ -799,6 +799,32 @@ fn killed_pool_shells_are_replaced_by_fresh_inits() {
         assert_eq!(out(&env.sh(c, "hostname")), format!("{c}\n"));
     }
     world_substrate::bench::fill_pool(&env.sub, &s.id, 2).unwrap();
+    // Shells that die after the manager handed them a world (stopped, so
+    // they are still "ready" when taken, then killed): the branch asks
+    // again and still gets two working worlds.
+    let shells: Vec<i32> = cg
+        .pids()
+        .into_iter()
+        .filter(|p| comm(*p) == comm(rec.pid))
+        .collect();
+    assert_eq!(shells.len(), 2, "{shells:?}");
+    for p in &shells {
+        // SAFETY: signals to processes this test's lineage owns.
+        unsafe { libc::kill(*p, libc::SIGSTOP) };
+    }
+    let b = std::thread::scope(|sc| {
+        let h = sc.spawn(|| env.sub.branch(&s.id, 2, &BranchOptions::default()));
+        std::thread::sleep(Duration::from_millis(500));
+        for p in &shells {
+            // SAFETY: as above.
+            unsafe { libc::kill(*p, libc::SIGKILL) };
+        }
+        h.join().unwrap()
+    })
+    .unwrap();
+    for c in &b.children {
+        assert_eq!(val(&env, c, "x + 1"), "8");
+    }
 }
 
 #[test]

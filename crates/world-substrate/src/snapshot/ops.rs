@@ -763,17 +763,23 @@ impl LinuxSubstrate {
                     }
                     let p = self.send_world(&conn, &st.spec, &st.listener, &st.cg_fds)?;
                     trace_child(st.i, "init forked", t0);
-                    drop((st.listener, st.cg_fds));
-                    inits.push((st.i, p, st.sessions));
+                    // The request's listener and cgroup files are kept until
+                    // the init is up, to ask again (see `wait_init`).
+                    let again = (st.spec, st.listener, st.cg_fds);
+                    inits.push((st.i, p, st.sessions, again));
                     // Hand over every init that is ready by now, without
                     // waiting for the ones that are still starting.
-                    while inits.first().is_some_and(|(_, p, _)| p.ready_now()) {
-                        let (j, p, fds) = inits.remove(0);
-                        self.branch_init_ready(sr, ids, seeds, &warnings, j, p, fds, &init_tx, t0)?;
+                    while inits.first().is_some_and(|(_, p, _, _)| p.ready_now()) {
+                        let (j, p, fds, again) = inits.remove(0);
+                        let up = self.wait_init(&conn, p, &again)?;
+                        self.branch_init_ready(
+                            sr, ids, seeds, &warnings, j, up, fds, &init_tx, t0,
+                        )?;
                     }
                 }
-                for (j, p, fds) in inits.drain(..) {
-                    self.branch_init_ready(sr, ids, seeds, &warnings, j, p, fds, &init_tx, t0)?;
+                for (j, p, fds, again) in inits.drain(..) {
+                    let up = self.wait_init(&conn, p, &again)?;
+                    self.branch_init_ready(sr, ids, seeds, &warnings, j, up, fds, &init_tx, t0)?;
                 }
                 if made < ids.len() {
                     return Err(failed("branch roots stopped early"));
@@ -874,8 +880,38 @@ impl LinuxSubstrate {
         Ok((cg, warnings))
     }
 
-    /// Stage 2 of a branch for one child: waits for its init, saves its
-    /// record and hands its sessions to the session stage.
+    /// Waits for a branch child's init. A pooled shell can die before it
+    /// takes the world (killed from outside, e.g. by the OOM killer, just
+    /// before the manager handed it out); the world is then asked for
+    /// again, up to twice more, with the same listener and cgroup files:
+    /// the manager takes another ready shell or makes a fresh init.
+    fn wait_init(
+        &self,
+        conn: &UnixStream,
+        mut p: Pending,
+        again: &(LaunchSpec, UnixListener, Vec<std::os::fd::OwnedFd>),
+    ) -> Result<(i32, u64)> {
+        let mut tries = 0;
+        loop {
+            match p.wait("world init", Duration::from_secs(30)) {
+                Err(crate::Error::World(WorldError::Launch(m)))
+                    if tries < 2 && m.ends_with("died during setup") =>
+                {
+                    tries += 1;
+                    trace(
+                        "branch: an init died before it took its world; asking again",
+                        Instant::now(),
+                    );
+                    p = self.send_world(conn, &again.0, &again.1, &again.2)?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Stage 2 of a branch for one child, once its init is up (`up`: its
+    /// pid and start time): saves its record and hands its sessions to the
+    /// session stage.
     #[allow(clippy::too_many_arguments)]
     fn branch_init_ready(
         &self,
@@ -884,12 +920,12 @@ impl LinuxSubstrate {
         seeds: &[u64],
         warnings: &[String],
         i: usize,
-        p: Pending,
+        up: (i32, u64),
         fds: Vec<SessionFds>,
         init_tx: &mpsc::Sender<(usize, i32, Vec<SessionFds>)>,
         t0: Instant,
     ) -> Result<()> {
-        let (pid, st) = p.wait("world init", Duration::from_secs(30))?;
+        let (pid, st) = up;
         trace_child(i, "init ready", t0);
         WorldRecord {
             id: ids[i].clone(),
