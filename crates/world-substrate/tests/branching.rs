@@ -781,16 +781,21 @@ fn killed_pool_shells_are_replaced_by_fresh_inits() {
     }
     let cg = world_substrate::cgroup::WorldCgroup::open(&name, &pool_id);
     let comm = |p: i32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-    let shells: Vec<i32> = cg
-        .pids()
-        .into_iter()
-        .filter(|p| comm(*p) == comm(rec.pid))
-        .collect();
-    assert_eq!(shells.len(), 2, "{shells:?}");
-    for p in &shells {
-        // SAFETY: kill of a process this test's lineage owns.
-        unsafe { libc::kill(*p, libc::SIGKILL) };
-    }
+    // The pool's shells, signalled with `sig`.
+    let signal_shells = |sig: i32| -> Vec<i32> {
+        let shells: Vec<i32> = cg
+            .pids()
+            .into_iter()
+            .filter(|p| comm(*p) == comm(rec.pid))
+            .collect();
+        assert_eq!(shells.len(), 2, "{shells:?}");
+        for p in &shells {
+            // SAFETY: a signal to a process this test's lineage owns.
+            unsafe { libc::kill(*p, sig) };
+        }
+        shells
+    };
+    signal_shells(libc::SIGKILL);
     // The manager notices and the branch still gets two working worlds
     // (from fresh inits, or from shells the manager made again).
     let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
@@ -802,16 +807,7 @@ fn killed_pool_shells_are_replaced_by_fresh_inits() {
     // Shells that die after the manager handed them a world (stopped, so
     // they are still "ready" when taken, then killed): the branch asks
     // again and still gets two working worlds.
-    let shells: Vec<i32> = cg
-        .pids()
-        .into_iter()
-        .filter(|p| comm(*p) == comm(rec.pid))
-        .collect();
-    assert_eq!(shells.len(), 2, "{shells:?}");
-    for p in &shells {
-        // SAFETY: signals to processes this test's lineage owns.
-        unsafe { libc::kill(*p, libc::SIGSTOP) };
-    }
+    let shells = signal_shells(libc::SIGSTOP);
     let b = std::thread::scope(|sc| {
         let h = sc.spawn(|| env.sub.branch(&s.id, 2, &BranchOptions::default()));
         std::thread::sleep(Duration::from_millis(500));
