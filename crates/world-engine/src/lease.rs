@@ -28,7 +28,7 @@
 //! (`world_store::spool`): an operation's records are durable when it
 //! returns and reach the tables a few milliseconds later. Handles from
 //! [`crate::Engine::store`] wait for them; the verse operations take
-//! theirs from [`crate::Engine::verse_store`], which does not, because they
+//! theirs from `Engine::verse_store`, which does not, because they
 //! read only what the store keeps current in memory. Closing the file
 //! (idle, hand-back, drop) writes everything spooled first.
 
