@@ -266,12 +266,18 @@ pub const QUERIES: &[(&str, &str)] = &[
 pub fn db_info(engine: &Engine, out: &Out) -> Result<()> {
     let store = engine.store()?;
     let version = store.schema_version().map_err(Error::from)?;
+    let replayed = store.replayed_batches();
     let path = engine.db_path().display().to_string();
     out.emit(
-        &json!({"path": path, "schema_version": version,
+        &json!({"path": path, "schema_version": version, "replayed_batches": replayed,
             "queries": QUERIES.iter().map(|(k, q)| json!({"what": k, "sql": q})).collect::<Vec<_>>()}),
         || {
             println!("database: {path} (schema version {version})");
+            if replayed > 0 {
+                println!(
+                    "wrote {replayed} batch(es) of records that a killed world process left in {path}.spool"
+                );
+            }
             println!("inspect it with DuckDB (close running world commands first):");
             println!("  duckdb {path}");
             for (what, q) in QUERIES {

@@ -357,6 +357,9 @@ fn a_killed_daemon_loses_no_records() {
     );
     serve.kill9();
 
+    // The first command to open the database writes them, and says so.
+    let db = env.json(&["--no-daemon", "db"]);
+    assert!(db["replayed_batches"].as_u64().unwrap() >= 3, "{db}");
     let res = env.json(&["--no-daemon", "resolutions"]);
     assert_eq!(res[0]["winning_verse"], winner, "{res}");
     assert_eq!(res[0]["oracle_source"], "score:highest", "{res}");

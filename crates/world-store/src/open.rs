@@ -87,6 +87,8 @@ struct Shared {
     ledger: LedgerCache,
     /// The record spool, when records are written behind.
     spool: Option<Spool>,
+    /// Spooled batches a killed holder left, written when this opened.
+    replayed: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,7 +150,7 @@ impl Store {
     /// starts this opening's own.
     fn opened(conn: Connection, path: &Path, opts: &OpenOptions) -> Result<Store> {
         let spool_file = spool::spool_path(path);
-        let last_id = spool::replay(&conn, &spool_file)?;
+        let (last_id, replayed) = spool::replay(&conn, &spool_file)?;
         let cache = opts.ledger_cache.clone().unwrap_or_default();
         let spool = match &opts.spool {
             Some(o) => {
@@ -176,6 +178,7 @@ impl Store {
                 write: Mutex::new(()),
                 ledger: cache,
                 spool,
+                replayed,
             }),
         })
     }
@@ -193,6 +196,12 @@ impl Store {
             Some(s) => s.sync(),
             None => Ok(()),
         }
+    }
+
+    /// How many spooled batches a killed holder had left, which this
+    /// opening wrote to the tables before anything read them.
+    pub fn replayed_batches(&self) -> usize {
+        self.shared.replayed
     }
 
     /// Spooled batches not yet in the tables (0 without a spool).

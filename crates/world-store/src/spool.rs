@@ -199,20 +199,22 @@ const GROUP_MAX: usize = 64;
 
 /// Writes every batch of the spool file at `path` that the database does
 /// not hold yet, then removes the file. Returns the last batch id written
-/// (or seen). Called when the database is opened, before anything reads it.
-pub(crate) fn replay(conn: &Connection, path: &Path) -> Result<u64> {
+/// (or seen) and how many batches this wrote. Called when the database is
+/// opened, before anything reads it.
+pub(crate) fn replay(conn: &Connection, path: &Path) -> Result<(u64, usize)> {
     let last = || -> Result<u64> {
         Ok(conn.query_row("SELECT last_id FROM record_spool", [], |r| r.get(0))?)
     };
     let mut file = match FileOptions::new().read(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return last(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((last()?, 0)),
         Err(e) => return Err(spool_error(path, &e)),
     };
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(|e| spool_error(path, &e))?;
     let mut seen = last()?;
+    let mut written = 0;
     // A line is complete once its newline is written; a crash in the middle
     // of an append leaves an unterminated tail (possibly cut inside a
     // character), which was never acknowledged and is dropped.
@@ -245,12 +247,13 @@ pub(crate) fn replay(conn: &Connection, path: &Path) -> Result<u64> {
             ),
         })?;
         seen = line.id;
+        written += 1;
     }
     // Everything is in the tables (and this opening holds the database):
     // the file has done its work.
     drop(file);
     std::fs::remove_file(path).map_err(|e| spool_error(path, &e))?;
-    Ok(seen)
+    Ok((seen, written))
 }
 
 fn spool_error(path: &Path, e: &std::io::Error) -> Error {

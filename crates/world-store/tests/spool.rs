@@ -223,6 +223,7 @@ fn a_killed_holder_loses_no_spooled_batch() {
 
     // An ordinary opening replays the spool before anything reads.
     let store = Store::open(&path).unwrap();
+    assert_eq!(store.replayed_batches(), pending.parse::<usize>().unwrap());
     let stored = store.load_ledger().unwrap();
     let expected: world_core::ledger::Ledger = serde_json::from_str(json).unwrap();
     assert_eq!(stored, expected, "the child's ledger, every batch of it");
@@ -237,6 +238,7 @@ fn a_killed_holder_loses_no_spooled_batch() {
     // A second opening finds nothing more to do.
     let again = Store::open(&path).unwrap();
     assert_eq!(again.load_ledger().unwrap(), stored);
+    assert_eq!(again.replayed_batches(), 0);
 }
 
 #[test]
