@@ -56,6 +56,7 @@ use serde::{Deserialize, Serialize};
 use world_core::ids::VerseId;
 
 use crate::batch::{SpoolStep, Writes};
+use crate::open::lock;
 use crate::{Error, Result};
 
 /// How a spooled store writes its records.
@@ -146,10 +147,6 @@ impl std::fmt::Debug for SpoolOptions {
             .field("writer_priority", &self.writer_priority.is_some())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The spool file of the database at `db`.

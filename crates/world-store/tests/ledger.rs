@@ -2,23 +2,17 @@
 //! writes nothing, and a writer killed with SIGKILL mid-stream leaves a
 //! database whose journal, balances and conservation invariant agree.
 
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
-use world_core::ids::{Owner, PartitionId, Token, VerseId};
+use common::{o, seed_children, t};
+use world_core::ids::{PartitionId, VerseId};
 use world_core::ledger::{Ledger, Op};
 use world_core::seed::SplitMix64;
 use world_store::Store;
 
-fn t(s: &str) -> Token {
-    Token::new(s).unwrap()
-}
-fn o(s: &str) -> Owner {
-    Owner::new(s).unwrap()
-}
-
-/// Root v1 with 1000 usd for each of a, b, c, partitioned into the seed's
-/// three verses (v2, v3, v4) as p1.
 fn setup() -> Vec<Op> {
     let mut ops = vec![Op::CreateRoot {
         name: "root".into(),
@@ -40,49 +34,10 @@ fn setup() -> Vec<Op> {
     ops
 }
 
-fn seed_children() -> Vec<world_core::verse::ChildSpec> {
-    use world_core::prob::Prob;
-    use world_core::trit::Trit;
-    [
-        ("nash", 450_000_000, Trit::Minus),
-        ("optimal", 350_000_000, Trit::Zero),
-        ("chaos", 200_000_000, Trit::Plus),
-    ]
-    .into_iter()
-    .map(|(n, p, tr)| world_core::verse::ChildSpec {
-        name: n.into(),
-        prob: Prob::new(p).unwrap(),
-        trit: tr,
-    })
-    .collect()
-}
-
 /// A random (possibly refused) operation on the setup above.
 fn random_op(rng: &mut SplitMix64) -> Op {
     let owners = ["a", "b", "c"];
-    let who = o(owners[(rng.next_u64() % 3) as usize]);
-    let amount = 1 + rng.next_u64() % 50;
-    match rng.next_u64() % 3 {
-        0 => Op::PushDown {
-            token: t("usd"),
-            owner: who,
-            parent: VerseId(1),
-            amount,
-        },
-        1 => Op::PullUp {
-            token: t("usd"),
-            owner: who,
-            partition: PartitionId(1),
-            amount,
-        },
-        _ => Op::Transfer {
-            token: t("usd"),
-            verse: VerseId(2 + rng.next_u64() % 3),
-            from: who,
-            to: o(owners[(rng.next_u64() % 3) as usize]),
-            amount,
-        },
-    }
+    common::random_op(rng, &|r| o(owners[(r % 3) as usize]), false)
 }
 
 fn total_per_leaf(l: &Ledger) -> Vec<u128> {

@@ -3,24 +3,20 @@
 //! nothing, replay never writes a batch twice, and a batch that cannot be
 //! written keeps the database closed with a clear error.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{o, seed_children, t};
 use proptest::prelude::*;
-use world_core::ids::{Owner, PartitionId, Token, VerseId};
+use world_core::ids::VerseId;
 use world_core::ledger::Op;
 use world_core::seed::SplitMix64;
 use world_store::verse_worlds::VerseRun;
 use world_store::{spool_path, OpenOptions, SpoolOptions, Store};
-
-fn t(s: &str) -> Token {
-    Token::new(s).unwrap()
-}
-fn o(s: &str) -> Owner {
-    Owner::new(s).unwrap()
-}
 
 fn spooled(delay_ms: u64) -> OpenOptions {
     OpenOptions {
@@ -34,8 +30,6 @@ fn spooled(delay_ms: u64) -> OpenOptions {
 
 /// Root v1 with 1000 usd for each of `owners`, partitioned into three.
 fn setup(owners: usize) -> Vec<Op> {
-    use world_core::prob::Prob;
-    use world_core::trit::Trit;
     let mut ops = vec![Op::CreateRoot {
         name: "root".into(),
         seed: 42,
@@ -50,52 +44,15 @@ fn setup(owners: usize) -> Vec<Op> {
     }
     ops.push(Op::Partition {
         parent: VerseId(1),
-        children: [
-            ("nash", 450_000_000, Trit::Minus),
-            ("optimal", 350_000_000, Trit::Zero),
-            ("chaos", 200_000_000, Trit::Plus),
-        ]
-        .into_iter()
-        .map(|(n, p, tr)| world_core::verse::ChildSpec {
-            name: n.into(),
-            prob: Prob::new(p).unwrap(),
-            trit: tr,
-        })
-        .collect(),
+        children: seed_children(),
         allow_nonconserving: false,
     });
     ops
 }
 
+/// A random operation (resolutions included) among `owners` owners.
 fn random_op(rng: &mut SplitMix64, owners: usize) -> Op {
-    let who = o(&format!("o{}", rng.next_u64() % owners as u64));
-    let amount = 1 + rng.next_u64() % 50;
-    match rng.next_u64() % 4 {
-        0 => Op::PushDown {
-            token: t("usd"),
-            owner: who,
-            parent: VerseId(1),
-            amount,
-        },
-        1 => Op::PullUp {
-            token: t("usd"),
-            owner: who,
-            partition: PartitionId(1),
-            amount,
-        },
-        2 => Op::Resolve {
-            partition: PartitionId(1),
-            winner: VerseId(2 + rng.next_u64() % 3),
-            oracle_source: "explicit".into(),
-        },
-        _ => Op::Transfer {
-            token: t("usd"),
-            verse: VerseId(2 + rng.next_u64() % 3),
-            from: who,
-            to: o(&format!("o{}", rng.next_u64() % owners as u64)),
-            amount,
-        },
-    }
+    common::random_op(rng, &|r| o(&format!("o{}", r % owners as u64)), true)
 }
 
 /// A recorded run of `verse` in `world` that reported `score`.
