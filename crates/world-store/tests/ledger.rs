@@ -14,24 +14,7 @@ use world_core::seed::SplitMix64;
 use world_store::Store;
 
 fn setup() -> Vec<Op> {
-    let mut ops = vec![Op::CreateRoot {
-        name: "root".into(),
-        seed: 42,
-    }];
-    for who in ["a", "b", "c"] {
-        ops.push(Op::Deposit {
-            token: t("usd"),
-            verse: VerseId(1),
-            owner: o(who),
-            amount: 1000,
-        });
-    }
-    ops.push(Op::Partition {
-        parent: VerseId(1),
-        children: seed_children(),
-        allow_nonconserving: false,
-    });
-    ops
+    common::setup(&["a", "b", "c"])
 }
 
 /// A random (possibly refused) operation on the setup above.

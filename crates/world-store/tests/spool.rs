@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{o, seed_children, t};
+use common::o;
 use proptest::prelude::*;
 use world_core::ids::VerseId;
 use world_core::ledger::Op;
@@ -28,26 +28,9 @@ fn spooled(delay_ms: u64) -> OpenOptions {
     }
 }
 
-/// Root v1 with 1000 usd for each of `owners`, partitioned into three.
+/// Root v1 with 1000 usd for each of `owners` owners, partitioned into three.
 fn setup(owners: usize) -> Vec<Op> {
-    let mut ops = vec![Op::CreateRoot {
-        name: "root".into(),
-        seed: 42,
-    }];
-    for i in 0..owners {
-        ops.push(Op::Deposit {
-            token: t("usd"),
-            verse: VerseId(1),
-            owner: o(&format!("o{i}")),
-            amount: 1000,
-        });
-    }
-    ops.push(Op::Partition {
-        parent: VerseId(1),
-        children: seed_children(),
-        allow_nonconserving: false,
-    });
-    ops
+    common::setup(&(0..owners).map(|i| format!("o{i}")).collect::<Vec<_>>())
 }
 
 /// A random operation (resolutions included) among `owners` owners.

@@ -33,6 +33,29 @@ pub fn seed_children() -> Vec<ChildSpec> {
     .collect()
 }
 
+/// Root v1 (seed 42) with 1000 usd for each of `owners`, partitioned into
+/// the seed's three children as p1.
+pub fn setup<S: AsRef<str>>(owners: &[S]) -> Vec<Op> {
+    let mut ops = vec![Op::CreateRoot {
+        name: "root".into(),
+        seed: 42,
+    }];
+    for who in owners {
+        ops.push(Op::Deposit {
+            token: t("usd"),
+            verse: VerseId(1),
+            owner: o(who.as_ref()),
+            amount: 1000,
+        });
+    }
+    ops.push(Op::Partition {
+        parent: VerseId(1),
+        children: seed_children(),
+        allow_nonconserving: false,
+    });
+    ops
+}
+
 /// A random (possibly refused) operation on root v1 partitioned as p1 into
 /// v2..v4: a push-down, a pull-up, a transfer in a child, and with
 /// `resolve` also a resolution of p1. `owner` maps a random number to an
