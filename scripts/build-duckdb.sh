@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds DuckDB's static library once per machine into $DUCKDB_LIB_DIR.
+# Opt-in (WORLD_DUCKDB_FROM_SOURCE=1, called by scripts/duckdb.sh): builds
+# DuckDB's static library from source once per machine into
+# $DUCKDB_LIB_DIR, for hosts that cannot fetch the prebuilt library.
 #
-# The `duckdb` crate can compile DuckDB's C++ itself (feature `bundled`),
-# but inside our workspace that build is keyed by the features of every
-# other dependency: adding any crate can make cargo redo the 50-minute C++
-# build. So we build it here, in a tiny project of its own whose
-# dependencies never change, copy out libduckdb.a, and link the workspace
-# against it (DUCKDB_LIB_DIR + DUCKDB_STATIC, see .cargo/config.toml).
+# The `duckdb` crate compiles DuckDB's C++ itself (feature `bundled`,
+# about 50 minutes on 2 cores); inside our workspace that build would be
+# keyed by the features of every other dependency. So we build it here, in
+# a tiny project of its own whose dependencies never change, copy out
+# libduckdb.a, and link the workspace against it (DUCKDB_LIB_DIR +
+# DUCKDB_STATIC=1, set by scripts/env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh

@@ -1,6 +1,6 @@
 # Shared settings for the project's scripts; sourced, not run.
-# CARGO_TARGET_DIR lives outside the clone so the bundled DuckDB build
-# (~50 min cold on 2 cores) is paid once per machine.
+# CARGO_TARGET_DIR lives outside the clone so a build is paid once per
+# machine, not once per clone.
 if [ -z "${CARGO_TARGET_DIR:-}" ]; then
   if [ "$(id -u)" = 0 ]; then
     export CARGO_TARGET_DIR=/var/cache/world-runtime/target
@@ -13,7 +13,15 @@ fi
 export WORLD_VENV="${WORLD_VENV:-$(dirname "$CARGO_TARGET_DIR")/venv}"
 export WORLD_PYTHON="$WORLD_VENV/bin/python3"
 export PATH="$CARGO_TARGET_DIR/release:$WORLD_VENV/bin:$PATH"
-# The static DuckDB library, built once per machine by build-duckdb.sh.
-export DUCKDB_LIB_DIR="${DUCKDB_LIB_DIR:-$(dirname "$CARGO_TARGET_DIR")/duckdb/lib}"
+# The DuckDB library the workspace links (scripts/duckdb.sh): by default
+# DuckDB's prebuilt libduckdb.so, linked dynamically and found at run time
+# through an rpath; with WORLD_DUCKDB_FROM_SOURCE=1 a static library
+# compiled from source once per machine.
+if [ "${WORLD_DUCKDB_FROM_SOURCE:-0}" = 1 ]; then
+  export DUCKDB_LIB_DIR="${DUCKDB_LIB_DIR:-$(dirname "$CARGO_TARGET_DIR")/duckdb-src/lib}"
+  export DUCKDB_STATIC=1
+else
+  export DUCKDB_LIB_DIR="${DUCKDB_LIB_DIR:-$(dirname "$CARGO_TARGET_DIR")/duckdb/lib}"
+  export DUCKDB_STATIC=0
+fi
 export DUCKDB_INCLUDE_DIR="${DUCKDB_INCLUDE_DIR:-$DUCKDB_LIB_DIR}"
-export DUCKDB_STATIC=1

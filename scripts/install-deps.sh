@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
-# Debian packages: a C/C++ toolchain for the bundled DuckDB, python3 for
+# Debian packages: a C toolchain for crates that build C, python3 for
 # code sessions, btrfs-progs for copy-on-write world filesystems,
-# bubblewrap and util-linux (unshare) as benchmark baselines.
+# bubblewrap and util-linux (unshare) as benchmark baselines. npm (to
+# fetch DuckDB's prebuilt library) is installed by scripts/duckdb.sh when
+# missing.
 PKGS=(build-essential python3 python3-venv btrfs-progs bubblewrap util-linux iproute2 tar)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -36,4 +38,19 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "install-deps: pip install -r scripts/requirements-dev.txt" >&2
   "$WORLD_PYTHON" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-dev.txt
   echo "$WANT" > "$STAMP"
+fi
+
+# The Python SDK (python/), installed into the venv so that
+# `$WORLD_VENV/bin/python3 -c 'import worldruntime'` works; again whenever
+# its files change.
+SDK_STAMP="$WORLD_VENV/.sdk.sha256"
+SDK_WANT="$(find python/pyproject.toml python/worldruntime -type f -name '*.py' -o -name pyproject.toml | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$SDK_STAMP" 2>/dev/null)" != "$SDK_WANT" ]; then
+  echo "install-deps: pip install ./python (the worldruntime SDK)" >&2
+  # From a copy: setuptools leaves build/ and *.egg-info beside the sources.
+  SDK_TMP="$(mktemp -d)"
+  cp -r python/pyproject.toml python/README.md python/worldruntime "$SDK_TMP/"
+  "$WORLD_PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps "$SDK_TMP"
+  rm -rf "$SDK_TMP"
+  echo "$SDK_WANT" > "$SDK_STAMP"
 fi

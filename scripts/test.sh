@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-./scripts/build-duckdb.sh
+./scripts/duckdb.sh
 . scripts/env.sh
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check

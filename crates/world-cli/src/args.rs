@@ -146,9 +146,29 @@ pub enum Command {
     Bench(BenchCmd),
     /// Run the demo scenario end to end.
     Demo(DemoArgs),
+    /// Check what worlds need on this host (kernel, namespaces, cgroups,
+    /// btrfs, loop devices, seccomp, disk, DuckDB, the daemon); exits 0
+    /// only when worlds can run.
+    Doctor,
 }
 
 impl Command {
+    /// Whether the command makes worlds, so that a failure of its own (not
+    /// a refusal) may come from the host: its error then points at `world
+    /// doctor`.
+    pub fn makes_worlds(&self) -> bool {
+        matches!(
+            self,
+            Command::Create(_)
+                | Command::Branch(_)
+                | Command::Snapshot { .. }
+                | Command::PushDown { .. }
+                | Command::Pool { .. }
+                | Command::Bench(_)
+                | Command::Demo(_)
+        )
+    }
+
     /// Whether the daemon has an endpoint for this command, so that it goes
     /// through a running daemon.
     pub fn has_endpoint(&self) -> bool {

@@ -15,6 +15,7 @@ use world_core::workload::{self, Mix};
 use world_engine::Engine;
 
 use crate::args::BenchCmd;
+use crate::output::{out, outln};
 use crate::output::{table, Out};
 
 /// Runs one benchmark.
@@ -52,7 +53,7 @@ fn print_report(out: &Out, report: &world_substrate::bench::BenchReport) -> Resu
         .iter()
         .map(|r| serde_json::json!({"name": r.name, "n": r.n, "p50": r.p50, "p90": r.p90, "unit": r.unit}))
         .collect();
-    out.emit(&rows, || print!("{report}"))
+    out.emit(&rows, || out!("{report}"))
 }
 
 #[derive(Debug, Serialize)]
@@ -174,7 +175,7 @@ fn ledger(out: &Out, n: usize, runs: usize) -> Result<()> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(
                 &[
@@ -189,7 +190,7 @@ fn ledger(out: &Out, n: usize, runs: usize) -> Result<()> {
                 &r
             )
         );
-        println!("p90 ops/s: 90% of runs were at least this fast.");
+        outln!("p90 ops/s: 90% of runs were at least this fast.");
     })
 }
 

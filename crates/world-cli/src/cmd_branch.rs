@@ -15,6 +15,7 @@ use world_substrate::snapshot::{BranchOptions, Branched, SnapshotInfo};
 use world_substrate::ExecRequest;
 
 use crate::args::{BranchArgs, RunCodeArgs, ServiceCmd, SnapshotsCmd};
+use crate::output::{out, outln};
 use crate::output::{table, Out};
 use crate::remote::{enc, Via};
 
@@ -78,14 +79,14 @@ pub fn run_code(via: &Via, out: &Out, a: RunCodeArgs) -> Result<i32> {
             let r: CodeRun = d.call_as("POST", &path, Some(&body))?;
             if !out.json {
                 // The daemon answers when the code is done: print its output now.
-                print!("{}", r.stdout);
+                out!("{}", r.stdout);
                 eprint!("{}", r.stderr);
             }
             r
         }
     };
     if out.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "stdout": r.stdout,
@@ -96,7 +97,7 @@ pub fn run_code(via: &Via, out: &Out, a: RunCodeArgs) -> Result<i32> {
         );
     } else {
         if let Some(v) = &r.value {
-            println!("{v}");
+            outln!("{v}");
         }
         if let Some(e) = &r.error {
             eprint!("{e}");
@@ -128,7 +129,7 @@ pub fn snapshot(via: &Via, out: &Out, id: &str, name: Option<&str>) -> Result<()
     for w in &info.warnings {
         eprintln!("warning: {w}");
     }
-    out.emit(&info, || println!("{}", info.id))
+    out.emit(&info, || outln!("{}", info.id))
 }
 
 /// `world snapshots [rm SNAP]`.
@@ -142,7 +143,7 @@ pub fn snapshots(via: &Via, out: &Out, cmd: Option<SnapshotsCmd>) -> Result<()> 
                 }
             }
             out.emit(&json!({"deleted": snapshot}), || {
-                println!("deleted {snapshot}")
+                outln!("deleted {snapshot}")
             })
         }
         None => {
@@ -163,7 +164,7 @@ pub fn snapshots(via: &Via, out: &Out, cmd: Option<SnapshotsCmd>) -> Result<()> 
                         ]
                     })
                     .collect();
-                print!(
+                out!(
                     "{}",
                     table(
                         &["snapshot", "name", "world", "sessions", "snapshot_ms"],
@@ -207,7 +208,7 @@ pub fn branch(via: &Via, out: &Out, a: BranchArgs) -> Result<()> {
     }
     out.emit(&b, || {
         for c in &b.children {
-            println!("{c}");
+            outln!("{c}");
         }
         eprintln!(
             "{} world(s) in {:.1} ms{}",
@@ -228,7 +229,7 @@ pub fn service(engine: &Engine, out: &Out, cmd: ServiceCmd) -> Result<()> {
             sub.declare_service(&id, &name, &ExecRequest::new(&argv))
                 .map_err(Error::from)?;
             out.emit(&json!({"world": id.to_string(), "service": name}), || {
-                println!("service {name} declared and started in {id}")
+                outln!("service {name} declared and started in {id}")
             })
         }
         ServiceCmd::List { id } => {
@@ -238,7 +239,7 @@ pub fn service(engine: &Engine, out: &Out, cmd: ServiceCmd) -> Result<()> {
                     .iter()
                     .map(|s| vec![s.name.clone(), s.request.argv.join(" ")])
                     .collect();
-                print!("{}", table(&["service", "command"], &rows));
+                out!("{}", table(&["service", "command"], &rows));
             })
         }
     }
@@ -273,9 +274,11 @@ pub fn pool(
         }
     }
     out.emit(&st, || {
-        println!(
+        outln!(
             "pool of {target}: {} ready, {} preparing, keeps {}",
-            st.ready, st.preparing, st.want
+            st.ready,
+            st.preparing,
+            st.want
         )
     })
 }
@@ -284,7 +287,7 @@ pub fn repair(engine: &Engine, out: &Out) -> Result<()> {
     let r = engine.repair()?;
     out.emit(&r, || {
         let s = &r.substrate;
-        println!(
+        outln!(
             "removed {} half-made world(s), {} snapshot(s), {} orphaned subvolume(s), {} orphaned cgroup(s); thawed {} world(s); stopped {} lineage(s); {} dead world(s); {} record(s) marked lost",
             s.removed_worlds.len(),
             s.removed_snapshots.len(),
@@ -296,7 +299,7 @@ pub fn repair(engine: &Engine, out: &Out) -> Result<()> {
             r.lost.len()
         );
         for w in &s.dead_worlds {
-            println!("dead: {w} (destroy it)");
+            outln!("dead: {w} (destroy it)");
         }
     })
 }

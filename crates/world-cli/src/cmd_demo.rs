@@ -20,6 +20,7 @@ use world_engine::verse::{default_children, owner, token, GameInput, OracleChoic
 use world_engine::Engine;
 
 use crate::args::DemoArgs;
+use crate::output::{out, outln};
 use crate::output::{table, Out};
 
 fn step(out: &Out, n: usize, msg: &str) {
@@ -157,20 +158,20 @@ pub fn ledger(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
             "root_balance_after": ledger.balance(&usd, root, &alice) + ledger.balance(&usd, root, &bob),
         }),
         || {
-            println!();
-            print!("{}", table(&["verse", "name", "trit", "prob", "social_cost", "outcome"], &rows));
-            println!();
-            println!("GF(3) sum of the partition: {gf3} (conserved: {})", gf3.rem_euclid(3) == 0);
-            println!("price of anarchy: {:.6} (exact 4/3)   WEV = PoA - 1: {:.6} (exact 1/3)", wev.poa, wev.wev);
+            outln!();
+            out!("{}", table(&["verse", "name", "trit", "prob", "social_cost", "outcome"], &rows));
+            outln!();
+            outln!("GF(3) sum of the partition: {gf3} (conserved: {})", gf3.rem_euclid(3) == 0);
+            outln!("price of anarchy: {:.6} (exact 4/3)   WEV = PoA - 1: {:.6} (exact 1/3)", wev.poa, wev.wev);
             for (t, v) in &r.evaporated_value {
-                println!("evaporated with the collapsed verses: {v} {t}");
+                outln!("evaporated with the collapsed verses: {v} {t}");
             }
-            println!(
+            outln!(
                 "root balance after pull-up: {} usd (deposited 1000)",
                 ledger.balance(&usd, root, &alice) + ledger.balance(&usd, root, &bob)
             );
-            println!("done in {:.1} ms; records in {db}", started.elapsed().as_secs_f64() * 1000.0);
-            println!("see them:  duckdb {db} \"SELECT * FROM verse_resolutions ORDER BY resolved_at DESC LIMIT 5\"");
+            outln!("done in {:.1} ms; records in {db}", started.elapsed().as_secs_f64() * 1000.0);
+            outln!("see them:  duckdb {db} \"SELECT * FROM verse_resolutions ORDER BY resolved_at DESC LIMIT 5\"");
         },
     )
 }

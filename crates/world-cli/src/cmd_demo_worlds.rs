@@ -33,6 +33,7 @@ use world_engine::{Engine, Error};
 use world_substrate::{CreateOptions, WorldId};
 
 use crate::args::DemoArgs;
+use crate::output::{out, outln};
 use crate::output::{table, Out};
 
 struct Progress {
@@ -249,13 +250,13 @@ pub fn wev(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
             "root_balance_after": back, "db": db,
         }),
         || {
-            println!();
-            print!("{}", table(&["verse", "name", "trit", "prob", "strategy", "social_cost", "run_ms", "world", "outcome"], &rows));
-            println!();
-            println!("exact costs (continuum Braess): nash 2, optimal 3/2, uniform random 14/9 = {:.4}", exact.uniform_random.unwrap_or(f64::NAN));
-            println!("GF(3): trits -1 + 0 + +1 = {} (conserved)", pd.gf3_sum);
-            println!("price of anarchy: {:.4} (exact 4/3 = 1.3333)   WEV = PoA - 1: {:.4} (exact 1/3 = 0.3333)", wevr.poa, wevr.wev);
-            println!(
+            outln!();
+            out!("{}", table(&["verse", "name", "trit", "prob", "strategy", "social_cost", "run_ms", "world", "outcome"], &rows));
+            outln!();
+            outln!("exact costs (continuum Braess): nash 2, optimal 3/2, uniform random 14/9 = {:.4}", exact.uniform_random.unwrap_or(f64::NAN));
+            outln!("GF(3): trits -1 + 0 + +1 = {} (conserved)", pd.gf3_sum);
+            outln!("price of anarchy: {:.4} (exact 4/3 = 1.3333)   WEV = PoA - 1: {:.4} (exact 1/3 = 0.3333)", wevr.poa, wevr.wev);
+            outln!(
                 "push_down {:.1} ms (snapshot {} ms, branch {:.1} ms), pull_up {:.1} ms",
                 pd.total_ms,
                 pd.snapshot_ms.map_or("-".into(), |s| format!("{s:.1}")),
@@ -263,12 +264,12 @@ pub fn wev(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
                 up.pull_up_ms
             );
             for (t, v) in &up.evaporated_value {
-                println!("evaporated with the collapsed verses: {v} {t} (their copies of the balances)");
+                outln!("evaporated with the collapsed verses: {v} {t} (their copies of the balances)");
             }
-            println!("balances pulled back into the world's verse {root}: {back} usd (deposited 1000)");
-            println!("surviving world: {} ({})", up.winner_world, if a.keep { "kept" } else { "destroyed at exit; --keep keeps it" });
-            println!("records: {db}");
-            println!("  duckdb {db} \"SELECT * FROM verse_resolutions ORDER BY resolved_at DESC LIMIT 3\"");
+            outln!("balances pulled back into the world's verse {root}: {back} usd (deposited 1000)");
+            outln!("surviving world: {} ({})", up.winner_world, if a.keep { "kept" } else { "destroyed at exit; --keep keeps it" });
+            outln!("records: {db}");
+            outln!("  duckdb {db} \"SELECT * FROM verse_resolutions ORDER BY resolved_at DESC LIMIT 3\"");
         },
     )
 }
@@ -383,12 +384,12 @@ pub fn chromatic(engine: &Engine, out: &Out, a: DemoArgs) -> Result<()> {
     out.emit(
         &json!({"steps": steps, "winner": up.winner.to_string(), "gf3_sum": pd.gf3_sum}),
         || {
-            println!();
-            print!(
+            outln!();
+            out!(
                 "{}",
                 table(&["round", "agent", "verse", "trit", "gf3", "result"], &rows)
             );
-            println!(
+            outln!(
                 "GF(3) held at every step; 0 mod 3 after each of the {ROUNDS} rounds. {} survives.",
                 up.winner
             );

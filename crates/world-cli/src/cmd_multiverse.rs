@@ -19,6 +19,7 @@ use world_engine::Error;
 use crate::args::{PullUpArgs, RunVersesArgs, Sense, WorldOracleKind};
 use crate::cmd_verse::{child_spec, partition_id, verse_id};
 use crate::output::{opt, table, Out};
+use crate::output::{out, outln};
 use crate::remote::{enc, Via};
 
 /// What the push-down table shows of `world_engine::multiverse::PushedDown`.
@@ -115,7 +116,7 @@ pub fn push_down(
     };
     let p: PushedDown = serde_json::from_str(&raw)?;
     out.emit_raw(&raw, || {
-        println!(
+        outln!(
             "{} pushed down into {} (verse {} -> partition {}, gf3_sum {})",
             p.world,
             p.verses.len(),
@@ -137,11 +138,11 @@ pub fn push_down(
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(&["verse", "name", "trit", "prob", "world", "seed"], &rows)
         );
-        println!(
+        outln!(
             "snapshot {} ms, branch {:.1} ms, total {:.1} ms; {} balance(s) pushed down",
             p.snapshot_ms.map_or("-".into(), |s| format!("{s:.1}")),
             p.branch_ms,
@@ -238,7 +239,7 @@ pub fn run_verses(via: &Via, out: &Out, a: RunVersesArgs) -> Result<i32> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(&["verse", "world", "ms", "score", "status"], &rows)
         );
@@ -310,7 +311,7 @@ pub fn pull_up(via: &Via, out: &Out, a: PullUpArgs) -> Result<()> {
     };
     let r: PulledUp = serde_json::from_str(&raw)?;
     out.emit_raw(&raw, || {
-        println!(
+        outln!(
             "{} resolved by {}: {} survives in {}; collapsed {}",
             r.partition,
             r.oracle_source,
@@ -319,9 +320,10 @@ pub fn pull_up(via: &Via, out: &Out, a: PullUpArgs) -> Result<()> {
             crate::output::join(&r.evaporated)
         );
         crate::output::resolution_tail(&r.evaporated_value, r.wev.as_ref());
-        println!(
+        outln!(
             "pull_up {:.1} ms, recorded as {}",
-            r.pull_up_ms, r.resolution_id
+            r.pull_up_ms,
+            r.resolution_id
         );
     })
 }

@@ -13,6 +13,7 @@ use world_engine::{Engine, Error};
 
 use crate::args::ListArgs;
 use crate::output::{ms, opt, table, Out};
+use crate::output::{out, outln};
 use crate::remote::{enc, Via};
 
 /// The rows of a record listing as JSON, from the store or the daemon,
@@ -112,7 +113,7 @@ pub fn entities(via: &Via, out: &Out, a: ListArgs) -> Result<()> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(
                 &[
@@ -154,7 +155,7 @@ pub fn branches(via: &Via, out: &Out, a: ListArgs) -> Result<()> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(
                 &[
@@ -194,7 +195,7 @@ pub fn resolutions(via: &Via, out: &Out, a: ListArgs) -> Result<()> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(
                 &[
@@ -231,7 +232,7 @@ pub fn metrics(via: &Via, out: &Out) -> Result<()> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(&["operation", "count", "p50_ms", "p90_ms", "max_ms"], &r)
         );
@@ -272,16 +273,16 @@ pub fn db_info(engine: &Engine, out: &Out) -> Result<()> {
         &json!({"path": path, "schema_version": version, "replayed_batches": replayed,
             "queries": QUERIES.iter().map(|(k, q)| json!({"what": k, "sql": q})).collect::<Vec<_>>()}),
         || {
-            println!("database: {path} (schema version {version})");
+            outln!("database: {path} (schema version {version})");
             if replayed > 0 {
-                println!(
+                outln!(
                     "wrote {replayed} batch(es) of records that a killed world process left in {path}.spool"
                 );
             }
-            println!("inspect it with DuckDB (close running world commands first):");
-            println!("  duckdb {path}");
+            outln!("inspect it with DuckDB (close running world commands first):");
+            outln!("  duckdb {path}");
             for (what, q) in QUERIES {
-                println!("  -- {what}\n  {q}");
+                outln!("  -- {what}\n  {q}");
             }
         },
     )

@@ -12,6 +12,7 @@ use world_engine::verse::{default_children, owner, token, GameInput, OracleChoic
 use world_engine::{Engine, Error};
 
 use crate::args::{OracleKind, ResolveArgs, Sense, VerseCmd};
+use crate::output::{out, outln};
 use crate::output::{table, Out};
 
 fn invalid(msg: String) -> anyhow::Error {
@@ -109,7 +110,7 @@ fn root_move(engine: &Engine, out: &Out, a: crate::args::MoveArgs, deposit: bool
 
 fn moved(out: &Out, what: &str, detail: serde_json::Value, human: String) -> Result<()> {
     out.emit(&json!({ "ok": true, "op": what, "detail": detail }), || {
-        println!("{human}")
+        outln!("{human}")
     })
 }
 
@@ -120,7 +121,7 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
             let v = engine.verse_create(&name, seed)?;
             out.emit(
                 &json!({ "verse": v.to_string(), "name": name, "seed": seed }),
-                || println!("{v}"),
+                || outln!("{v}"),
             )
         }
         VerseCmd::Partition {
@@ -159,8 +160,8 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
                     "gf3_sum": gf3,
                 }),
                 || {
-                    println!("partition {p} of {parent} (gf3_sum {gf3})");
-                    print!("{}", table(&["verse", "name", "trit", "prob"], &rows));
+                    outln!("partition {p} of {parent} (gf3_sum {gf3})");
+                    out!("{}", table(&["verse", "name", "trit", "prob"], &rows));
                 },
             )
         }
@@ -260,7 +261,7 @@ pub fn run(engine: &Engine, out: &Out, cmd: VerseCmd) -> Result<()> {
                         ]
                     })
                     .collect();
-                print!("{}", table(&["seq", "applied_at", "op", "operation"], &r));
+                out!("{}", table(&["seq", "applied_at", "op", "operation"], &r));
             })
         }
         VerseCmd::Check => check(engine, out),
@@ -310,7 +311,7 @@ fn resolve(engine: &Engine, out: &Out, a: ResolveArgs) -> Result<()> {
     let game = game_input(a.nash, a.optimum, a.sense);
     let r = engine.verse_resolve(partition, &oracle, game)?;
     out.emit(&r, || {
-        println!(
+        outln!(
             "resolved {} by {}: {} survives; evaporated {}",
             r.partition,
             r.oracle_source,
@@ -318,9 +319,10 @@ fn resolve(engine: &Engine, out: &Out, a: ResolveArgs) -> Result<()> {
             crate::output::join(&r.evaporated)
         );
         crate::output::resolution_tail(&r.evaporated_value, r.wev.as_ref());
-        println!(
+        outln!(
             "recorded as {} ({:.3} ms)",
-            r.resolution_id, r.pull_up_time_ms
+            r.resolution_id,
+            r.pull_up_time_ms
         );
     })
 }
@@ -364,7 +366,7 @@ fn balances(engine: &Engine, out: &Out, verse: Option<String>, t: Option<String>
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(&["verse", "token", "owner", "amount", "status"], &r)
         );
@@ -410,7 +412,7 @@ fn list(engine: &Engine, out: &Out) -> Result<()> {
         })
         .collect();
     out.emit(&json!({"verses": js, "partitions": parts}), || {
-        print!(
+        out!(
             "{}",
             table(
                 &["verse", "name", "trit", "prob", "abs_prob", "status", "open", "seed"],
@@ -429,8 +431,8 @@ fn check(engine: &Engine, out: &Out) -> Result<()> {
     out.emit(
         &json!({"journal_rows": n, "replay_matches_state": same}),
         || {
-            println!("journal rows: {n}");
-            println!(
+            outln!("journal rows: {n}");
+            outln!(
                 "replaying the journal gives the stored state: {}",
                 if same { "yes" } else { "NO" }
             );

@@ -16,6 +16,7 @@ use world_substrate::{CreateOptions, Created, ExecRequest, ExecStdio, Limits, Wo
 
 use crate::args::{CreateArgs, ExecArgs, ImageCmd};
 use crate::output::{opt, table, Out};
+use crate::output::{out, outln};
 use crate::remote::{enc, Daemon, Via};
 
 /// `world create`.
@@ -52,7 +53,7 @@ pub fn create(via: &Via, out: &Out, a: CreateArgs) -> Result<()> {
     for w in &c.warnings {
         eprintln!("warning: {w}");
     }
-    out.emit(&c, || println!("{}", c.id))
+    out.emit(&c, || outln!("{}", c.id))
 }
 
 fn mib(v: Option<u64>) -> String {
@@ -93,7 +94,7 @@ pub fn list(via: &Via, out: &Out) -> Result<()> {
     };
     out.emit(&worlds, || {
         let rows: Vec<_> = worlds.iter().map(info_row).collect();
-        print!("{}", table(&INFO_HEADERS, &rows));
+        out!("{}", table(&INFO_HEADERS, &rows));
     })
 }
 
@@ -105,9 +106,9 @@ pub fn inspect(via: &Via, out: &Out, id: &str) -> Result<()> {
         Via::Daemon(d) => d.call_as("GET", &format!("/v1/worlds/{}", enc(id.as_str())), None)?,
     };
     out.emit(&w, || {
-        print!("{}", table(&INFO_HEADERS, &[info_row(&w)]));
+        out!("{}", table(&INFO_HEADERS, &[info_row(&w)]));
         for warn in &w.warnings {
-            println!("warning: {warn}");
+            outln!("warning: {warn}");
         }
     })
 }
@@ -197,12 +198,15 @@ fn exec_remote(engine: &Engine, d: &Daemon, id: &WorldId, req: &ExecRequest) -> 
     let path = format!("/v1/worlds/{}/exec", enc(id.as_str()));
     if input.is_empty() {
         let mut code = None;
-        let (mut o, mut e) = (std::io::stdout(), std::io::stderr());
+        let mut e = std::io::stderr();
         d.stream(&format!("{path}/stream"), &body, |data| {
             let ev: Value = serde_json::from_str(data).unwrap_or(Value::Null);
             let content = ev["content"].as_str().unwrap_or("");
             match ev["type"].as_str() {
-                Some("stdout") => o.write_all(content.as_bytes()).and_then(|_| o.flush()),
+                Some("stdout") => {
+                    crate::output::write_out(content.as_bytes());
+                    Ok(())
+                }
                 Some("stderr") => e.write_all(content.as_bytes()).and_then(|_| e.flush()),
                 Some("exit_code") => {
                     code = content.parse::<i32>().ok();
@@ -227,9 +231,8 @@ fn exec_remote(engine: &Engine, d: &Daemon, id: &WorldId, req: &ExecRequest) -> 
         Ok(text) if text.len() <= DAEMON_STDIN_MAX => {
             body["stdin"] = Value::String(text);
             let r: Value = serde_json::from_str(&d.call("POST", &path, Some(&body))?)?;
-            print!("{}", r["stdout"].as_str().unwrap_or(""));
+            out!("{}", r["stdout"].as_str().unwrap_or(""));
             eprint!("{}", r["stderr"].as_str().unwrap_or(""));
-            std::io::stdout().flush()?;
             if r["timed_out"].as_bool() == Some(true) {
                 timed_out(req);
             }
@@ -304,11 +307,11 @@ pub fn destroy(via: &Via, out: &Out, ids: &[String]) -> Result<()> {
             }
         }
         if !out.json {
-            println!("destroyed {id}");
+            outln!("destroyed {id}");
         }
     }
     if out.json {
-        println!(
+        outln!(
             "{}",
             json!({"destroyed": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()})
         );
@@ -321,7 +324,7 @@ pub fn image(engine: &Engine, out: &Out, cmd: ImageCmd) -> Result<()> {
     match cmd {
         ImageCmd::Import { name, src } => {
             let info = engine.image_import(&name, &src)?;
-            out.emit(&info, || println!("{name}"))
+            out.emit(&info, || outln!("{name}"))
         }
         ImageCmd::List => {
             let images = engine.image_list()?;
@@ -330,12 +333,12 @@ pub fn image(engine: &Engine, out: &Out, cmd: ImageCmd) -> Result<()> {
                     .iter()
                     .map(|i| vec![i.name.clone(), format!("{:?}", i.kind).to_lowercase()])
                     .collect();
-                print!("{}", table(&["image", "kind"], &rows));
+                out!("{}", table(&["image", "kind"], &rows));
             })
         }
         ImageCmd::Rm { name } => {
             engine.image_rm(&name)?;
-            out.emit(&json!({"removed": name}), || println!("removed {name}"))
+            out.emit(&json!({"removed": name}), || outln!("removed {name}"))
         }
     }
 }

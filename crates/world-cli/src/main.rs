@@ -33,6 +33,7 @@ mod cmd_bench;
 mod cmd_branch;
 mod cmd_demo;
 mod cmd_demo_worlds;
+mod cmd_doctor;
 mod cmd_multiverse;
 mod cmd_records;
 mod cmd_verse;
@@ -40,11 +41,11 @@ mod cmd_world;
 mod output;
 mod remote;
 
-use clap::Parser;
 use world_engine::{Engine, ErrorKind, StoreMode};
 use world_substrate::SubstrateConfig;
 
 use crate::args::{Cli, Command};
+use crate::output::outln;
 use crate::remote::Via;
 
 fn main() {
@@ -55,7 +56,7 @@ fn main() {
     {
         world_substrate::supervisor_main(&raw[2..]);
     }
-    let cli = Cli::parse();
+    let cli = parse_args(&raw);
     let db = world_store::path::resolve_db_path(cli.db.clone());
     let mut engine = Engine::new(db).with_substrate(substrate_config());
     if matches!(cli.command, Command::Bench(_) | Command::Demo(_)) {
@@ -69,6 +70,7 @@ fn main() {
             .with_spool_options(spool)
             .with_store_mode(StoreMode::held());
     }
+    let makes_worlds = cli.command.makes_worlds();
     let out = output::Out { json: cli.json };
     let daemon = if cli.command.has_endpoint() {
         match find_daemon(&cli, engine.db_path()) {
@@ -129,8 +131,17 @@ fn main() {
             log_requests,
         } => serve(engine.db_path(), &listen, socket, no_socket, log_requests),
         Command::Token => world_server::load_or_create_token(&substrate_config().state_dir)
-            .map(|t| println!("{t}"))
+            .map(|t| outln!("{t}"))
             .map_err(anyhow::Error::from),
+        Command::Doctor => {
+            match cmd_doctor::run(&out, engine.db_path(), &daemon_socket(engine.db_path())) {
+                Ok(code) => {
+                    drop(engine);
+                    std::process::exit(code)
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Demo(a) => match a.scenario {
             args::Scenario::Wev => cmd_demo_worlds::wev(&engine, &out, a),
             args::Scenario::Chromatic => cmd_demo_worlds::chromatic(&engine, &out, a),
@@ -140,8 +151,36 @@ fn main() {
     // Close the database cleanly before exiting.
     drop(engine);
     if let Err(err) = result {
-        std::process::exit(report(&err));
+        let code = report(&err);
+        if makes_worlds && code == 1 {
+            eprintln!("hint: `world doctor` checks what worlds need on this host");
+        }
+        std::process::exit(code);
     }
+    if output::stdout_failed() {
+        std::process::exit(1);
+    }
+}
+
+/// Parses the command line. `--version` (`-V`) also names the DuckDB
+/// library this binary runs, which is only asked for then (it opens an
+/// in-memory database).
+fn parse_args(raw: &[std::ffi::OsString]) -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let wants_version = raw
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--version" || a == "-V");
+    if wants_version {
+        let duckdb =
+            world_store::storage::library_version().unwrap_or_else(|e| format!("unavailable: {e}"));
+        let v = format!("{} (DuckDB {duckdb})", env!("CARGO_PKG_VERSION"));
+        cmd = cmd.version(&*v.leak());
+    }
+    let matches = cmd.get_matches_from(raw);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// `world serve`: runs the daemon until SIGTERM or SIGINT.
@@ -179,10 +218,15 @@ fn find_daemon(cli: &Cli, db: &std::path::Path) -> Result<Option<remote::Daemon>
         remote::Mode::Auto
     };
     let sub = substrate_config();
-    let socket = world_server::ServerConfig::new(db.to_path_buf(), sub.clone())
+    remote::find(mode, &daemon_socket(db), &sub.state_dir, db)
+}
+
+/// Where `world serve` for `db` binds its Unix socket by default.
+fn daemon_socket(db: &std::path::Path) -> std::path::PathBuf {
+    let sub = substrate_config();
+    world_server::ServerConfig::new(db.to_path_buf(), sub.clone())
         .unix_socket
-        .unwrap_or_else(|| sub.run_dir.join("api.sock"));
-    remote::find(mode, &socket, &sub.state_dir, db)
+        .unwrap_or_else(|| sub.run_dir.join("api.sock"))
 }
 
 /// Where worlds live: the system defaults with the environment's

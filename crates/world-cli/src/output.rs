@@ -1,6 +1,74 @@
-//! Human tables and `--json` output.
+//! Human tables and `--json` output, and what happens when nobody reads it.
+//!
+//! Everything the CLI prints to standard output goes through [`outln!`] /
+//! [`out!`] (never `println!`, which panics on a closed pipe). When the
+//! reader goes away (`world snapshots --json | head`), the first failed
+//! write marks standard output closed and later output is dropped: the
+//! command still finishes what it was doing (no world or record is left
+//! half-made) and exits with its usual code, quietly, as Unix tools do.
+//! Other write errors (a full disk) are reported once on standard error
+//! and turn the exit code to 1.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::Serialize;
+
+/// State of standard output: open, closed by its reader, or failed.
+static STDOUT_STATE: AtomicU8 = AtomicU8::new(OPEN);
+const OPEN: u8 = 0;
+const CLOSED: u8 = 1;
+const FAILED: u8 = 2;
+
+/// Writes to standard output, unless its reader has gone (see the module
+/// docs). Never fails and never panics.
+pub fn write_out(bytes: &[u8]) {
+    if STDOUT_STATE.load(Ordering::Relaxed) != OPEN {
+        return;
+    }
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(bytes).and_then(|_| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            STDOUT_STATE.store(CLOSED, Ordering::Relaxed);
+        } else {
+            STDOUT_STATE.store(FAILED, Ordering::Relaxed);
+            eprintln!("error: cannot write to standard output: {e}");
+        }
+    }
+}
+
+/// Formats and writes to standard output through [`write_out`].
+pub fn write_fmt(args: std::fmt::Arguments<'_>) {
+    match args.as_str() {
+        Some(s) => write_out(s.as_bytes()),
+        None => write_out(args.to_string().as_bytes()),
+    }
+}
+
+/// Whether a write to standard output failed for a reason other than a
+/// closed pipe (the exit code is then 1).
+pub fn stdout_failed() -> bool {
+    STDOUT_STATE.load(Ordering::Relaxed) == FAILED
+}
+
+/// `println!` for the CLI: see the module docs.
+macro_rules! outln {
+    () => {
+        $crate::output::write_out(b"\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// `print!` for the CLI: see the module docs.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_fmt(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
 
 /// Where and how results are printed.
 pub struct Out {
@@ -12,7 +80,7 @@ impl Out {
     /// Prints `value` as pretty JSON when `--json`, else calls `human`.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce()) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            outln!("{}", serde_json::to_string_pretty(value)?);
         } else {
             human();
         }
@@ -27,7 +95,7 @@ impl Out {
     /// `serde_json::to_string_pretty` of the value, field order included.
     pub fn emit_raw(&self, raw: &str, human: impl FnOnce()) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", pretty(raw));
+            outln!("{}", pretty(raw));
         } else {
             human();
         }
@@ -171,12 +239,14 @@ pub fn resolution_tail(
     wev: Option<&world_core::wev::WevReport>,
 ) {
     for (t, v) in evaporated_value {
-        println!("evaporated value: {v} {t}");
+        outln!("evaporated value: {v} {t}");
     }
     if let Some(w) = wev {
-        println!(
+        outln!(
             "PoA {:.6}  WEV {:.6}  WEV_abs {:.6}",
-            w.poa, w.wev, w.wev_abs
+            w.poa,
+            w.wev,
+            w.wev_abs
         );
     }
 }

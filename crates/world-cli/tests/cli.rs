@@ -421,6 +421,40 @@ fn the_file_reads_with_duckdbs_own_python_package() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1\n2");
 }
 
+/// The `duckdb` command-line tool (PyPI `duckdb-cli`, which the demo's
+/// closing line names) reads the file too, lists included: the
+/// `VARCHAR[]` columns come back as the lists `world` wrote.
+#[test]
+fn the_file_reads_with_the_duckdb_command_line_tool() {
+    let cli = std::env::var("WORLD_VENV")
+        .map(|v| format!("{v}/bin/duckdb"))
+        .unwrap_or_else(|_| "duckdb".into());
+    let d = db();
+    let p = d.path.as_path();
+    ok(p, &["demo", "ledger"]);
+    let out = Command::new(&cli)
+        .arg("-readonly")
+        .arg("-csv")
+        .arg("-noheader")
+        .arg(p)
+        .arg(
+            "SELECT len(verses), list_sort(verses) = list_sort((SELECT children FROM partitions LIMIT 1)), \
+             winning_verse IN verses FROM verse_resolutions; \
+             SELECT branch_type, len(child_entity_ids) FROM world_branches ORDER BY branch_type;",
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("{cli}: {e} (run ./scripts/install-deps.sh)"));
+    assert!(
+        out.status.success(),
+        "the duckdb CLI ({cli}) could not read the file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "3,true,true\npush_down,3"
+    );
+}
+
 #[test]
 fn demo_reports_the_exact_pigou_values() {
     let d = db();
@@ -429,4 +463,143 @@ fn demo_reports_the_exact_pigou_values() {
     assert!((v["wev"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(v["gf3_sum"], 0);
     assert_eq!(v["root_balance_after"], 1000);
+}
+
+/// Every listing command, in both formats, writing into a pipe whose
+/// reader has gone (`world entities --json | head -0`): it ends quietly
+/// with its usual exit code, as Unix tools do, instead of panicking on
+/// "Broken pipe"; and the database is still whole afterwards.
+#[test]
+fn listing_commands_end_quietly_when_the_reader_goes() {
+    use std::process::Stdio;
+    let d = db();
+    let p = d.path.as_path();
+    ok(p, &["demo", "ledger"]);
+    let listings: &[&[&str]] = &[
+        &["entities"],
+        &["branches"],
+        &["resolutions"],
+        &["metrics"],
+        &["db"],
+        &["list"],
+        &["snapshots"],
+        &["image", "list"],
+        &["verse", "list"],
+        &["verse", "balances"],
+        &["verse", "journal"],
+        &["verse", "check"],
+        &["demo", "ledger"],
+    ];
+    for args in listings {
+        for json_flag in [false, true] {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_world"));
+            cmd.arg("--db").arg(p).env("WORLD_NO_DAEMON", "1");
+            if json_flag {
+                cmd.arg("--json");
+            }
+            let mut child = cmd
+                .args(*args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The reader goes before the command writes anything.
+            drop(child.stdout.take());
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+                "world {args:?} (json {json_flag}): {stderr}"
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "world {args:?} (json {json_flag}): {stderr}"
+            );
+        }
+    }
+    let check = json(p, &["verse", "check"]);
+    assert_eq!(check["replay_matches_state"], true, "{check}");
+}
+
+fn newer_duckdb_file(dir: &Path) -> PathBuf {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../world-store/tests/fixtures/duckdb-v2.0.1.db.gz"
+    );
+    let out = Command::new("gzip")
+        .arg("-dc")
+        .arg(fixture)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let path = dir.join("old.duckdb");
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+/// `world --version` names the DuckDB library the binary runs.
+#[test]
+fn version_names_the_duckdb_library() {
+    let d = db();
+    let v = ok(&d.path, &["--version"]);
+    assert!(v.starts_with("world "), "{v}");
+    assert!(v.contains("(DuckDB v1."), "{v}");
+}
+
+/// `world doctor --json`: one entry per check, each bad one with what to
+/// do; the exit code says whether worlds can run. A database file this
+/// build's DuckDB cannot read is a failed check naming its writer.
+#[test]
+fn doctor_reports_each_check_and_fails_on_an_unreadable_database() {
+    let d = db();
+    let out = world(&d.path, &["--json", "doctor"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for want in [
+        "root",
+        "kernel",
+        "user namespaces",
+        "cgroups",
+        "btrfs",
+        "loop devices",
+        "seccomp",
+        "disk",
+        "duckdb",
+        "database",
+        "daemon",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for c in checks {
+        assert_eq!(c["status"] == "ok", c["fix"].is_null(), "{c}");
+    }
+    let can_run = v["worlds_can_run"].as_bool().unwrap();
+    assert_eq!(can_run, checks.iter().all(|c| c["status"] != "fail"), "{v}");
+    assert_eq!(out.status.code(), Some(if can_run { 0 } else { 1 }));
+
+    let dir = tempfile::tempdir().unwrap();
+    let old = newer_duckdb_file(dir.path());
+    let before = std::fs::read(&old).unwrap();
+    let out = world(&old, &["--json", "doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let db_check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "database")
+        .unwrap()
+        .clone();
+    assert_eq!(db_check["status"], "fail", "{db_check}");
+    assert!(
+        db_check["detail"].as_str().unwrap().contains("v2.0.1"),
+        "{db_check}"
+    );
+    // Any other command on that file says the same, and changes nothing.
+    let err = fails(&old, &["verse", "list"], 1);
+    assert!(err.contains("written by DuckDB v2.0.1"), "{err}");
+    assert!(err.contains("EXPORT DATABASE"), "{err}");
+    assert_eq!(std::fs::read(&old).unwrap(), before);
 }

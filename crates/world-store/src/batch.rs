@@ -212,10 +212,8 @@ pub(crate) enum SpoolValue {
     HugeInt(i128),
     /// DOUBLE, as `f64::to_bits`.
     Double(u64),
-    /// VARCHAR.
+    /// VARCHAR (lists travel as text too: see `ledger_io::text_list`).
     Text(String),
-    /// A list (`VARCHAR[]`).
-    List(Vec<SpoolValue>),
 }
 
 impl SpoolValue {
@@ -230,12 +228,6 @@ impl SpoolValue {
             Value::HugeInt(i) => SpoolValue::HugeInt(*i),
             Value::Double(d) => SpoolValue::Double(d.to_bits()),
             Value::Text(s) => SpoolValue::Text(s.clone()),
-            Value::List(items) => SpoolValue::List(
-                items
-                    .iter()
-                    .map(SpoolValue::from_value)
-                    .collect::<Result<_>>()?,
-            ),
             other => {
                 return Err(Error::Corrupt(format!(
                     "a record value of type {:?} cannot be spooled",
@@ -256,9 +248,6 @@ impl SpoolValue {
             SpoolValue::HugeInt(i) => Value::HugeInt(i),
             SpoolValue::Double(bits) => Value::Double(f64::from_bits(bits)),
             SpoolValue::Text(s) => Value::Text(s),
-            SpoolValue::List(items) => {
-                Value::List(items.into_iter().map(SpoolValue::into_value).collect())
-            }
         }
     }
 }

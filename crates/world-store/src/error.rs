@@ -61,6 +61,17 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The file was written by a newer DuckDB than this build links, in a
+    /// storage format it cannot read (see `storage`).
+    #[error("database {} was written by DuckDB {}, whose storage format this build's DuckDB {library} cannot read: export it with the Python duckdb package of that version (`EXPORT DATABASE 'dir'`) and import it into a new file (`IMPORT DATABASE 'dir'`), or move the file aside to start a new one (or set WORLD_DB)", path.display(), written_by.as_deref().unwrap_or("of a newer version"))]
+    StorageTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The DuckDB version its header names, if it names one.
+        written_by: Option<String>,
+        /// The DuckDB version this build links.
+        library: String,
+    },
     /// A named record does not exist.
     #[error("{kind} {id} not found")]
     NotFound {

@@ -400,10 +400,40 @@ fn list_strings(v: duckdb::types::Value) -> Result<Vec<String>> {
     }
 }
 
-/// Binds a list of strings as a `VARCHAR[]` parameter.
-pub(crate) fn text_list(items: impl IntoIterator<Item = String>) -> duckdb::types::Value {
-    duckdb::types::Value::List(items.into_iter().map(duckdb::types::Value::Text).collect())
+/// SQL for one `VARCHAR[]` parameter bound as the text [`text_list`] makes.
+///
+/// DuckDB's C API before 2.0 cannot bind list parameters ("binding List
+/// parameters is not yet supported"), so a list travels as one text: each
+/// item preceded by U+001F (unit separator). `string_split` cuts it at every
+/// separator, giving an empty first item that `[2:]` drops; an empty list
+/// is the empty text (`['']` sliced to `[]`). Ids never hold U+001F.
+macro_rules! varchar_list_param {
+    () => {
+        "string_split(?, chr(31))[2:]"
+    };
 }
+pub(crate) use varchar_list_param;
+
+/// Encodes a list of strings for a [`varchar_list_param!`] parameter.
+///
+/// The items are ids (names validated by `world-core`), which never hold
+/// U+001F; an item that did would be split in two, so one is refused.
+pub(crate) fn text_list(items: impl IntoIterator<Item = String>) -> Result<duckdb::types::Value> {
+    let mut out = String::new();
+    for item in items {
+        if item.contains(LIST_SEPARATOR) {
+            return Err(Error::Corrupt(format!(
+                "list item {item:?} holds the list separator U+001F"
+            )));
+        }
+        out.push(LIST_SEPARATOR);
+        out.push_str(&item);
+    }
+    Ok(duckdb::types::Value::Text(out))
+}
+
+/// The separator [`text_list`] puts before each item.
+const LIST_SEPARATOR: char = '\u{1f}';
 
 fn load(conn: &Connection) -> Result<Ledger> {
     let mut partitions: Vec<Partition> = Vec::new();
@@ -536,7 +566,8 @@ pub(crate) fn journal_head(conn: &Connection) -> Result<u64> {
 pub(crate) const BRANCH_HEAD: &str = "world_branches \
      (branch_id, parent_entity_id, child_entity_ids, branch_type, gf3_sum, snapshot_time_ms)";
 /// One push_down branch row's placeholders.
-pub(crate) const BRANCH_ROW: &str = "(?, ?, ?, 'push_down', ?, ?)";
+pub(crate) const BRANCH_ROW: &str =
+    concat!("(?, ?, ", varchar_list_param!(), ", 'push_down', ?, ?)");
 /// Column index of `snapshot_time_ms` in [`BRANCH_ROW`].
 pub(crate) const BRANCH_SNAPSHOT_MS_COL: usize = 4;
 
@@ -670,12 +701,12 @@ fn persist(
                 }
                 w.insert(
                     "partitions (partition_id, num, parent_verse, children, gf3_sum, status)",
-                    "(?, ?, ?, ?, ?, 'open')",
+                    concat!("(?, ?, ?, ", varchar_list_param!(), ", ?, 'open')"),
                     vec![
                         text(partition.to_string()),
                         Value::UBigInt(partition.0),
                         text(p.parent.to_string()),
-                        text_list(children.iter().map(|c| c.to_string())),
+                        text_list(children.iter().map(|c| c.to_string()))?,
                         Value::BigInt(*gf3_sum),
                     ],
                 );
@@ -685,7 +716,7 @@ fn persist(
                     vec![
                         text(partition.to_string()),
                         text(p.parent.to_string()),
-                        text_list(children.iter().map(|c| c.to_string())),
+                        text_list(children.iter().map(|c| c.to_string()))?,
                         Value::BigInt(*gf3_sum),
                         Value::Null,
                     ],
@@ -802,10 +833,10 @@ fn record_resolution(
     let wev = meta.wev.as_ref().map(|(w, _)| w.wev);
     w.insert(
         "verse_resolutions (resolution_id, verses, winning_verse, oracle_source, wev_extracted, pull_up_time_ms)",
-        "(?, ?, ?, ?, ?, ?)",
+        concat!("(?, ", varchar_list_param!(), ", ?, ?, ?, ?)"),
         vec![
             text(rid.clone()),
-            text_list(p.children.iter().map(|c| c.to_string())),
+            text_list(p.children.iter().map(|c| c.to_string()))?,
             text(winner.to_string()),
             text(oracle_source),
             opt_f64(wev),

@@ -30,6 +30,7 @@ pub mod path;
 pub mod records;
 pub mod schema;
 pub mod spool;
+pub mod storage;
 pub mod verse_worlds;
 
 pub use error::{Error, Result};

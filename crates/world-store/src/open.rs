@@ -132,6 +132,14 @@ impl Store {
                     }
                 }
                 Err(e) if is_busy(&e) => {}
+                Err(e) if crate::storage::is_too_new(&e) => {
+                    return Err(Error::StorageTooNew {
+                        path: path.to_path_buf(),
+                        written_by: crate::storage::written_by(path),
+                        library: crate::storage::library_version()
+                            .unwrap_or_else(|_| "(unknown)".into()),
+                    })
+                }
                 Err(e) => return Err(e.into()),
             }
             if start.elapsed() >= opts.busy_timeout {

@@ -6,7 +6,7 @@ use duckdb::params;
 use serde::Serialize;
 
 use crate::batch::{opt_f64, opt_text, text, Writes};
-use crate::ledger_io::text_list;
+use crate::ledger_io::{text_list, varchar_list_param};
 use crate::{Error, Result, Store};
 use duckdb::types::Value;
 
@@ -248,12 +248,16 @@ impl Store {
     ) -> Result<()> {
         self.write_direct(|conn| {
             conn.execute(
-                "INSERT INTO world_branches (branch_id, parent_entity_id, child_entity_ids, branch_type, snapshot_time_ms, gf3_sum)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                concat!(
+                    "INSERT INTO world_branches (branch_id, parent_entity_id, child_entity_ids, branch_type, snapshot_time_ms, gf3_sum)
+                 VALUES (?, ?, ",
+                    varchar_list_param!(),
+                    ", ?, ?, ?)"
+                ),
                 params![
                     branch_id,
                     parent,
-                    text_list(children.iter().cloned()),
+                    text_list(children.iter().cloned())?,
                     branch_type,
                     snapshot_time_ms,
                     gf3_sum

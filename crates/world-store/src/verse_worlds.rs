@@ -377,11 +377,13 @@ impl Store {
                 .map(|(v, (w, _))| (v, w))
                 .collect());
         }
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT w.verse_id, w.world_id FROM verse_worlds w JOIN verses v USING (verse_id)
-             WHERE v.status = 'live' AND w.verse_id IN (SELECT unnest(?::VARCHAR[]))",
-        )?;
-        let ids = crate::ledger_io::text_list(verses.iter().map(|v| v.to_string()));
+             WHERE v.status = 'live' AND w.verse_id IN (SELECT unnest(",
+            crate::ledger_io::varchar_list_param!(),
+            "))"
+        ))?;
+        let ids = crate::ledger_io::text_list(verses.iter().map(|v| v.to_string()))?;
         let rows = stmt.query_map([ids], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?;
@@ -440,11 +442,13 @@ impl Store {
         &self,
         verses: &[VerseId],
     ) -> Result<std::collections::BTreeMap<VerseId, (String, Option<String>)>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(concat!(
             "SELECT verse_id, world_id, snapshot_id FROM verse_worlds
-             WHERE verse_id IN (SELECT unnest(?::VARCHAR[]))",
-        )?;
-        let ids = crate::ledger_io::text_list(verses.iter().map(|v| v.to_string()));
+             WHERE verse_id IN (SELECT unnest(",
+            crate::ledger_io::varchar_list_param!(),
+            "))"
+        ))?;
+        let ids = crate::ledger_io::text_list(verses.iter().map(|v| v.to_string()))?;
         let rows = stmt.query_map([ids], |r| {
             Ok((
                 r.get::<_, String>(0)?,

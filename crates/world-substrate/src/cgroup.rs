@@ -80,6 +80,73 @@ fn detect_now() -> Mode {
     Mode::V2(v2)
 }
 
+/// What `world doctor` reports of the cgroup hierarchy this host runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hierarchy {
+    /// Which hierarchy worlds use.
+    pub kind: HierarchyKind,
+    /// Controllers worlds can use (`memory`, `pids`, `cpu`, `freezer`).
+    pub controllers: Vec<String>,
+    /// Controllers worlds need that are missing (their limits would be
+    /// warnings only).
+    pub missing: Vec<String>,
+}
+
+/// The cgroup hierarchy kinds WorldRuntime handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HierarchyKind {
+    /// The unified hierarchy only (current Debian, Ubuntu, Fedora).
+    V2,
+    /// v1 controllers, no cgroup2 mount.
+    V1,
+    /// v1 controllers beside a cgroup2 mount; worlds use the v1 ones.
+    Hybrid,
+}
+
+/// The hierarchy worlds use on this host and its controllers.
+pub fn hierarchy() -> Hierarchy {
+    let need = ["memory", "pids", "cpu", "freezer"];
+    let has_v2 = mounts().iter().any(|(_, t, _)| t == "cgroup2");
+    let (kind, controllers) = match detect() {
+        Mode::V1(v1) => {
+            let kind = if has_v2 {
+                HierarchyKind::Hybrid
+            } else {
+                HierarchyKind::V1
+            };
+            (
+                kind,
+                v1.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>(),
+            )
+        }
+        Mode::V2(root) => {
+            let listed = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            let mut c: Vec<String> = listed
+                .split_whitespace()
+                .filter(|c| need.contains(c))
+                .map(str::to_string)
+                .collect();
+            // The v2 freezer is part of the core (cgroup.freeze), not a
+            // controller; it exists wherever the hierarchy is mounted.
+            if root.join("cgroup.controllers").exists() {
+                c.push("freezer".into());
+            }
+            (HierarchyKind::V2, c)
+        }
+    };
+    let missing = need
+        .iter()
+        .filter(|n| !controllers.iter().any(|c| c == *n))
+        .map(|n| n.to_string())
+        .collect();
+    Hierarchy {
+        kind,
+        controllers,
+        missing,
+    }
+}
+
 fn write(p: &Path, v: &str) -> Result<(), CgroupError> {
     fs::write(p, v).map_err(|e| CgroupError::Io(p.into(), e))
 }

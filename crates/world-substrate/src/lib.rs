@@ -57,6 +57,7 @@ pub mod bench;
 pub mod btrfs;
 pub mod cgroup;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod image;
 pub mod lineage;

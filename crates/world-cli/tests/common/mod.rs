@@ -114,8 +114,6 @@ pub fn is_root() -> bool {
 pub fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
     let store = world_store::Store::open(db).unwrap();
     let mut stmt = store.connection().prepare(sql).unwrap();
-    let n = stmt.column_count();
-    let _ = n;
     let rows = stmt
         .query_map([], |r| {
             let mut v = Vec::new();
