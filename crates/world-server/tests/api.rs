@@ -532,3 +532,49 @@ fn restart_after_kill_9_under_load_recovers() {
         }
     }
 }
+
+/// Snapshot ids and names from URL paths never reach a path: `..%2F`
+/// and friends are refused (4xx) on the native and Morph routes alike,
+/// and a planted `*.json` outside the snapshot records is never loaded as
+/// one (the old code answered 200 with it, and would have deleted its
+/// "subvolume", killed its "cgroup" and connected to its "sockets").
+#[test]
+fn snapshot_ids_from_paths_cannot_reach_other_files() {
+    let Some(d) = Daemon::start() else { return };
+    let meta = d.state().join("meta");
+    std::fs::create_dir_all(meta.join("snapshots")).unwrap();
+    let planted = json!({
+        "id": "../evil", "name": "evil", "world": "w-1", "lineage": "l-1",
+        "image": "host", "limits": {"vcpu_count": 1, "mem_size_mib": 64, "pids_max": 64, "disk_mib": 64},
+        "seed": 1, "sessions": ["../../x"], "services": [], "created_at": 0, "snapshot_ms": 0.0,
+    });
+    std::fs::write(meta.join("evil.json"), planted.to_string()).unwrap();
+    for (method, path) in [
+        ("GET", "/v1/snapshots/..%2Fevil"),
+        ("DELETE", "/v1/snapshots/..%2Fevil"),
+        ("POST", "/v1/snapshots/..%2Fevil/branch"),
+        ("GET", "/v1/snapshots/..%2F..%2Fmeta%2Fevil"),
+        ("GET", "/api/snapshot/..%2Fevil"),
+        ("DELETE", "/api/snapshot/..%2Fevil"),
+        ("POST", "/api/snapshot/..%2Fevil/boot"),
+        ("GET", "/v1/snapshots/%2Fetc%2Fpasswd"),
+    ] {
+        let body = (method == "POST").then(|| json!({}));
+        let r = d.req(method, path, body.as_ref());
+        assert!(
+            (400..500).contains(&r.status) && r.status != 401,
+            "{method} {path}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            !r.text().contains("evil\""),
+            "{method} {path} loaded the planted record: {}",
+            r.text()
+        );
+    }
+    assert!(
+        meta.join("evil.json").exists(),
+        "the planted file was touched"
+    );
+}

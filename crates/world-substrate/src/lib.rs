@@ -55,6 +55,7 @@
 
 pub mod bench;
 pub mod btrfs;
+pub mod capture;
 pub mod cgroup;
 pub mod config;
 pub mod doctor;

@@ -226,6 +226,29 @@ fn recv_with_fds(
     Ok(n)
 }
 
+/// Longest reply line read from a session agent or snapshot template
+/// (both run code of the world, so both may lie or flood).
+pub const LINE_MAX: u64 = 64 << 10;
+
+/// Reads one newline-terminated reply line of at most [`LINE_MAX`] bytes
+/// from code of a world: a longer or unterminated line is an error,
+/// never a growing buffer.
+pub fn read_line_bounded(r: &mut impl io::BufRead) -> io::Result<String> {
+    let mut line = String::new();
+    io::BufRead::read_line(&mut io::Read::take(r, LINE_MAX), &mut line)?;
+    if !line.ends_with('\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            if line.len() as u64 >= LINE_MAX {
+                format!("reply longer than {LINE_MAX} bytes")
+            } else {
+                "connection closed before a whole reply".to_string()
+            },
+        ));
+    }
+    Ok(line)
+}
+
 /// Writes the reply (one JSON document).
 pub fn send_reply(sock: RawFd, r: &Reply) -> Result<(), ProtoError> {
     let body = serde_json::to_vec(r).map_err(|e| ProtoError::Bad(e.to_string()))?;
@@ -244,6 +267,17 @@ pub fn recv_reply(sock: BorrowedFd<'_>) -> Result<Reply, ProtoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_lines_are_bounded() {
+        let mut ok = io::Cursor::new(b"{\"ok\":1}\nrest".to_vec());
+        assert_eq!(read_line_bounded(&mut ok).unwrap(), "{\"ok\":1}\n");
+        let mut long = io::Cursor::new(vec![b'x'; LINE_MAX as usize + 10]);
+        let e = read_line_bounded(&mut long).unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
+        let mut cut = io::Cursor::new(b"{\"ok\"".to_vec());
+        assert!(read_line_bounded(&mut cut).is_err());
+    }
     use std::os::fd::AsFd;
 
     /// Messages sent back to back, some with fds, come out one at a time

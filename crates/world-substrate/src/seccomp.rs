@@ -2,6 +2,14 @@
 //! (`policy/seccomp-default.json`, compiled into the binary) turned into a
 //! classic BPF program once per supervisor and installed in every process
 //! the supervisor starts, after `no_new_privs`.
+//!
+//! A rule names a syscall and, optionally, conditions on its arguments
+//! (`{"index", "mask", "value", "op"}`: the argument's low 32 bits, masked,
+//! compared `eq` (default) or `ne` with `value`; all conditions of a rule
+//! must hold for it to deny). Every name must be known on the architecture
+//! being compiled for: an unknown name is an error, never a rule silently
+//! left out. A rule for a syscall that exists only on some architectures
+//! says so with `"arch": ["x86_64"]` and is skipped elsewhere.
 
 use std::io;
 
@@ -22,6 +30,13 @@ pub enum SeccompError {
     /// Unsupported policy version.
     #[error("seccomp policy version {0} unsupported (want 1)")]
     Version(u32),
+    /// A rule names a syscall this build does not know on this
+    /// architecture (a typo, or a missing `arch` list).
+    #[error("seccomp policy: unknown syscall {0:?} on this architecture")]
+    UnknownSyscall(String),
+    /// An argument condition has an operator other than `eq` or `ne`.
+    #[error("seccomp policy: unknown argument operator {0:?} (use eq or ne)")]
+    Operator(String),
     /// The program grew beyond what BPF jumps can express.
     #[error("seccomp policy too large")]
     TooLarge,
@@ -46,6 +61,10 @@ struct Rule {
     errno: Option<u32>,
     #[serde(default)]
     args: Vec<ArgCond>,
+    /// Architectures the syscall exists on (`x86_64`, `aarch64`); all
+    /// when absent.
+    #[serde(default)]
+    arch: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,7 +72,13 @@ struct ArgCond {
     index: u32,
     mask: u32,
     value: u32,
+    /// `eq` (default) or `ne`.
+    #[serde(default)]
+    op: Option<String>,
 }
+
+/// The architecture name rules use in `arch`.
+const ARCH: &str = std::env::consts::ARCH;
 
 /// A compiled filter, ready to install.
 #[derive(Debug, Clone)]
@@ -118,6 +143,17 @@ const COMMON: &[(&str, i64)] = sys_table!(
     SYS_pidfd_getfd,
     SYS_kcmp,
     SYS_process_madvise,
+    SYS_prlimit64,
+    SYS_setpriority,
+    SYS_sched_setscheduler,
+    SYS_sched_setparam,
+    SYS_sched_setaffinity,
+    SYS_sched_setattr,
+    SYS_ioprio_set,
+    SYS_fcntl,
+    SYS_migrate_pages,
+    SYS_move_pages,
+    SYS_get_robust_list,
 );
 
 #[cfg(target_arch = "x86_64")]
@@ -131,6 +167,16 @@ const ARCH_ONLY: &[(&str, i64)] = sys_table!(
 );
 #[cfg(not(target_arch = "x86_64"))]
 const ARCH_ONLY: &[(&str, i64)] = &[];
+/// Syscalls the kernel removed long ago (they fail with ENOSYS) but whose
+/// numbers x86_64 still reserves; the `libc` crate does not name them.
+#[cfg(target_arch = "x86_64")]
+const REMOVED: &[(&str, i64)] = &[
+    ("SYS_create_module", 174),
+    ("SYS_get_kernel_syms", 177),
+    ("SYS_query_module", 178),
+];
+#[cfg(not(target_arch = "x86_64"))]
+const REMOVED: &[(&str, i64)] = &[];
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xC000_003E;
@@ -142,6 +188,7 @@ fn nr(name: &str) -> Option<i64> {
     COMMON
         .iter()
         .chain(ARCH_ONLY)
+        .chain(REMOVED)
         .find(|(n, _)| *n == want)
         .map(|(_, v)| *v)
 }
@@ -200,7 +247,14 @@ impl Program {
             f.push(ins(RET, 0, 0, RET_ERRNO | 1));
         }
         for r in &p.rules {
-            let Some(n) = nr(&r.syscall) else { continue };
+            if r.arch
+                .as_ref()
+                .is_some_and(|a| !a.iter().any(|x| x == ARCH))
+            {
+                continue;
+            }
+            let n =
+                nr(&r.syscall).ok_or_else(|| SeccompError::UnknownSyscall(r.syscall.clone()))?;
             let len = 3 + 3 * r.args.len();
             if len > 250 {
                 return Err(SeccompError::TooLarge);
@@ -210,9 +264,15 @@ impl Program {
             f.push(ins(JEQ, 0, (len - 2) as u8, n as u32));
             for (i, c) in r.args.iter().enumerate() {
                 let pos = 2 + 3 * i;
+                // On a failed condition, jump past this rule's RET.
+                let skip = (len - (pos + 2) - 1) as u8;
                 f.push(ins(LD_ABS, 0, 0, 16 + 8 * c.index));
                 f.push(ins(AND, 0, 0, c.mask));
-                f.push(ins(JEQ, 0, (len - (pos + 2) - 1) as u8, c.value));
+                match c.op.as_deref().unwrap_or("eq") {
+                    "eq" => f.push(ins(JEQ, 0, skip, c.value)),
+                    "ne" => f.push(ins(JEQ, skip, 0, c.value)),
+                    other => return Err(SeccompError::Operator(other.to_string())),
+                }
             }
             f.push(ins(RET, 0, 0, RET_ERRNO | errno));
         }
@@ -270,6 +330,29 @@ mod tests {
         for n in ["kexec_load", "bpf", "mount", "ptrace", "clone", "ioctl"] {
             assert!(nr(n).is_some(), "{n}");
         }
+    }
+
+    #[test]
+    fn unknown_names_and_operators_are_errors() {
+        let e = Program::compile(
+            r#"{"version":1,"default_errno":1,"rules":[{"syscall":"no_such_call"}]}"#,
+        );
+        assert!(matches!(e, Err(SeccompError::UnknownSyscall(n)) if n == "no_such_call"));
+        let e = Program::compile(
+            r#"{"version":1,"default_errno":1,"rules":[{"syscall":"kill","args":[{"index":0,"mask":1,"value":1,"op":"lt"}]}]}"#,
+        );
+        assert!(matches!(e, Err(SeccompError::Operator(o)) if o == "lt"));
+        // A rule for another architecture is skipped, not an error.
+        let p = Program::compile(
+            r#"{"version":1,"default_errno":1,"rules":[{"syscall":"vm86","arch":["x86"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.len(),
+            Program::compile(r#"{"version":1,"default_errno":1,"rules":[]}"#)
+                .unwrap()
+                .len()
+        );
     }
 
     #[test]

@@ -7,9 +7,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// A world's id: 1-32 chars of `[a-z0-9-]`, starting with a letter or digit.
-/// It is also the world's hostname.
+/// It is also the world's hostname. Ids read back from records (JSON) are
+/// validated like any other: a record naming `../x` fails to load.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct WorldId(String);
+
+impl TryFrom<String> for WorldId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        WorldId::new(&s).ok_or_else(|| format!("invalid world id {s:?}"))
+    }
+}
 
 impl WorldId {
     /// Validates and wraps an id.
@@ -229,6 +239,15 @@ pub struct ExecOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn world_ids_are_validated_when_read_from_json() {
+        let ok: WorldId = serde_json::from_str("\"w-0123abcd\"").unwrap();
+        assert_eq!(ok.as_str(), "w-0123abcd");
+        for bad in ["\"../x\"", "\"\"", "\"W\"", "\"-a\"", "\"a/b\""] {
+            assert!(serde_json::from_str::<WorldId>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn world_ids_are_validated() {

@@ -253,3 +253,46 @@ fn worlds_cannot_see_each_other() {
     let o = env.sh(&a, "cat /work/secret");
     assert_eq!(out(&o), "secret-a\n");
 }
+
+/// What a world prints for the host to capture (exec output, run-code
+/// output) is bounded: the host keeps the first `CAPTURE_MAX` bytes of
+/// each stream, ends them with a marker saying how much was dropped, and
+/// the command still runs to its end (the rest is read and dropped, never
+/// left blocking the writer). Without the bound, 48 MiB printed here
+/// would be 48 MiB of host memory, and a `yes` would be all of it.
+#[test]
+fn captured_output_is_bounded_with_a_marker() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use world_substrate::capture::{marker, CAPTURE_MAX};
+    let env = Env::new();
+    let id = env.create();
+    let total = 48u64 << 20;
+    let o = env.sh(
+        &id,
+        &format!("head -c {total} /dev/zero; head -c 100 /dev/zero >&2; echo done >&2"),
+    );
+    assert_eq!(o.status.exit_code, 0);
+    let m = marker(CAPTURE_MAX, total - CAPTURE_MAX as u64);
+    assert_eq!(o.stdout.len(), CAPTURE_MAX + m.len());
+    assert!(o.stdout.ends_with(m.as_bytes()), "no truncation marker");
+    assert!(o.stdout[..CAPTURE_MAX].iter().all(|b| *b == 0));
+    // The other stream is whole: the bound is per stream.
+    assert_eq!(o.stderr.len(), 105);
+    // Session output too.
+    let r = env
+        .sub
+        .run_code(
+            &id,
+            "default",
+            &format!("import sys\nsys.stdout.write('x' * {total})\nsys.stdout.flush()\n7"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.value_repr.as_deref(), Some("7"));
+    let m = marker(CAPTURE_MAX, total - CAPTURE_MAX as u64);
+    assert_eq!(r.stdout.len(), CAPTURE_MAX + m.len());
+    assert!(r.stdout.ends_with(m.as_bytes()));
+}

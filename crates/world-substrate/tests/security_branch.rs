@@ -233,13 +233,10 @@ fn sessions_cannot_signal_other_worlds_of_their_lineage() {
             }
             for (what, t) in [("session", pid[j].session), ("process", pid[j].victim)] {
                 let v = val(&env, aw, &format!("attack({t})"));
-                // kill(-pid) of the subprocess is ESRCH (it leads no
-                // group); everything else is EPERM.
-                let want = if what == "process" {
-                    "[(-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 3), (-1, 1)]"
-                } else {
-                    "[(-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 1), (-1, 1)]"
-                };
+                // Every call is ESRCH, as for a free pid: a process of
+                // another world does not exist for the attacker, so even
+                // the kill(pid, 0) probe learns nothing.
+                let want = "[(-1, 3), (-1, 3), (-1, 3), (-1, 3), (-1, 3), (-1, 3), (-1, 3)]";
                 assert_eq!(v, want, "{an} signalled the {what} of {tn}");
             }
         }
@@ -332,4 +329,107 @@ fn pooled_worlds_see_no_shells_and_hold_no_manager_fds() {
         let fds = out(&env.sh(w, "ls /proc/self/fd | tr '\\n' ' '"));
         assert_eq!(fds, "0 1 2 3 ", "{w}");
     }
+}
+
+/// Python helpers of the cross-process test: each call that acts on
+/// another process by pid, returning its errno name (`ok` if allowed).
+const XPROC_HELPERS: &str = r#"
+import ctypes, errno, fcntl, os, resource, socket, subprocess
+_l = ctypes.CDLL(None, use_errno=True)
+def _raw(nr, *a):
+    ctypes.set_errno(0)
+    r = _l.syscall(nr, *[ctypes.c_long(x) for x in a])
+    if r < 0:
+        raise OSError(ctypes.get_errno(), 'syscall')
+def _t(f):
+    try:
+        f()
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+def xattack(pid):
+    s = socket.socket()
+    r = [
+        _t(lambda: resource.prlimit(pid, resource.RLIMIT_NPROC, (0, 0))),
+        _t(lambda: resource.prlimit(pid, resource.RLIMIT_CPU, (1, 1))),
+        _t(lambda: resource.prlimit(pid, resource.RLIMIT_NOFILE)),
+        _t(lambda: os.setpriority(os.PRIO_PROCESS, pid, 19)),
+        _t(lambda: os.setpriority(os.PRIO_USER, 0, 19)),
+        _t(lambda: os.setpriority(os.PRIO_PGRP, 0, 19)),
+        _t(lambda: os.sched_setaffinity(pid, {0})),
+        _t(lambda: os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))),
+        _t(lambda: os.sched_setparam(pid, os.sched_param(0))),
+        _t(lambda: _raw(251, 1, pid, (2 << 13) | 7)),  # ioprio_set(WHO_PROCESS, pid, BE/7)
+        _t(lambda: _raw(251, 3, 0, (2 << 13) | 7)),    # ioprio_set(WHO_USER, own uid)
+        _t(lambda: fcntl.fcntl(s.fileno(), fcntl.F_SETOWN, pid)),
+        _t(lambda: fcntl.fcntl(s.fileno(), fcntl.F_SETOWN, -pid)),
+        _t(lambda: _raw(256, pid, 0, 0, 0)),           # migrate_pages(pid)
+    ]
+    s.close()
+    return r
+"#;
+
+/// Sessions live in the lineage pid namespace with the uid of every
+/// process of the lineage, so the kernel's own checks would let them
+/// limit, renice, reschedule or own (F_SETOWN: SIGIO to any pid) the
+/// lineage manager, templates and other worlds' processes. Each such call
+/// on another pid is refused; the same calls on the session itself still
+/// work; and after the attacks the lineage still branches (a session that
+/// set the manager's RLIMIT_NPROC to 0 used to break every later branch).
+#[test]
+fn sessions_cannot_limit_renice_or_own_other_processes_of_their_lineage() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let p = env.create();
+    val(&env, &p, XPROC_HELPERS);
+    val(&env, &p, "victim = subprocess.Popen(['sleep', '1000'])");
+    let s = env.sub.snapshot(&p, None).unwrap();
+    let b = env.sub.branch(&s.id, 1, &BranchOptions::default()).unwrap();
+    let c = b.children[0].clone();
+    val(&env, &c, "victim = subprocess.Popen(['sleep', '1000'])");
+    let child = pids(&env, &c);
+    let own_victim = pids(&env, &p).victim;
+    // pid 1 of the lineage pid namespace is the lineage manager.
+    for (what, pid) in [
+        ("the lineage manager", 1),
+        ("another world's session", child.session),
+        ("another world's process", child.victim),
+        ("its own subprocess (by lineage pid)", own_victim),
+    ] {
+        let v = val(&env, &p, &format!("xattack({pid})"));
+        let refused: Vec<&str> = v
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(", ")
+            .map(|x| x.trim_matches('\''))
+            .collect();
+        assert_eq!(refused.len(), 14, "{v}");
+        assert!(
+            refused.iter().all(|r| *r == "EPERM"),
+            "a session acted on {what} (pid {pid}): {v}"
+        );
+    }
+    // On itself, the same calls work.
+    let v = val(
+        &env,
+        &p,
+        "s = socket.socket(); [_t(lambda: resource.prlimit(0, resource.RLIMIT_NOFILE)), \
+         _t(lambda: os.setpriority(os.PRIO_PROCESS, 0, 1)), \
+         _t(lambda: os.sched_setaffinity(0, os.sched_getaffinity(0))), \
+         _t(lambda: fcntl.fcntl(s.fileno(), fcntl.F_SETOWN, 0))]",
+    );
+    assert_eq!(v, "['ok', 'ok', 'ok', 'ok']");
+    // Programs the session runs (in the world's pid namespace) keep them.
+    let v = val(
+        &env,
+        &p,
+        "subprocess.run(['sh', '-c', 'sleep 100 & renice -n 5 -p $! >/dev/null && echo renice=ok; kill $!'], capture_output=True).stdout",
+    );
+    assert_eq!(v, "b'renice=ok\\n'");
+    // The lineage still makes new worlds.
+    let b2 = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
+    assert_eq!(b2.children.len(), 2);
+    assert_eq!(val(&env, &b2.children[1], "1 + 1"), "2");
 }

@@ -214,7 +214,10 @@ async fn relay(
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| ApiError::not_found(format!("world {id} has no service {name:?}")))?;
-    let mut req = format!("{method} /{rest}");
+    // The path arrives percent-decoded: encode it again, so that nothing
+    // a client sends (CR, LF, spaces) can end the request line early and
+    // add headers or a second request.
+    let mut req = format!("{method} /{}", encode_path(&rest));
     if let Some(q) = uri.query() {
         req.push('?');
         req.push_str(q);
@@ -248,7 +251,7 @@ async fn relay(
             });
             let reader = std::thread::spawn(move || {
                 let mut v = Vec::new();
-                let _ = (&out_r).take(64 << 20).read_to_end(&mut v);
+                let _ = (&out_r).take(RESPONSE_MAX + 1).read_to_end(&mut v);
                 v
             });
             let errs = std::thread::spawn(move || {
@@ -271,6 +274,13 @@ async fn relay(
             let out = reader.join().unwrap_or_default();
             let err = errs.join().unwrap_or_default();
             let status = status?;
+            if out.len() as u64 > RESPONSE_MAX {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "service_response_too_large",
+                    format!("the service on port {port} in world {id} answered more than {RESPONSE_MAX} bytes; the relay keeps at most that"),
+                ));
+            }
             if out.is_empty() {
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -286,6 +296,25 @@ async fn relay(
         })
         .await?;
     parse_response(&out)
+}
+
+/// Largest response (head and body) the relay reads from a world's
+/// service: it is held in the daemon's memory, outside the world's limits.
+pub const RESPONSE_MAX: u64 = 16 << 20;
+
+/// Percent-encodes every byte of a decoded path that is not an unreserved
+/// character, a sub-delimiter, `:`, `@` or `/` (RFC 3986 `pchar`s and `/`).
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Turns a raw HTTP/1.x response into an axum response.
@@ -350,4 +379,31 @@ fn parse_response(raw: &[u8]) -> Result<Response, ApiError> {
     let mut r = (status, body).into_response();
     r.headers_mut().extend(resp_headers);
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn relayed_paths_cannot_break_the_request_line() {
+        assert_eq!(encode_path("a/b-c_d.e~f"), "a/b-c_d.e~f");
+        assert_eq!(
+            encode_path("x HTTP/1.1\r\nEvil: 1\r\n\r\nGET /y"),
+            "x%20HTTP/1.1%0D%0AEvil:%201%0D%0A%0D%0AGET%20/y"
+        );
+        assert_eq!(encode_path("100%"), "100%25");
+        assert_eq!(encode_path("é"), "%C3%A9");
+    }
+
+    proptest! {
+        /// Whatever the decoded path holds, the request line gets only
+        /// visible ASCII: no space, CR, LF or other control byte.
+        #[test]
+        fn encoded_paths_hold_only_request_line_safe_bytes(s in "\\PC{0,40}|[\\x00-\\x7f]{0,40}") {
+            let e = encode_path(&s);
+            prop_assert!(e.bytes().all(|b| b > 0x20 && b < 0x7f), "{e}");
+        }
+    }
 }

@@ -4,11 +4,12 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use super::LinuxSubstrate;
+use crate::capture::Pump;
 use crate::error::{ExecError, Result, WorldError};
 use crate::proto::{self, FailKind, Reply, Request};
 use crate::types::{ExecOutput, ExecRequest, ExecStatus, WorldId};
@@ -65,29 +66,8 @@ pub fn exec(
     finish_exec(&conn)
 }
 
-fn set_nonblock(fd: RawFd) {
-    // SAFETY: fcntl flag manipulation on a valid fd.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-}
-
-fn drain(fd: RawFd, out: &mut Vec<u8>) -> bool {
-    let mut buf = [0u8; 16384];
-    loop {
-        // SAFETY: valid buffer.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            out.extend_from_slice(&buf[..n as usize]);
-            continue;
-        }
-        // n == 0: EOF; n < 0: EAGAIN (more later) or error.
-        return n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN);
-    }
-}
-
-/// Runs a command, feeding `stdin` and capturing stdout/stderr.
+/// Runs a command, feeding `stdin` and capturing stdout/stderr (each
+/// bounded: see [`crate::capture`]).
 pub fn exec_output(
     s: &LinuxSubstrate,
     id: &WorldId,
@@ -106,58 +86,16 @@ pub fn exec_output(
         let mut f = File::from(in_w);
         let _ = f.write_all(&input);
     });
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    set_nonblock(out_r.as_raw_fd());
-    set_nonblock(err_r.as_raw_fd());
-    let (mut out_open, mut err_open) = (true, true);
-    loop {
-        let mut p = [
-            libc::pollfd {
-                fd: out_r.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: err_r.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: conn.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        if !out_open {
-            p[0].fd = -1;
-        }
-        if !err_open {
-            p[1].fd = -1;
-        }
-        // SAFETY: three valid pollfds (negative fds are ignored).
-        let n = unsafe { libc::poll(p.as_mut_ptr(), 3, -1) };
-        if n < 0 {
-            continue;
-        }
-        if p[0].revents != 0 && drain(out_r.as_raw_fd(), &mut out) {
-            out_open = false;
-        }
-        if p[1].revents != 0 && drain(err_r.as_raw_fd(), &mut err) {
-            err_open = false;
-        }
-        if p[2].revents != 0 {
-            break;
-        }
-    }
+    let mut pump = Pump::new(&out_r, &err_r);
+    pump.until_readable(conn.as_raw_fd());
     let status = finish_exec(&conn);
-    drain(out_r.as_raw_fd(), &mut out);
-    drain(err_r.as_raw_fd(), &mut err);
+    let (out, err) = pump.finish();
     drop((out_r, err_r));
     let _ = feeder.join();
     Ok(ExecOutput {
         status: status?,
-        stdout: out,
-        stderr: err,
+        stdout: out.into_bytes(),
+        stderr: err.into_bytes(),
     })
 }
 

@@ -18,7 +18,7 @@
 //! lineage manager). See [`crate::snapshot`] for why.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -53,6 +53,9 @@ exec(compile(os.environ.pop('WORLD_AGENT'),'<world-agent>','exec'))";
 pub const MALLOC_TUNABLES: &str = "glibc.malloc.hugetlb=1";
 /// Interpreter used in worlds (the host image's read-only /usr).
 pub const PYTHON: &str = "/usr/bin/python3";
+/// Largest reply (the result's repr, an error's traceback) read from a
+/// session agent; a longer one is an error, not an allocation.
+pub const REPLY_MAX: usize = 64 << 20;
 /// Name of the session `run_code` uses when none is given.
 pub const DEFAULT_SESSION: &str = "default";
 
@@ -284,8 +287,7 @@ impl LinuxSubstrate {
         let (conn, _lock) =
             self.send_run(id, session, code, timeout, out_w.as_fd(), err_w.as_fd())?;
         drop((out_w, err_w));
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let reply = pump(&conn, &out_r, &err_r, &mut out, &mut err);
+        let (reply, out, err) = pump(&conn, &out_r, &err_r);
         let mut r = self.finish_run(id, session, reply)?;
         r.stdout = out;
         r.stderr = err;
@@ -305,7 +307,7 @@ impl LinuxSubstrate {
         stderr: BorrowedFd<'_>,
     ) -> Result<CodeResult> {
         let (conn, _lock) = self.send_run(id, session, code, timeout, stdout, stderr)?;
-        let reply = sys::read_to_end(conn.as_raw_fd(), 64 << 20);
+        let reply = sys::read_to_end(conn.as_raw_fd(), REPLY_MAX);
         self.finish_run(id, session, reply)
     }
 
@@ -403,73 +405,16 @@ pub(crate) fn read_pid(p: &std::path::Path) -> Option<(i32, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-fn set_nonblock(fd: RawFd) {
-    // SAFETY: fcntl flag manipulation on a valid fd.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-}
-
-fn drain(fd: RawFd, out: &mut Vec<u8>) -> bool {
-    let mut buf = [0u8; 16384];
-    loop {
-        // SAFETY: valid buffer.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            out.extend_from_slice(&buf[..n as usize]);
-            continue;
-        }
-        return n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN);
-    }
-}
-
-/// Collects output until the reply arrives on `conn`; returns the reply.
+/// Collects output until the reply arrives on `conn`; returns the reply
+/// and the captured stdout and stderr (bounded: see [`crate::capture`]).
 fn pump(
     conn: &UnixStream,
     out_r: &OwnedFd,
     err_r: &OwnedFd,
-    out: &mut Vec<u8>,
-    err: &mut Vec<u8>,
-) -> std::io::Result<Vec<u8>> {
-    set_nonblock(out_r.as_raw_fd());
-    set_nonblock(err_r.as_raw_fd());
-    let (mut out_open, mut err_open) = (true, true);
-    loop {
-        let mut p = [
-            libc::pollfd {
-                fd: if out_open { out_r.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if err_open { err_r.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: conn.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: three valid pollfds (negative fds are ignored).
-        let n = unsafe { libc::poll(p.as_mut_ptr(), 3, -1) };
-        if n < 0 {
-            continue;
-        }
-        if p[0].revents != 0 && drain(out_r.as_raw_fd(), out) {
-            out_open = false;
-        }
-        if p[1].revents != 0 && drain(err_r.as_raw_fd(), err) {
-            err_open = false;
-        }
-        if p[2].revents != 0 {
-            break;
-        }
-    }
-    let reply = sys::read_to_end(conn.as_raw_fd(), 64 << 20);
-    drain(out_r.as_raw_fd(), out);
-    drain(err_r.as_raw_fd(), err);
-    reply
+) -> (std::io::Result<Vec<u8>>, Vec<u8>, Vec<u8>) {
+    let mut pump = crate::capture::Pump::new(out_r, err_r);
+    pump.until_readable(conn.as_raw_fd());
+    let reply = sys::read_to_end(conn.as_raw_fd(), REPLY_MAX);
+    let (out, err) = pump.finish();
+    (reply, out.into_bytes(), err.into_bytes())
 }

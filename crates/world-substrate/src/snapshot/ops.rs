@@ -1,7 +1,7 @@
 //! Snapshot, branch, delete, services and repair on [`LinuxSubstrate`].
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -61,18 +61,7 @@ fn snap_cgroup(id: &str) -> String {
     format!("snap.{id}")
 }
 
-fn valid_snapshot_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 64
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
-/// Whether `s` looks like an id from [`super::new_snapshot_id`].
-fn valid_snapshot_id(s: &str) -> bool {
-    s.strip_prefix("s-")
-        .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+use super::record::{valid_snapshot_id, valid_snapshot_name};
 
 /// Whether a world id claim (see `create`) belongs to a create still in
 /// progress: its process is alive, or the claim is too fresh to tell (an
@@ -123,8 +112,7 @@ fn snapshot_call(
     sys::set_timeouts(conn.as_raw_fd(), 30_000);
     proto::send_msg(conn.as_fd(), &serde_json::json!({"op": "snapshot"}), fds)
         .map_err(std::io::Error::other)?;
-    let mut line = String::new();
-    BufReader::new(&conn).read_line(&mut line)?;
+    let line = proto::read_line_bounded(&mut BufReader::new(&conn))?;
     let v = serde_json::from_str(line.trim()).map_err(std::io::Error::other)?;
     Ok((v, conn))
 }
@@ -136,8 +124,7 @@ fn ping_template(sock: &std::path::Path) -> std::io::Result<()> {
     sys::set_timeouts(conn.as_raw_fd(), 10_000);
     proto::send_msg(conn.as_fd(), &serde_json::json!({"op": "ping"}), &[])
         .map_err(std::io::Error::other)?;
-    let mut line = String::new();
-    BufReader::new(&conn).read_line(&mut line)?;
+    proto::read_line_bounded(&mut BufReader::new(&conn))?;
     Ok(())
 }
 
@@ -482,6 +469,12 @@ impl LinuxSubstrate {
     }
 
     pub(crate) fn snapshot_record(&self, snap: &str) -> Result<SnapshotRecord> {
+        // Every way in (CLI, native API, Morph and seed routes) names a
+        // snapshot by id or name; anything else (`../x`, a path) is refused
+        // before it comes near a path.
+        if !valid_snapshot_id(snap) && !valid_snapshot_name(snap) {
+            return Err(SnapshotError::InvalidName(snap.to_string()).into());
+        }
         if let Some(r) = SnapshotRecord::load(self.layout(), snap) {
             return Ok(r);
         }
@@ -985,8 +978,7 @@ impl LinuxSubstrate {
                     "apply_seed": opts.apply_seeds,
                 });
                 proto::send_msg(tc.get_ref().as_fd(), &req, &fds)?;
-                let mut line = String::new();
-                tc.read_line(&mut line)
+                let line = proto::read_line_bounded(tc)
                     .map_err(|e| failed(format!("template '{s}': {e}")))?;
                 let v: serde_json::Value = serde_json::from_str(line.trim())
                     .map_err(|_| failed(format!("template '{s}' failed: {}", line.trim())))?;

@@ -50,10 +50,45 @@ pub struct SnapshotRecord {
     pub template_pids: Vec<(String, i32)>,
 }
 
+/// Whether `s` looks like an id from [`super::new_snapshot_id`]
+/// (`s-` + 12 hex digits).
+pub(crate) fn valid_snapshot_id(s: &str) -> bool {
+    s.strip_prefix("s-")
+        .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether `n` is a valid snapshot or service name: 1-64 of
+/// `[A-Za-z0-9._-]`.
+pub(crate) fn valid_snapshot_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 impl SnapshotRecord {
-    /// Loads a record.
+    /// Loads the record of snapshot `id`. Nothing is read for an `id` that
+    /// is not a snapshot id, and a record is trusted only if it is
+    /// well-formed: its id is the one asked for, and every id and name in
+    /// it that later reaches a path, a cgroup or a socket (world, lineage,
+    /// sessions) is valid. Anything else is treated as no record.
     pub fn load(l: &Layout, id: &str) -> Option<SnapshotRecord> {
-        serde_json::from_slice(&fs::read(l.snapshot_meta(id)).ok()?).ok()
+        if !valid_snapshot_id(id) {
+            return None;
+        }
+        let r: SnapshotRecord =
+            serde_json::from_slice(&fs::read(l.snapshot_meta(id)).ok()?).ok()?;
+        r.is_well_formed(id).then_some(r)
+    }
+
+    /// See [`SnapshotRecord::load`].
+    fn is_well_formed(&self, id: &str) -> bool {
+        self.id == id
+            && WorldId::new(&self.lineage).is_some()
+            && self.sessions.iter().all(|s| crate::session::valid_name(s))
+            && valid_snapshot_name(&self.name)
+            && self.services.iter().all(|s| valid_snapshot_name(&s.name))
+            && self.template_pids.iter().all(|(_, pid)| *pid > 0)
     }
 
     /// Saves a record atomically.
@@ -103,6 +138,15 @@ pub struct Journal {
     /// a crash between freeze and thaw would leave it frozen for good).
     #[serde(default)]
     pub frozen: Option<WorldId>,
+}
+
+impl Journal {
+    /// Whether every id in the journal is well-formed (a journal read back
+    /// from disk drives deletions; a bad one is left alone, not obeyed).
+    pub(crate) fn is_well_formed(&self) -> bool {
+        // Its worlds are `WorldId`s, validated as they are read.
+        self.snapshot.as_deref().is_none_or(valid_snapshot_id)
+    }
 }
 
 /// A journal file held under an exclusive `flock` while the operation
@@ -178,6 +222,7 @@ pub fn stale_journals(l: &Layout) -> Vec<(std::path::PathBuf, Journal)> {
         let j = fs::read(&p)
             .ok()
             .and_then(|b| serde_json::from_slice::<Journal>(&b).ok())
+            .filter(Journal::is_well_formed)
             .unwrap_or_default();
         out.push((p, j));
     }

@@ -14,7 +14,11 @@
 //! * Every session process started by the lineage manager installs, right
 //!   before it executes the interpreter, a second seccomp filter that
 //!   returns `SECCOMP_RET_USER_NOTIF` for `kill`, `tkill`, `tgkill`,
-//!   `rt_sigqueueinfo`, `rt_tgsigqueueinfo` and `pidfd_send_signal`
+//!   `rt_sigqueueinfo`, `rt_tgsigqueueinfo` and `pidfd_send_signal`, and
+//!   for the calls that act on another process by pid without a signal
+//!   (`prlimit64`, `setpriority`, `sched_set*`, `ioprio_set`,
+//!   `migrate_pages`, `move_pages`, `get_robust_list`, and `fcntl` with
+//!   `F_SETOWN`/`F_SETOWN_EX`, which make the kernel signal a pid)
 //!   (created with `SECCOMP_FILTER_FLAG_NEW_LISTENER`). It sends the
 //!   listener fd to the guard over a datagram socket and closes its copy.
 //!   Templates, branch-child sessions and every program a session runs
@@ -44,8 +48,10 @@
 //!     from its memory), so a pid recycled between the check and the
 //!     signal can never redirect it. Anything else (another world's
 //!     processes or sessions, templates, the manager, world inits):
-//!     `EPERM`. `kill(-pgid)` signals the members of the group one by one
-//!     through pidfds, and only if every member is in the caller's world.
+//!     `ESRCH`, the answer for a free pid, so that `kill(pid, 0)` cannot
+//!     probe which pids exist outside the caller's world. `kill(-pgid)`
+//!     signals the members of the group one by one through pidfds, and
+//!     only if every member is in the caller's world (else `ESRCH`).
 //!   - a target the guard cannot inspect, or a `pidfd_send_signal` fd that
 //!     is not a pidfd (a `/proc/<pid>` directory): `EPERM` (fail closed).
 //! * Should the guard die, the filter makes those calls fail with
@@ -85,15 +91,34 @@ const PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE: libc::c_ulong = 0xFF06;
 const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
 const PIDFD_INFO_PID: u64 = 1;
 
-/// Syscalls whose target the guard checks.
-const GUARDED: [libc::c_long; 6] = [
+/// Syscalls whose target the guard checks: the signals, and every call
+/// that acts on another process named by pid (limits, priority,
+/// scheduling, I/O priority, memory placement, robust futex lists).
+/// `fcntl` is checked too, for `F_SETOWN` and `F_SETOWN_EX` only (see
+/// [`notify_program`]).
+const GUARDED: [libc::c_long; 16] = [
     libc::SYS_kill,
     libc::SYS_tkill,
     libc::SYS_tgkill,
     libc::SYS_rt_sigqueueinfo,
     libc::SYS_rt_tgsigqueueinfo,
     libc::SYS_pidfd_send_signal,
+    libc::SYS_prlimit64,
+    libc::SYS_setpriority,
+    libc::SYS_sched_setscheduler,
+    libc::SYS_sched_setparam,
+    libc::SYS_sched_setaffinity,
+    libc::SYS_sched_setattr,
+    libc::SYS_ioprio_set,
+    libc::SYS_migrate_pages,
+    libc::SYS_move_pages,
+    libc::SYS_get_robust_list,
 ];
+
+/// `fcntl` commands that make the kernel signal a pid or group (SIGIO,
+/// or any signal with `F_SETSIG`).
+const F_SETOWN: i32 = 8;
+const F_SETOWN_EX: i32 = 15;
 
 /// Starts the guard (a child of the manager). Call in the manager before
 /// any session is started.
@@ -134,14 +159,25 @@ pub(super) fn close_in_child() {
     }
 }
 
+/// The notifying filter: `USER_NOTIF` for every [`GUARDED`] call and for
+/// `fcntl(fd, F_SETOWN | F_SETOWN_EX, ..)`; everything else is allowed
+/// (the session's main filter has judged it already).
 fn notify_program() -> Vec<libc::sock_filter> {
     let ins = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    let n = GUARDED.len() as u8;
+    let g = GUARDED.len();
+    // Layout: 0 ld nr | 1..=g jeq guarded | g+1 jeq fcntl | g+2 ld arg1 |
+    // g+3 jeq F_SETOWN | g+4 jeq F_SETOWN_EX | g+5 allow | g+6 notify.
+    let notify = g + 6;
+    let allow = g + 5;
+    let to = |from: usize, target: usize| (target - from - 1) as u8;
     let mut f = vec![ins(0x20, 0, 0, 0)]; // ld nr
     for (i, nr) in GUARDED.iter().enumerate() {
-        // On match jump over the remaining tests and the allow.
-        f.push(ins(0x15, n - i as u8, 0, *nr as u32));
+        f.push(ins(0x15, to(i + 1, notify), 0, *nr as u32));
     }
+    f.push(ins(0x15, 0, to(g + 1, allow), libc::SYS_fcntl as u32));
+    f.push(ins(0x20, 0, 0, 24)); // ld args[1] (low word)
+    f.push(ins(0x15, to(g + 3, notify), 0, F_SETOWN as u32));
+    f.push(ins(0x15, to(g + 4, notify), 0, F_SETOWN_EX as u32));
     f.push(ins(0x06, 0, 0, 0x7fff_0000)); // allow
     f.push(ins(0x06, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
     f
@@ -463,10 +499,45 @@ impl Guard {
             if in_world(&p) {
                 Ok(p)
             } else {
-                Err(Verdict::Errno(libc::EPERM))
+                // Outside the caller's world a process does not exist for
+                // it: the same answer as a free pid, so probing
+                // (`kill(pid, 0)`) learns nothing.
+                Err(Verdict::Errno(libc::ESRCH))
+            }
+        };
+        // Calls that act on a process by pid without a pidfd form: a
+        // session may aim them at itself (0, its pid, its calling thread)
+        // only. The answer is EPERM for any other pid, existing or not, so
+        // it tells nothing about which pids exist.
+        let own = |pid: i32| pid == 0 || pid == caller_tgid || pid == n.pid as i32;
+        let only_own = |pid: i32| {
+            if own(pid) {
+                Verdict::Continue
+            } else {
+                Verdict::Errno(libc::EPERM)
             }
         };
         match nr {
+            libc::SYS_prlimit64
+            | libc::SYS_sched_setscheduler
+            | libc::SYS_sched_setparam
+            | libc::SYS_sched_setaffinity
+            | libc::SYS_sched_setattr
+            | libc::SYS_migrate_pages
+            | libc::SYS_move_pages
+            | libc::SYS_get_robust_list => only_own(int(0)),
+            // PRIO_PGRP and PRIO_USER reach the group or every process of
+            // the lineage's uid.
+            libc::SYS_setpriority if int(0) == libc::PRIO_PROCESS as i32 => only_own(int(1)),
+            libc::SYS_setpriority => Verdict::Errno(libc::EPERM),
+            // IOPRIO_WHO_PROCESS = 1; PGRP and USER as above.
+            libc::SYS_ioprio_set if int(0) == 1 => only_own(int(1)),
+            libc::SYS_ioprio_set => Verdict::Errno(libc::EPERM),
+            // F_SETOWN to a pid (or -pgid); F_SETOWN_EX's target sits
+            // behind a pointer, so it is refused outright.
+            libc::SYS_fcntl if int(1) == F_SETOWN => only_own(int(2)),
+            libc::SYS_fcntl if int(1) == F_SETOWN_EX => Verdict::Errno(libc::EPERM),
+            libc::SYS_fcntl => Verdict::Continue,
             libc::SYS_kill => {
                 let (pid, sig) = (int(0), int(1));
                 if pid == caller_tgid || pid == 0 {
@@ -595,7 +666,7 @@ impl Guard {
             }
             let Ok(p) = pidfd(pid, 0) else { continue };
             if !in_world(&p) {
-                return Verdict::Errno(libc::EPERM);
+                return Verdict::Errno(libc::ESRCH);
             }
             members.push(p);
         }
@@ -639,9 +710,53 @@ mod tests {
     fn notify_program_jumps_land_on_notify() {
         let p = notify_program();
         let notify = p.len() - 1;
-        for (i, ins) in p.iter().enumerate().skip(1).take(GUARDED.len()) {
+        let allow = p.len() - 2;
+        let g = GUARDED.len();
+        for (i, ins) in p.iter().enumerate().skip(1).take(g) {
             assert_eq!(i + 1 + ins.jt as usize, notify, "rule {i}");
         }
         assert_eq!(p[notify].k, libc::SECCOMP_RET_USER_NOTIF);
+        assert_eq!(p[allow].k, 0x7fff_0000);
+        // fcntl: not fcntl -> allow; F_SETOWN / F_SETOWN_EX -> notify.
+        assert_eq!(p[g + 1].k, libc::SYS_fcntl as u32);
+        assert_eq!(g + 1 + 1 + p[g + 1].jf as usize, allow);
+        assert_eq!(p[g + 2].k, 24);
+        assert_eq!(g + 3 + 1 + p[g + 3].jt as usize, notify);
+        assert_eq!(g + 4 + 1 + p[g + 4].jt as usize, notify);
+        assert_eq!((p[g + 3].k, p[g + 4].k), (8, 15));
+    }
+
+    /// Runs the filter program on a syscall the way the kernel would
+    /// (only the instructions it uses), for the property test below.
+    fn run(p: &[libc::sock_filter], nr: u32, args: [u32; 6]) -> u32 {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let i = p[pc];
+            match i.code {
+                0x20 => {
+                    acc = match i.k {
+                        0 => nr,
+                        k => args[((k - 16) / 8) as usize],
+                    };
+                    pc += 1;
+                }
+                0x15 => pc += 1 + if acc == i.k { i.jt } else { i.jf } as usize,
+                0x06 => return i.k,
+                c => panic!("unexpected instruction {c:#x}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Exactly the guarded calls, and fcntl with F_SETOWN(_EX), reach
+        /// the guard; every other call and fcntl command is allowed.
+        #[test]
+        fn only_guarded_calls_notify(nr in 0u32..460, args in proptest::array::uniform6(0u32..40)) {
+            let want = GUARDED.contains(&(nr as libc::c_long))
+                || (nr == libc::SYS_fcntl as u32 && (args[1] == 8 || args[1] == 15));
+            let got = run(&notify_program(), nr, args) == libc::SECCOMP_RET_USER_NOTIF;
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }
