@@ -4,7 +4,7 @@
 #
 # Default: DuckDB's official prebuilt libduckdb.so (pinned in
 # scripts/duckdb.pin), fetched with npm and checked against its sha256;
-# the binaries find it through an rpath (crates/duckdb-link.rs), so no
+# the binaries find it through an rpath (crates/build-common.rs), so no
 # LD_LIBRARY_PATH is needed. About 10 s.
 #
 # WORLD_DUCKDB_FROM_SOURCE=1: compile DuckDB's C++ instead (about 50

@@ -97,6 +97,7 @@ impl Drop for Serve {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn commands_go_through_the_daemon_and_fall_back_without_it() {
     let Some(env) = Env::new() else { return };
     let mut serve = Serve::start(&env);
@@ -288,6 +289,7 @@ fn commands_go_through_the_daemon_and_fall_back_without_it() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn daemon_of_another_database_is_not_used() {
     let Some(env) = Env::new() else { return };
     let serve = Serve::start(&env);
@@ -320,6 +322,7 @@ fn daemon_of_another_database_is_not_used() {
 /// pull_up are still only in the spool when it dies; the next `world`
 /// command to open the database writes them.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn a_killed_daemon_loses_no_records() {
     let Some(env) = Env::new() else { return };
     let mut serve = Serve::start_with(&env, &[("WORLD_RECORD_DELAY_MS", "600000")]);
@@ -388,6 +391,7 @@ fn a_killed_daemon_loses_no_records() {
 /// world's root verse gets its own id, so every one succeeds (they used to
 /// race for the same root id and all but one were refused).
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn concurrent_push_downs_of_new_worlds_all_succeed() {
     let Some(env) = Env::new() else { return };
     let serve = Serve::start(&env);

@@ -23,6 +23,7 @@ fn verses_of(pd: &Value) -> Vec<(String, String, String)> {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn push_down_run_pull_up_over_worlds() {
     let Some(env) = Env::new() else { return };
     let id = env.json(&["create"])["id"].as_str().unwrap().to_string();
@@ -176,6 +177,7 @@ fn push_down_run_pull_up_over_worlds() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn command_oracle_and_bad_input() {
     let Some(env) = Env::new() else { return };
     let id = env.json(&["create"])["id"].as_str().unwrap().to_string();
@@ -233,6 +235,7 @@ fn command_oracle_and_bad_input() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn demo_matches_the_exact_values() {
     let Some(env) = Env::new() else { return };
     let v = env.json(&["demo"]);
@@ -258,6 +261,7 @@ fn demo_matches_the_exact_values() {
 
 /// The original design's nine `just` recipes, each a thin call of `world`.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn the_nine_just_recipes_work() {
     let Some(env) = Env::new() else { return };
     let justfile = concat!(env!("CARGO_MANIFEST_DIR"), "/../../justfile");

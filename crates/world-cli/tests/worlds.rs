@@ -7,6 +7,7 @@ mod common;
 use common::{query, Env};
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn world_lifecycle_through_the_cli() {
     let Some(env) = Env::new() else { return };
     let created = env.json(&["create", "--memory", "256", "--vcpus", "1"]);
@@ -100,6 +101,7 @@ fn world_lifecycle_through_the_cli() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn bad_world_input_is_refused_and_creates_nothing() {
     let Some(env) = Env::new() else { return };
     let (code, _, err) = env.code(&["create", "--image", "no-such-image"]);
@@ -139,6 +141,7 @@ fn bad_world_input_is_refused_and_creates_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn pool_command_fills_shows_and_frees_a_lineage_pool() {
     let Some(env) = Env::new() else { return };
     let id = env.json(&["create"])["id"].as_str().unwrap().to_string();

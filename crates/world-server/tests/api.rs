@@ -11,6 +11,7 @@ use common::{sse_events, Daemon};
 use serde_json::{json, Value};
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn auth_is_required_and_nothing_is_done_without_it() {
     let Some(d) = Daemon::start() else { return };
     let mode = std::fs::metadata(d.state().join("api-token"))
@@ -56,6 +57,7 @@ fn auth_is_required_and_nothing_is_done_without_it() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn worlds_exec_code_snapshot_branch_through_the_api() {
     let Some(d) = Daemon::start() else { return };
     let w = d.ok(
@@ -273,6 +275,7 @@ fn worlds_exec_code_snapshot_branch_through_the_api() {
 /// The babashka client's calls: create, snapshot "pre-split" three times
 /// over, create from a snapshot with {verse, trit} metadata, execute.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn original_design_endpoints() {
     let Some(d) = Daemon::start() else { return };
     let w = d.ok("POST", "/v1/sandboxes", Some(json!({"seed": 42})), 201);
@@ -326,6 +329,7 @@ fn original_design_endpoints() {
 
 /// Verse endpoints: push_down, run, pull_up, resolutions, metrics, ledger.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn verse_endpoints_push_down_run_pull_up() {
     let Some(d) = Daemon::start() else { return };
     let w = d.ok("POST", "/v1/worlds", Some(json!({})), 201);
@@ -409,6 +413,7 @@ fn verse_endpoints_push_down_run_pull_up() {
 /// every world and snapshot that still exists, with session memory and
 /// metadata; nothing half-made is left.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn restart_after_kill_9_under_load_recovers() {
     let Some(mut d) = Daemon::start() else { return };
     let w = d.ok(
@@ -539,6 +544,7 @@ fn restart_after_kill_9_under_load_recovers() {
 /// one (the old code answered 200 with it, and would have deleted its
 /// "subvolume", killed its "cgroup" and connected to its "sockets").
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn snapshot_ids_from_paths_cannot_reach_other_files() {
     let Some(d) = Daemon::start() else { return };
     let meta = d.state().join("meta");

@@ -91,6 +91,7 @@ fn bodies(rng: &mut Rng) -> Vec<(String, Vec<u8>, &'static str)> {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn malformed_input_gets_a_clear_4xx_never_a_5xx() {
     let Some(d) = Daemon::start() else { return };
     let mut rng = Rng(7);

@@ -23,6 +23,7 @@ fn python() -> Option<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn python_sdk_and_morph_sdk_tests_pass() {
     let Some(py) = python() else {
         eprintln!(

@@ -21,6 +21,7 @@ fn val(env: &Env, id: &WorldId, code: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn sessions_are_jupyter_like() {
     if !is_root() {
         return;
@@ -101,6 +102,7 @@ fn sessions_are_jupyter_like() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn snapshot_and_branch_carry_state_and_diverge() {
     if !is_root() {
         return;
@@ -181,6 +183,7 @@ fn snapshot_and_branch_carry_state_and_diverge() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn delete_snapshot_and_destroy_parent_leave_children_working() {
     if !is_root() {
         return;
@@ -232,6 +235,7 @@ fn delete_snapshot_and_destroy_parent_leave_children_working() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn busy_session_and_background_processes_at_snapshot() {
     if !is_root() {
         return;
@@ -291,6 +295,7 @@ fn busy_session_and_background_processes_at_snapshot() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn failed_branch_leaves_nothing() {
     if !is_root() {
         return;
@@ -323,6 +328,7 @@ fn failed_branch_leaves_nothing() {
 /// Generations: a branch of a branch ... 200 deep (env GENERATIONS), each
 /// op timed; the last generations must not be 2x slower than the first.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn deep_generations_stay_flat() {
     if !is_root() {
         return;
@@ -410,6 +416,7 @@ fn helper_branch_for_kill9() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn kill9_during_branch_is_repaired() {
     if !is_root() {
         return;
@@ -473,6 +480,7 @@ fn kill9_during_branch_is_repaired() {
 /// into `fs/worlds/` at once; a root a crash left in staging is deleted by
 /// `repair`, and branches leave no staging entries behind.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn repair_removes_staged_branch_roots() {
     if !is_root() {
         return;
@@ -510,6 +518,7 @@ fn repair_removes_staged_branch_roots() {
 /// removes both, so the store can be unmounted. A claim whose process is
 /// alive (a create in progress) is left alone.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn repair_removes_the_claim_of_a_dead_create() {
     if !is_root() {
         return;
@@ -555,6 +564,7 @@ fn repair_removes_the_claim_of_a_dead_create() {
 /// world frozen (every exec would hang); its journal names the world, and
 /// `repair` thaws it.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn repair_thaws_a_world_a_crashed_snapshot_froze() {
     if !is_root() {
         return;
@@ -592,6 +602,7 @@ fn repair_thaws_a_world_a_crashed_snapshot_froze() {
 /// removed by `repair` once it is a minute old; a young one (a create in
 /// progress) and a live world's are kept.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn repair_removes_cgroups_nothing_owns() {
     if !is_root() {
         return;
@@ -625,6 +636,7 @@ fn repair_removes_cgroups_nothing_owns() {
 /// The benchmark's kernel floor makes (and then removes) one btrfs root
 /// and one namespaced process per child, and leaves nothing behind.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn kernel_floor_measures_and_leaves_nothing() {
     if !is_root() {
         return;
@@ -659,6 +671,7 @@ fn start_ticks(pid: i32) -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn pooled_shells_become_independent_worlds() {
     if !is_root() {
         return;
@@ -718,6 +731,7 @@ fn pooled_shells_become_independent_worlds() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn session_heap_uses_huge_pages() {
     if !is_root() {
         return;
@@ -756,6 +770,7 @@ fn session_heap_uses_huge_pages() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn killed_pool_shells_are_replaced_by_fresh_inits() {
     if !is_root() {
         return;
@@ -824,6 +839,7 @@ fn killed_pool_shells_are_replaced_by_fresh_inits() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn collapsed_worlds_are_gone_at_once_and_released_later() {
     if !is_root() {
         return;

@@ -68,6 +68,7 @@ fn dir_entries(p: &std::path::Path) -> usize {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn hundred_cycles_leave_nothing() {
     if !is_root() {
         return;

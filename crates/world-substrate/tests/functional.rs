@@ -13,6 +13,7 @@ use world_substrate::{
 };
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn create_exec_inspect_destroy() {
     if !is_root() {
         return;
@@ -44,6 +45,7 @@ fn create_exec_inspect_destroy() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn stdin_env_cwd_and_signals() {
     if !is_root() {
         return;
@@ -64,6 +66,7 @@ fn stdin_env_cwd_and_signals() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn output_streams_while_running() {
     if !is_root() {
         return;
@@ -95,6 +98,7 @@ fn output_streams_while_running() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn timeout_kills_whole_tree_and_concurrent_execs() {
     if !is_root() {
         return;
@@ -138,6 +142,7 @@ fn timeout_kills_whole_tree_and_concurrent_execs() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn copy_in_and_out() {
     if !is_root() {
         return;
@@ -173,6 +178,7 @@ fn copy_in_and_out() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn images_import_list_rm() {
     if !is_root() {
         return;
@@ -227,6 +233,7 @@ fn images_import_list_rm() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn bad_input_is_rejected_cleanly() {
     if !is_root() {
         return;

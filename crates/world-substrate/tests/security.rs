@@ -18,6 +18,7 @@ fn py(env: &Env, id: &world_substrate::WorldId, code: &str) -> world_substrate::
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn host_files_are_unreachable() {
     if !is_root() {
         return;
@@ -54,6 +55,7 @@ fn host_files_are_unreachable() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn host_processes_are_invisible_and_unsignalable() {
     if !is_root() {
         return;
@@ -88,6 +90,7 @@ fn host_processes_are_invisible_and_unsignalable() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn kernel_interfaces_are_denied() {
     if !is_root() {
         return;
@@ -134,6 +137,7 @@ fn kernel_interfaces_are_denied() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn network_is_loopback_only() {
     if !is_root() {
         return;
@@ -161,6 +165,7 @@ import os\nprint(sorted(os.listdir('/sys/class/net')) if os.path.exists('/sys/cl
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn memory_pids_and_disk_exhaustion_are_contained() {
     if !is_root() {
         return;
@@ -236,6 +241,7 @@ fn memory_pids_and_disk_exhaustion_are_contained() {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn worlds_cannot_see_each_other() {
     if !is_root() {
         return;
@@ -261,6 +267,7 @@ fn worlds_cannot_see_each_other() {
 /// left blocking the writer). Without the bound, 48 MiB printed here
 /// would be 48 MiB of host memory, and a `yes` would be all of it.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn captured_output_is_bounded_with_a_marker() {
     if !is_root() {
         eprintln!("skipped: needs root");
@@ -295,4 +302,64 @@ fn captured_output_is_bounded_with_a_marker() {
     let m = marker(CAPTURE_MAX, total - CAPTURE_MAX as u64);
     assert_eq!(r.stdout.len(), CAPTURE_MAX + m.len());
     assert!(r.stdout.ends_with(m.as_bytes()));
+}
+
+/// Files a world plants where a Python interpreter looks for modules at
+/// start (its working directory, the user site directory) never run with
+/// a session's powers; and the agent's own fds (listener, namespaces)
+/// never reach the programs a session runs.
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn planted_modules_do_not_run_in_sessions_and_agent_fds_stay_inside() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let plant = "mark='import os; open(\"/tmp/planted-\" + __name__, \"w\").write(\"ran\")'; \
+                 for m in json os struct socket ast traceback; do echo \"$mark\" > /$m.py; done; \
+                 site=$(python3 -c 'import site; print(site.getusersitepackages())'); \
+                 mkdir -p \"$site\" && echo \"$mark\" > \"$site/usercustomize.py\"; \
+                 ls / | grep -c '\\.py$'";
+    let o = env.sh(&id, plant);
+    assert_eq!(
+        out(&o).trim(),
+        "6",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A new session starts after the plant.
+    let r = env
+        .sub
+        .run_code(
+            &id,
+            "fresh",
+            "import json, os\nsorted(f for f in os.listdir('/tmp') if f.startswith('planted'))",
+            None,
+        )
+        .unwrap();
+    assert!(r.error.is_none(), "{r:?}");
+    assert_eq!(
+        r.value_repr.as_deref(),
+        Some("[]"),
+        "planted code ran in the session"
+    );
+    // The session's programs hold only their stdio (and what ls opens).
+    let r = env
+        .sub
+        .run_code(
+            &id,
+            "fresh",
+            "import subprocess\nsubprocess.run('ls /proc/self/fd', shell=True, close_fds=False, capture_output=True).stdout.split()",
+            None,
+        )
+        .unwrap();
+    let fds = r.value_repr.unwrap_or_default();
+    for leaked in ["b'4'", "b'5'", "b'6'"] {
+        assert!(
+            !fds.contains(leaked),
+            "agent fd {leaked} reached a program: {fds}"
+        );
+    }
 }

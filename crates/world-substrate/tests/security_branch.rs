@@ -18,6 +18,7 @@ fn val(env: &Env, id: &WorldId, code: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn siblings_parent_and_children_are_isolated() {
     if !is_root() {
         return;
@@ -200,6 +201,7 @@ fn pids(env: &Env, w: &WorldId) -> Pids {
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn sessions_cannot_signal_other_worlds_of_their_lineage() {
     if !is_root() {
         return;
@@ -300,6 +302,7 @@ sorted(r.items())
 }
 
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn pooled_worlds_see_no_shells_and_hold_no_manager_fds() {
     if !is_root() {
         return;
@@ -377,6 +380,7 @@ def xattack(pid):
 /// work; and after the attacks the lineage still branches (a session that
 /// set the manager's RLIMIT_NPROC to 0 used to break every later branch).
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn sessions_cannot_limit_renice_or_own_other_processes_of_their_lineage() {
     if !is_root() {
         eprintln!("skipped: needs root");

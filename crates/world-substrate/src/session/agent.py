@@ -321,6 +321,14 @@ def _serve():
 def _main():
     # Programs this session executes must not inherit CAP_SYS_ADMIN.
     _libc.prctl(24, 21, 0, 0, 0)  # PR_CAPBSET_DROP, CAP_SYS_ADMIN
+    # Nor the agent's fixed fds (the listener, the pid namespaces, the
+    # ready socket): they arrive inheritable (dup2) and would reach every
+    # program the session runs (os.system, subprocess with close_fds=False).
+    for fd in (FD_LISTEN, FD_LPID, FD_WPID, FD_READY):
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
     _prctl_name("world-session")
     seed = os.environ.get("WORLD_SEED")
     _state["apply_seed"] = os.environ.pop("WORLD_APPLY_SEED", "1") == "1"

@@ -213,7 +213,17 @@ impl LinuxSubstrate {
             let cg = WorldCgroup::open(&self.config().cgroup_name, id.as_str()).open_procs()?;
             let mut env = session_env(&rec, name);
             env.push(("WORLD_AGENT".into(), AGENT_PY.into()));
-            let argv = vec![PYTHON.to_string(), "-c".to_string(), AGENT_BOOT.to_string()];
+            // -I (isolated): no PYTHON* variables, no user site directory
+            // (usercustomize), and neither the working directory nor the
+            // script's is put on sys.path, so files a world plants
+            // (`/json.py`, `~/.local/lib/python3*/site-packages/usercustomize.py`)
+            // never run with the session's powers.
+            let argv = vec![
+                PYTHON.to_string(),
+                "-I".to_string(),
+                "-c".to_string(),
+                AGENT_BOOT.to_string(),
+            ];
             let conn = self.manager(&lineage)?;
             let pending = self.request_session(&conn, argv, env, &listener, &ns, &cg)?;
             drop((listener, ns, cg));
