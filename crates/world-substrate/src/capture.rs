@@ -77,15 +77,26 @@ fn set_nonblock(fd: RawFd) {
     }
 }
 
-/// Reads what is available on non-blocking `fd` into `cap`; true at end
-/// of file (or on an error other than "nothing yet").
+/// Most bytes one [`drain`] call reads before it lets its caller look at
+/// its other fds again: a writer faster than the host must not keep the
+/// host reading one pipe forever.
+const DRAIN_ROUND: usize = 1 << 20;
+
+/// Reads what is available on non-blocking `fd` into `cap`, at most
+/// [`DRAIN_ROUND`] bytes; true at end of file (or on an error other than
+/// "nothing yet").
 fn drain(fd: RawFd, cap: &mut Capture) -> bool {
     let mut buf = [0u8; 16384];
+    let mut read = 0;
     loop {
+        if read >= DRAIN_ROUND {
+            return false;
+        }
         // SAFETY: reading into a valid buffer of its own length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
             cap.push(&buf[..n as usize]);
+            read += n as usize;
             continue;
         }
         // n == 0: EOF; n < 0: EAGAIN (more later) or error.
@@ -155,9 +166,9 @@ impl<'a> Pump<'a> {
         }
     }
 
-    /// Takes what is left in the pipes now (the command has ended;
-    /// background processes may still hold them) and returns both
-    /// captures.
+    /// Takes what is left in the pipes now, one bounded round each (the
+    /// command has ended; background processes may still hold and feed
+    /// them), and returns both captures.
     pub(crate) fn finish(mut self) -> (Capture, Capture) {
         drain(self.out_r.as_raw_fd(), &mut self.out);
         drain(self.err_r.as_raw_fd(), &mut self.err);

@@ -34,6 +34,10 @@ pub enum SeccompError {
     /// architecture (a typo, or a missing `arch` list).
     #[error("seccomp policy: unknown syscall {0:?} on this architecture")]
     UnknownSyscall(String),
+    /// A rule's `arch` names an architecture this compiler does not know
+    /// (a typo would drop the rule everywhere).
+    #[error("seccomp policy: unknown architecture {0:?} (use x86_64, aarch64 or x86)")]
+    UnknownArch(String),
     /// An argument condition has an operator other than `eq` or `ne`.
     #[error("seccomp policy: unknown argument operator {0:?} (use eq or ne)")]
     Operator(String),
@@ -79,6 +83,9 @@ struct ArgCond {
 
 /// The architecture name rules use in `arch`.
 const ARCH: &str = std::env::consts::ARCH;
+/// Names a rule's `arch` may hold (`x86` is i386, which WorldRuntime does
+/// not run on: its rules document calls that exist only there).
+const KNOWN_ARCHES: [&str; 3] = ["x86_64", "aarch64", "x86"];
 
 /// A compiled filter, ready to install.
 #[derive(Debug, Clone)]
@@ -247,6 +254,14 @@ impl Program {
             f.push(ins(RET, 0, 0, RET_ERRNO | 1));
         }
         for r in &p.rules {
+            if let Some(bad) = r
+                .arch
+                .iter()
+                .flatten()
+                .find(|a| !KNOWN_ARCHES.contains(&a.as_str()))
+            {
+                return Err(SeccompError::UnknownArch(bad.clone()));
+            }
             if r.arch
                 .as_ref()
                 .is_some_and(|a| !a.iter().any(|x| x == ARCH))
@@ -353,6 +368,10 @@ mod tests {
                 .unwrap()
                 .len()
         );
+        let e = Program::compile(
+            r#"{"version":1,"default_errno":1,"rules":[{"syscall":"kill","arch":["x86-64"]}]}"#,
+        );
+        assert!(matches!(e, Err(SeccompError::UnknownArch(a)) if a == "x86-64"));
     }
 
     #[test]

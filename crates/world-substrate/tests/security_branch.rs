@@ -337,7 +337,7 @@ fn pooled_worlds_see_no_shells_and_hold_no_manager_fds() {
 /// Python helpers of the cross-process test: each call that acts on
 /// another process by pid, returning its errno name (`ok` if allowed).
 const XPROC_HELPERS: &str = r#"
-import ctypes, errno, fcntl, os, resource, socket, subprocess
+import ctypes, errno, fcntl, os, resource, socket, struct, subprocess
 _l = ctypes.CDLL(None, use_errno=True)
 def _raw(nr, *a):
     ctypes.set_errno(0)
@@ -367,9 +367,23 @@ def xattack(pid):
         _t(lambda: fcntl.fcntl(s.fileno(), fcntl.F_SETOWN, pid)),
         _t(lambda: fcntl.fcntl(s.fileno(), fcntl.F_SETOWN, -pid)),
         _t(lambda: _raw(256, pid, 0, 0, 0)),           # migrate_pages(pid)
+        _t(lambda: fcntl.ioctl(s.fileno(), 0x8901, struct.pack('i', pid))),  # FIOSETOWN
+        _t(lambda: fcntl.ioctl(s.fileno(), 0x8902, struct.pack('i', pid))),  # SIOCSPGRP
     ]
     s.close()
     return r
+def xprobe(pid):
+    return [
+        _t(lambda: os.getpgid(pid)),
+        _t(lambda: os.getsid(pid)),
+        _t(lambda: os.getpriority(os.PRIO_PROCESS, pid)),
+        _t(lambda: os.sched_getaffinity(pid)),
+        _t(lambda: os.sched_getscheduler(pid)),
+        _t(lambda: os.sched_getparam(pid)),
+        _t(lambda: os.sched_rr_get_interval(pid)),
+        _t(lambda: _raw(252, 1, pid)),                 # ioprio_get(WHO_PROCESS, pid)
+        _t(lambda: os.kill(pid, 0)),
+    ]
 "#;
 
 /// Sessions live in the lineage pid namespace with the uid of every
@@ -409,10 +423,37 @@ fn sessions_cannot_limit_renice_or_own_other_processes_of_their_lineage() {
             .split(", ")
             .map(|x| x.trim_matches('\''))
             .collect();
-        assert_eq!(refused.len(), 14, "{v}");
+        assert_eq!(refused.len(), 16, "{v}");
         assert!(
             refused.iter().all(|r| *r == "EPERM"),
             "a session acted on {what} (pid {pid}): {v}"
+        );
+    }
+    // Reading another process by pid answers exactly as for a free pid,
+    // so nothing outside the session's own process can be probed.
+    let free = val(&env, &p, "xprobe(4194000)");
+    assert_eq!(free, format!("[{}]", ["'ESRCH'"; 9].join(", ")));
+    for pid in [1, child.session, child.victim] {
+        assert_eq!(
+            val(&env, &p, &format!("xprobe({pid})")),
+            free,
+            "probe of pid {pid}"
+        );
+    }
+    assert_eq!(
+        val(&env, &p, "[_t(lambda: os.getpgid(0)), _t(lambda: os.sched_getaffinity(0)), _t(lambda: os.getpriority(os.PRIO_PROCESS, 0))]"),
+        "['ok', 'ok', 'ok']"
+    );
+    // A branched session's programs hold none of its agent's fds either.
+    let fds = val(
+        &env,
+        &c,
+        "subprocess.run('ls /proc/self/fd', shell=True, close_fds=False, capture_output=True).stdout.split()",
+    );
+    for leaked in ["b'4'", "b'5'", "b'6'"] {
+        assert!(
+            !fds.contains(leaked),
+            "agent fd {leaked} reached a program of a branch: {fds}"
         );
     }
     // On itself, the same calls work.

@@ -165,7 +165,7 @@ def _place(pairs):
     other pair's destination."""
     tmp = [(fcntl_dup(src), dst) for src, dst in pairs]
     for t, dst in tmp:
-        os.dup2(t, dst)
+        os.dup2(t, dst, inheritable=False)
         os.close(t)
 
 

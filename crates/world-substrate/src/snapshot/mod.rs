@@ -108,7 +108,8 @@
 //!   guard lets a session signal itself, its own process group, and
 //!   processes and sessions of its own world (its subprocesses: Python's
 //!   `terminate()`/`kill()` work), delivering through a pidfd so a
-//!   recycled pid can never redirect a signal; anything else gets `EPERM`.
+//!   recycled pid can never redirect a signal; anything else gets `ESRCH`,
+//!   as a free pid does.
 //!   Templates call `setsid`, so a session's `kill(0)` never reaches its
 //!   snapshots. Design, why landlock signal scoping does not fit a lineage
 //!   (domains only nest, 16 deep), and what a signalled process sees:

@@ -91,12 +91,14 @@ const PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE: libc::c_ulong = 0xFF06;
 const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
 const PIDFD_INFO_PID: u64 = 1;
 
-/// Syscalls whose target the guard checks: the signals, and every call
-/// that acts on another process named by pid (limits, priority,
-/// scheduling, I/O priority, memory placement, robust futex lists).
+/// Syscalls whose target the guard checks: the signals, every call that
+/// acts on another process named by pid (limits, priority, scheduling,
+/// I/O priority, memory placement, robust futex lists), and the calls
+/// that read something of a process by pid (which would tell whether
+/// that pid exists).
 /// `fcntl` is checked too, for `F_SETOWN` and `F_SETOWN_EX` only (see
 /// [`notify_program`]).
-const GUARDED: [libc::c_long; 16] = [
+const GUARDED: [libc::c_long; 25] = [
     libc::SYS_kill,
     libc::SYS_tkill,
     libc::SYS_tgkill,
@@ -113,6 +115,15 @@ const GUARDED: [libc::c_long; 16] = [
     libc::SYS_migrate_pages,
     libc::SYS_move_pages,
     libc::SYS_get_robust_list,
+    libc::SYS_getpgid,
+    libc::SYS_getsid,
+    libc::SYS_getpriority,
+    libc::SYS_sched_getscheduler,
+    libc::SYS_sched_getparam,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_sched_getattr,
+    libc::SYS_sched_rr_get_interval,
+    libc::SYS_ioprio_get,
 ];
 
 /// `fcntl` commands that make the kernel signal a pid or group (SIGIO,
@@ -495,7 +506,11 @@ impl Guard {
         let int = |i: usize| a[i] as i32;
         let in_world = |pfd: &OwnedFd| world.is_some() && self.world_of(pfd) == world;
         let target = |pid: i32, thread: bool| -> Result<OwnedFd, Verdict> {
-            let p = pidfd(pid, if thread { PIDFD_THREAD } else { 0 }).map_err(Verdict::Errno)?;
+            // Every failure reads as a free pid: pidfd_open's EINVAL for a
+            // thread that leads no group would otherwise tell that it
+            // exists.
+            let p = pidfd(pid, if thread { PIDFD_THREAD } else { 0 })
+                .map_err(|_| Verdict::Errno(libc::ESRCH))?;
             if in_world(&p) {
                 Ok(p)
             } else {
@@ -517,7 +532,26 @@ impl Guard {
                 Verdict::Errno(libc::EPERM)
             }
         };
+        // Reads of another process answer as for a free pid.
+        let read_own = |pid: i32| {
+            if own(pid) {
+                Verdict::Continue
+            } else {
+                Verdict::Errno(libc::ESRCH)
+            }
+        };
         match nr {
+            libc::SYS_getpgid
+            | libc::SYS_getsid
+            | libc::SYS_sched_getscheduler
+            | libc::SYS_sched_getparam
+            | libc::SYS_sched_getaffinity
+            | libc::SYS_sched_getattr
+            | libc::SYS_sched_rr_get_interval => read_own(int(0)),
+            libc::SYS_getpriority if int(0) == libc::PRIO_PROCESS as i32 => read_own(int(1)),
+            libc::SYS_getpriority => Verdict::Errno(libc::ESRCH),
+            libc::SYS_ioprio_get if int(0) == 1 => read_own(int(1)),
+            libc::SYS_ioprio_get => Verdict::Errno(libc::ESRCH),
             libc::SYS_prlimit64
             | libc::SYS_sched_setscheduler
             | libc::SYS_sched_setparam
