@@ -53,6 +53,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod bench;
 pub mod btrfs;
 pub mod capture;

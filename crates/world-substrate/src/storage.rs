@@ -160,25 +160,26 @@ fn run(tool: &'static str, cmd: &mut Command) -> Result<(), StorageError> {
 
 /// Creates (first use) and mounts the btrfs store; idempotent. Serialised
 /// across processes by a lock file.
-pub fn ensure_mounted(l: &Layout, size_mib: u64) -> Result<(), StorageError> {
+///
+/// No host user but root may enter the state directory or the store; world
+/// inits (host uid `uid_base`) may pass through to their roots (see
+/// [`crate::access`]). The store is mounted `nosuid,nodev`, so nothing a
+/// world writes there can be a setuid program or a device for the host.
+pub fn ensure_mounted(l: &Layout, size_mib: u64, uid_base: u32) -> Result<(), StorageError> {
     let mp = l.mount_point();
+    // Checked on every call (a stat), so a state directory made by an
+    // older version is closed too.
+    if l.state.exists() && !crate::access::is_passage(&l.state) {
+        crate::access::passage_for(&l.state, uid_base).map_err(io_err("restrict state dir"))?;
+    }
     if is_mounted(&mp) {
         return Ok(());
     }
     for d in [&l.state, &l.run, &mp] {
         fs::create_dir_all(d).map_err(io_err("create dirs"))?;
     }
-    // World inits run as the world uid range and must traverse the state
-    // dir to bind their root subvolume.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let m = fs::metadata(&l.state).map_err(io_err("stat state dir"))?;
-        if m.permissions().mode() & 0o001 == 0 {
-            let mode = m.permissions().mode() | 0o011;
-            fs::set_permissions(&l.state, fs::Permissions::from_mode(mode))
-                .map_err(io_err("chmod state dir"))?;
-        }
-    }
+    crate::access::passage_for(&l.state, uid_base).map_err(io_err("restrict state dir"))?;
+
     for d in [
         "meta/images",
         "meta/worlds",
@@ -188,6 +189,7 @@ pub fn ensure_mounted(l: &Layout, size_mib: u64) -> Result<(), StorageError> {
     ] {
         fs::create_dir_all(l.state.join(d)).map_err(io_err("create dirs"))?;
     }
+    crate::access::private_dir(&l.state.join("meta")).map_err(io_err("restrict meta dir"))?;
     let _lock = Lock::take(&l.state.join("lock")).map_err(io_err("lock"))?;
     if is_mounted(&mp) {
         return Ok(());
@@ -204,13 +206,18 @@ pub fn ensure_mounted(l: &Layout, size_mib: u64) -> Result<(), StorageError> {
         )?;
         fs::rename(&tmp, &img).map_err(io_err("rename image"))?;
     }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&img, fs::Permissions::from_mode(0o600))
+            .map_err(io_err("restrict store image"))?;
+    }
     run(
         "mount",
         Command::new("mount")
             .arg("-t")
             .arg("btrfs")
             .arg("-o")
-            .arg("loop,noatime")
+            .arg("loop,noatime,nosuid,nodev")
             .arg(&img)
             .arg(&mp),
     )?;
@@ -218,6 +225,12 @@ pub fn ensure_mounted(l: &Layout, size_mib: u64) -> Result<(), StorageError> {
     let _ = loop_direct_io(&mp);
     for d in ["images", "worlds", "snapshots"] {
         fs::create_dir_all(mp.join(d)).map_err(io_err("create dirs"))?;
+    }
+    for d in [mp.clone(), mp.join("worlds")] {
+        crate::access::passage_for(&d, uid_base).map_err(io_err("restrict store dir"))?;
+    }
+    for d in [mp.join("images"), mp.join("snapshots")] {
+        crate::access::private_dir(&d).map_err(io_err("restrict store dir"))?;
     }
     btrfs::quota_enable(&mp).map_err(io_err("enable quota"))?;
     Ok(())

@@ -363,3 +363,86 @@ fn planted_modules_do_not_run_in_sessions_and_agent_fds_stay_inside() {
         );
     }
 }
+
+/// A local host user who is not root cannot list or read world files, the
+/// store image or the records, and cannot run a setuid program a world
+/// planted (owned by the world's root, a host uid). World inits still
+/// reach their roots (every world test creates worlds).
+#[test]
+fn host_users_cannot_reach_world_files_or_gain_a_worlds_uid() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let id = env.create();
+    let state = env.sub.config().state_dir.clone();
+    // The state directory's parent is as open as /var/lib is.
+    std::fs::set_permissions(
+        state.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let o = env.sh(
+        &id,
+        "echo S3CRET > /work/secret && cp /usr/bin/id /work/suid-id && chmod 4755 /work/suid-id && ls -ln /work/suid-id",
+    );
+    assert!(out(&o).starts_with("-rwsr-xr-x"), "{}", out(&o));
+    let root = env.sub.world_root(&id);
+    assert!(root.join("work/suid-id").exists());
+    let nobody = |script: &str| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+                script,
+            ])
+            .output()
+            .unwrap()
+    };
+    for (what, script) in [
+        ("list the state dir", format!("ls {}", state.display())),
+        (
+            "list the worlds",
+            format!("ls {}/fs/worlds", state.display()),
+        ),
+        (
+            "read a world's file",
+            format!("cat {}/work/secret", root.display()),
+        ),
+        (
+            "read the store image",
+            format!("head -c 64 {}/storage.img >/dev/null", state.display()),
+        ),
+        (
+            "read the records",
+            format!("ls {}/meta/worlds", state.display()),
+        ),
+        (
+            "run a planted setuid program",
+            format!("{}/work/suid-id -u", root.display()),
+        ),
+    ] {
+        let o = nobody(&format!("{script} && echo REACHED"));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            !text.contains("REACHED") && !text.contains("S3CRET") && !text.contains("1000000000"),
+            "a host user could {what}: {text} {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // Even reached by some other way, nothing on the store is setuid or a
+    // device for the host.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let store = format!(" {}/fs ", state.display());
+    let line = info
+        .lines()
+        .find(|l| l.contains(&store))
+        .expect("store mounted");
+    let opts = line.split_whitespace().nth(5).unwrap();
+    assert!(opts.contains("nosuid") && opts.contains("nodev"), "{line}");
+}

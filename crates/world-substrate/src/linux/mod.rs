@@ -49,7 +49,7 @@ impl LinuxSubstrate {
     }
 
     fn ensure_storage(&self) -> Result<()> {
-        storage::ensure_mounted(&self.layout, self.cfg.storage_size_mib)?;
+        storage::ensure_mounted(&self.layout, self.cfg.storage_size_mib, self.cfg.uid_base)?;
         Ok(())
     }
 

@@ -1176,7 +1176,11 @@ impl LinuxSubstrate {
     /// removed. Worlds whose init died stay listed as dead (destroy
     /// them).
     pub fn repair(&self) -> Result<RepairReport> {
-        crate::storage::ensure_mounted(self.layout(), self.config().storage_size_mib)?;
+        crate::storage::ensure_mounted(
+            self.layout(),
+            self.config().storage_size_mib,
+            self.config().uid_base,
+        )?;
         let l = self.layout().clone();
         let mut rep = RepairReport::default();
         for (path, j) in stale_journals(&l) {
