@@ -86,15 +86,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), Error> {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Io(format!("create {}", dir.display()), e))?;
         }
-        let _ = std::fs::remove_file(path);
-        let unix = UnixListener::bind(path)
-            .map_err(|e| Error::Io(format!("bind {}", path.display()), e))?;
-        // Only root (the daemon's user) may talk to the socket.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| Error::Io(format!("chmod {}", path.display()), e))?;
-        }
+        let unix = bind_private(path)?;
         let mut rx = stop_rx.clone();
         servers.push(tokio::spawn(
             axum::serve(unix, app.clone())
@@ -146,4 +138,33 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Binds the API's Unix socket at `path` so that only the daemon's user
+/// can ever connect: it is bound inside a fresh 0700 directory beside
+/// `path`, made 0600 there, and only then renamed into place (a socket
+/// bound at `path` directly would be open to everyone between `bind` and
+/// `chmod`).
+fn bind_private(path: &std::path::Path) -> Result<UnixListener, Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |what: &str, p: &std::path::Path| {
+        let what = format!("{what} {}", p.display());
+        move |e| Error::Io(what, e)
+    };
+    let dir = path.with_extension(format!("bind.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io("create", &dir))?;
+    let tmp = dir.join("api.sock");
+    let bound = (|| {
+        let unix = UnixListener::bind(&tmp).map_err(io("bind", &tmp))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("chmod", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(io("move the socket to", path))?;
+        Ok(unix)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    bound
 }

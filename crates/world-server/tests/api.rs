@@ -223,6 +223,18 @@ fn worlds_exec_code_snapshot_branch_through_the_api() {
     let r = d.unix("GET", &format!("/v1/worlds/{id}"), None);
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["id"], id.as_str());
+    // Only the daemon's user may connect: the socket is 0600 (bound in a
+    // private directory, then moved into place) and nothing of the
+    // binding is left beside it.
+    let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode");
+    let left: Vec<_> = std::fs::read_dir(d.socket().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".bind."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 
     // Records: entities and branches of what we did.
     let ents = d.ok("GET", "/v1/entities?type=sandbox", None, 200);

@@ -446,3 +446,57 @@ fn host_users_cannot_reach_world_files_or_gain_a_worlds_uid() {
     let opts = line.split_whitespace().nth(5).unwrap();
     assert!(opts.contains("nosuid") && opts.contains("nodev"), "{line}");
 }
+
+/// A world's /proc is masked the way container runtimes mask it: the
+/// files that tell about the host's kernel, timers, tasks and keys read
+/// as empty, host-hardware directories are empty, and the kernel's
+/// tunables are read-only. /proc/self and the world's own processes stay.
+#[test]
+fn proc_is_masked_like_a_container_runtimes() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let mut checked = 0;
+    for f in [
+        "kcore",
+        "keys",
+        "key-users",
+        "timer_list",
+        "timer_stats",
+        "sched_debug",
+        "latency_stats",
+        "sysrq-trigger",
+    ] {
+        if !std::path::Path::new("/proc").join(f).exists() {
+            continue;
+        }
+        checked += 1;
+        let o = env.sh(&id, &format!("head -c 65536 /proc/{f} 2>/dev/null | wc -c"));
+        assert_eq!(out(&o).trim(), "0", "/proc/{f} shows the host");
+    }
+    assert!(
+        checked >= 2,
+        "the host has too few of the masked files to check"
+    );
+    for d in ["acpi", "scsi", "asound"] {
+        if std::path::Path::new("/proc").join(d).is_dir() {
+            let o = env.sh(&id, &format!("ls -A /proc/{d} | wc -l"));
+            assert_eq!(out(&o).trim(), "0", "/proc/{d} is not empty");
+        }
+    }
+    let o = env.sh(
+        &id,
+        "echo x > /proc/sys/kernel/hostname 2>&1; echo 1 > /proc/sys/vm/drop_caches 2>&1; true",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("Read-only file system").count(), 2, "{err}");
+    // What belongs to the world still works.
+    let o = env.sh(
+        &id,
+        "cat /proc/self/status | head -1; ls /proc/1/ns | wc -l",
+    );
+    assert!(out(&o).starts_with("Name:\tcat\n"), "{}", out(&o));
+}

@@ -15,6 +15,26 @@ use crate::sys::{self, mount};
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// Files of a world's /proc that tell about the host (kernel memory,
+/// timers and tasks of every CPU, keys, latency traces) or act on it
+/// (sysrq): each is covered by the empty, read-only file of the stage, as
+/// container runtimes mask them. Missing ones are skipped.
+pub const MASKED_PROC_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "latency_stats",
+    "sysrq-trigger",
+];
+/// Directories of a world's /proc hidden under an empty read-only tmpfs.
+pub const MASKED_PROC_DIRS: &[&str] = &["acpi", "scsi", "asound"];
+/// Directories of a world's /proc made read-only (kernel tunables, IRQ
+/// affinities, buses, file systems).
+pub const READ_ONLY_PROC: &[&str] = &["sys", "irq", "bus", "fs"];
+
 /// Mount flags that the kernel locks on a bind mount in a user namespace and
 /// that therefore must be repeated on a remount.
 fn locked_flags(p: &Path) -> io::Result<libc::c_ulong> {
@@ -71,6 +91,7 @@ pub fn stage(stage: &Path, binds: &[String]) -> io::Result<()> {
         fs::create_dir(stage.join(d))?;
     }
     mount(None, &stage.join("proc"), Some("proc"), nse, None)?;
+    mask_proc(stage, &stage.join("proc"))?;
     build_dev(&stage.join("dev"))?;
     build_sys(&stage.join("sys"))
 }
@@ -96,6 +117,37 @@ pub fn enter(root: &Path, stage: &Path, binds: &[String]) -> io::Result<()> {
     }
     sys::pivot_to(root)?;
     remount(Path::new("/"), libc::MS_NOSUID | libc::MS_NODEV)?;
+    Ok(())
+}
+
+/// Masks the host-revealing parts of the fresh /proc at `proc` (see
+/// [`MASKED_PROC_FILES`], [`MASKED_PROC_DIRS`], [`READ_ONLY_PROC`]). The
+/// mounts move with /proc into the root.
+fn mask_proc(stage: &Path, proc: &Path) -> io::Result<()> {
+    let ro = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // One empty, read-only file on the stage's tmpfs covers every file.
+    let empty = stage.join("empty");
+    fs::File::create(&empty)?;
+    for f in MASKED_PROC_FILES {
+        let p = proc.join(f);
+        if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+            mount(Some(&empty), &p, None, libc::MS_BIND, None)?;
+            remount(&p, ro)?;
+        }
+    }
+    for d in MASKED_PROC_DIRS {
+        let p = proc.join(d);
+        if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            mount(None, &p, Some("tmpfs"), ro, Some("size=0,mode=555"))?;
+        }
+    }
+    for d in READ_ONLY_PROC {
+        let p = proc.join(d);
+        if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            mount(Some(&p), &p, None, libc::MS_BIND | libc::MS_REC, None)?;
+            remount(&p, ro)?;
+        }
+    }
     Ok(())
 }
 
