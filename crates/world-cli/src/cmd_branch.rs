@@ -161,13 +161,24 @@ pub fn snapshots(via: &Via, out: &Out, cmd: Option<SnapshotsCmd>) -> Result<()> 
                             s.world.to_string(),
                             s.sessions.join(","),
                             format!("{:.2}", s.snapshot_ms),
+                            s.template_memory_bytes
+                                .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1048576.0)),
+                            s.template_pids.map_or("-".into(), |p| p.to_string()),
                         ]
                     })
                     .collect();
                 out!(
                     "{}",
                     table(
-                        &["snapshot", "name", "world", "sessions", "snapshot_ms"],
+                        &[
+                            "snapshot",
+                            "name",
+                            "world",
+                            "sessions",
+                            "snapshot_ms",
+                            "templates_mib",
+                            "template_pids",
+                        ],
                         &rows
                     )
                 );

@@ -6,7 +6,7 @@ mod common;
 
 use common::{is_root, out, Env};
 use world_substrate::snapshot::BranchOptions;
-use world_substrate::WorldId;
+use world_substrate::{Substrate, WorldId};
 
 fn val(env: &Env, id: &WorldId, code: &str) -> String {
     let r = env
@@ -477,4 +477,48 @@ fn sessions_cannot_limit_renice_or_own_other_processes_of_their_lineage() {
     let b2 = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
     assert_eq!(b2.children.len(), 2);
     assert_eq!(val(&env, &b2.children[1], "1 + 1"), "2");
+}
+
+/// A snapshot's templates are forks of its sessions, so they run code of
+/// the world (here a fork hook that starts a thread which allocates
+/// 400 MB a moment later). They wait under the world's own limits, which
+/// hold after the world is destroyed, and `snapshot_info` shows what they
+/// use. The old code left them in an unlimited cgroup: the template held
+/// the 400 MB past the world's 128 MB limit.
+#[test]
+fn snapshot_templates_run_under_the_worlds_limits() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use world_substrate::{CreateOptions, Limits};
+    let env = Env::new();
+    let id = env.create_with(CreateOptions {
+        limits: Limits {
+            mem_size_mib: 128,
+            pids_max: 64,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    val(
+        &env,
+        &id,
+        "import os, threading, time\n\
+         def _hog():\n    time.sleep(1.0)\n    globals()['hog'] = b'x' * (400 << 20)\n\
+         os.register_at_fork(after_in_child=lambda: threading.Thread(target=_hog, daemon=True).start())",
+    );
+    let s = env.sub.snapshot(&id, None).unwrap();
+    env.sub.destroy(&id).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let info = env.sub.snapshot_info(&s.id).unwrap();
+    let mem = info
+        .template_memory_bytes
+        .expect("template memory is reported");
+    assert!(
+        mem <= 128 << 20,
+        "templates hold {} MiB past the world's 128 MiB limit",
+        mem >> 20
+    );
+    assert!(info.template_pids.is_some());
 }

@@ -407,10 +407,19 @@ pub struct SnapshotInfo {
     pub snapshot_ms: f64,
     /// Things the user may lose (non-session processes, ...).
     pub warnings: Vec<String>,
+    /// Memory its templates (the waiting forks of its sessions) use now,
+    /// bytes. They run in their own cgroup under the world's limits, which
+    /// outlives the world until the snapshot is deleted.
+    #[serde(default)]
+    pub template_memory_bytes: Option<u64>,
+    /// Processes its templates hold now (under the world's pids limit).
+    #[serde(default)]
+    pub template_pids: Option<u64>,
 }
 
 impl SnapshotInfo {
-    fn from_record(r: &SnapshotRecord, warnings: Vec<String>) -> Self {
+    fn from_record(r: &SnapshotRecord, warnings: Vec<String>, cgroup_name: &str) -> Self {
+        let cg = crate::cgroup::WorldCgroup::open(cgroup_name, &ops::snap_cgroup(&r.id));
         SnapshotInfo {
             id: r.id.clone(),
             name: r.name.clone(),
@@ -419,6 +428,8 @@ impl SnapshotInfo {
             created_at: r.created_at,
             snapshot_ms: r.snapshot_ms,
             warnings,
+            template_memory_bytes: cg.memory_bytes(),
+            template_pids: cg.pids_current(),
         }
     }
 }

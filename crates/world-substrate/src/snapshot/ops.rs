@@ -57,7 +57,9 @@ fn staging_dir(l: &crate::storage::Layout) -> PathBuf {
     l.mount_point().join("staging")
 }
 
-fn snap_cgroup(id: &str) -> String {
+/// The cgroup a snapshot's templates wait in: `snap.<id>`, under the
+/// limits of the world they were taken from.
+pub(crate) fn snap_cgroup(id: &str) -> String {
     format!("snap.{id}")
 }
 
@@ -349,7 +351,11 @@ impl LinuxSubstrate {
             }
         }
         trace("snapshot: locks", t0);
-        let scg = WorldCgroup::create_plain(&self.config().cgroup_name, &snap_cgroup(sid))?;
+        // Templates run code of the world (a fork hook, a thread): they
+        // wait under the world's own memory, pids and CPU limits, which
+        // hold after the world is destroyed too (see `world snapshots`).
+        let (scg, _) =
+            WorldCgroup::create(&self.config().cgroup_name, &snap_cgroup(sid), &rec.limits)?;
         let run = self.layout().snapshot_run(sid);
         fs::create_dir_all(&run).map_err(|e| WorldError::Io("create snapshot dir", e))?;
         let mut taken = Vec::new();
@@ -457,7 +463,11 @@ impl LinuxSubstrate {
         };
         sr.save(self.layout())
             .map_err(|e| WorldError::Io("save snapshot record", e))?;
-        Ok(SnapshotInfo::from_record(&sr, warnings))
+        Ok(SnapshotInfo::from_record(
+            &sr,
+            warnings,
+            &self.config().cgroup_name,
+        ))
     }
 
     /// Finds a snapshot by id or name.
@@ -465,6 +475,7 @@ impl LinuxSubstrate {
         Ok(SnapshotInfo::from_record(
             &self.snapshot_record(snap)?,
             vec![],
+            &self.config().cgroup_name,
         ))
     }
 
@@ -488,7 +499,7 @@ impl LinuxSubstrate {
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
         Ok(SnapshotRecord::all(self.layout())
             .iter()
-            .map(|r| SnapshotInfo::from_record(r, vec![]))
+            .map(|r| SnapshotInfo::from_record(r, vec![], &self.config().cgroup_name))
             .collect())
     }
 
