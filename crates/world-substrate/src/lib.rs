@@ -75,6 +75,12 @@ mod sys;
 pub mod types;
 
 pub use config::{SubstrateConfig, DEFAULT_UID_BASE};
+
+/// The OOM score (`oom_score_adj`) of every process of a lineage, set by
+/// the launcher as host root and inherited: the kernel's OOM killer takes
+/// world processes before host services, and (where the launcher holds
+/// CAP_SYS_RESOURCE) none of them can lower it.
+pub const OOM_SCORE_ADJ: i32 = 500;
 pub use error::{Error, ExecError, Result, WorldError};
 pub use image::{ImageInfo, ImageKind};
 pub use linux::LinuxSubstrate;

@@ -500,3 +500,45 @@ fn proc_is_masked_like_a_container_runtimes() {
     );
     assert!(out(&o).starts_with("Name:\tcat\n"), "{}", out(&o));
 }
+
+/// Every process of a world (its init, its sessions, its commands) has
+/// the runtime's OOM score, so the OOM killer takes world processes
+/// before host services; and a command cannot lower it (where the host
+/// lets the launcher set the floor: root with CAP_SYS_RESOURCE).
+#[test]
+fn world_processes_are_oom_killed_first_and_cannot_lower_their_score() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    env.sub.run_code(&id, "default", "x = 1", None).unwrap();
+    let want = world_substrate::OOM_SCORE_ADJ.to_string();
+    let o = env.sh(&id, "sleep 30 & cat /proc/self/oom_score_adj");
+    assert_eq!(out(&o).trim(), want, "a command's score");
+    let cg = world_substrate::cgroup::WorldCgroup::open(&env.sub.config().cgroup_name, id.as_str());
+    let pids = cg.pids();
+    assert!(pids.len() >= 3, "init, session and sleep: {pids:?}");
+    for p in pids {
+        let adj = std::fs::read_to_string(format!("/proc/{p}/oom_score_adj")).unwrap_or_default();
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        if adj.is_empty() {
+            continue; // exited meanwhile
+        }
+        assert_eq!(adj.trim(), want, "{} (pid {p})", comm.trim());
+    }
+    // The floor is set only by a launcher holding CAP_SYS_RESOURCE (bit 24).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    if eff & (1 << 24) == 0 {
+        eprintln!("not checked here: this host withholds CAP_SYS_RESOURCE from root, so the launcher cannot set a floor");
+        return;
+    }
+    let o = env.sh(&id, "echo 0 > /proc/self/oom_score_adj; echo -1000 > /proc/self/oom_score_adj; cat /proc/self/oom_score_adj");
+    assert_eq!(out(&o).trim(), want, "a command lowered its score");
+}

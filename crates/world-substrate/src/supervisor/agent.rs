@@ -132,7 +132,6 @@ fn exec(conn: &OwnedFd, r: ExecRequest, fds: Vec<OwnedFd>, prog: &Program) -> Op
                     report(STEP_SETUP, libc::EBADF);
                 }
             }
-            let _ = std::fs::write("/proc/self/oom_score_adj", "500");
             // SAFETY: valid C string.
             if unsafe { libc::chdir(cwd_c.as_ptr()) } != 0 {
                 report(STEP_CWD, last_errno());

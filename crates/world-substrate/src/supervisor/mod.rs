@@ -124,10 +124,14 @@ fn launch(spec: &LineageSpec) -> Result<LaunchResult, String> {
     for f in &spec.cgroup_procs {
         std::fs::write(f, &me).map_err(|e| format!("join cgroup {}: {e}", f.display()))?;
     }
-    // Inherited by the manager and world inits; commands raise theirs to
-    // +500 and sessions to +300, so an OOM kill takes user processes, not
-    // an init. Lowering needs CAP_SYS_RESOURCE, which some hosts withhold.
-    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    // Every process of the lineage inherits this score, so the OOM killer
+    // takes world processes before host services (typically 0 or below).
+    // Written by host root holding CAP_SYS_RESOURCE, it is also the
+    // lineage's floor (`oom_score_adj_min`): no process of a world (none
+    // holds that capability in the host's user namespace) can go below
+    // it. Without the capability the score is still set, but the floor
+    // stays the caller's.
+    let _ = std::fs::write("/proc/self/oom_score_adj", crate::OOM_SCORE_ADJ.to_string());
     // The pool cgroup's procs files, opened here as host root for the
     // manager's shells (see `manager`); none if they cannot be opened.
     let pool_cg: Vec<std::os::fd::OwnedFd> = spec

@@ -59,7 +59,6 @@ pub fn start(argv: &[String], env: &[(String, String)], mut fds: Vec<OwnedFd>) -
         Ok(f) => OwnedFd::from(f),
         Err(e) => fail(format!("open lineage pid namespace: {e}")),
     };
-    let _ = std::fs::write("/proc/self/oom_score_adj", "300");
     for f in &cg {
         if let Err(e) = sys::write_all(f.as_raw_fd(), b"0") {
             fail(format!("join world cgroup: {e}"));
