@@ -542,3 +542,68 @@ fn world_processes_are_oom_killed_first_and_cannot_lower_their_score() {
     let o = env.sh(&id, "echo 0 > /proc/self/oom_score_adj; echo -1000 > /proc/self/oom_score_adj; cat /proc/self/oom_score_adj");
     assert_eq!(out(&o).trim(), want, "a command lowered its score");
 }
+
+/// `cp` out of a world reads at most what the world can hold (its disk
+/// limit): a world offering a huge sparse file (or an endless stream)
+/// gets a clear error, and the host keeps no more than the bound.
+#[test]
+fn copy_out_is_bounded_by_the_worlds_disk_limit() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let id = env
+        .sub
+        .create(&CreateOptions {
+            limits: Limits {
+                disk_mib: Some(64),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    // Each generation of branches may add up to the limit of its own
+    // data (the quota counts what a world does not share), so a
+    // grandchild can hold more than its limit in all.
+    let o = env.sh(&id, "mkdir /work/big && head -c 40M /dev/urandom > /work/big/a && echo small > /work/ok.txt && echo ok");
+    assert_eq!(
+        out(&o).trim(),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let c = env
+        .sub
+        .branch_world(&id, 1, &Default::default())
+        .unwrap()
+        .children[0]
+        .clone();
+    let o = env.sh(
+        &c,
+        "head -c 40M /dev/urandom > /work/big/b && du -sm --apparent-size /work/big | cut -f1",
+    );
+    let held: u64 = out(&o).trim().parse().unwrap_or(0);
+    assert!(
+        held >= 80,
+        "{} {}",
+        out(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let id = c;
+    let dst = tempfile::tempdir().unwrap();
+    env.sub.copy_out(&id, "/work/ok.txt", dst.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dst.path().join("ok.txt")).unwrap(),
+        "small\n"
+    );
+    let e = env.sub.copy_out(&id, "/work/big", dst.path()).unwrap_err();
+    assert!(format!("{e:?}").contains("larger than 64 MiB"), "{e:?}");
+    let got: u64 = std::fs::read_dir(dst.path().join("big"))
+        .unwrap()
+        .flatten()
+        .map(|f| f.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    assert!(got <= 64 << 20, "the host kept {got} bytes");
+}

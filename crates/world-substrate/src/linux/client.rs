@@ -136,7 +136,16 @@ pub fn copy_in(s: &LinuxSubstrate, id: &WorldId, host_src: &Path, world_dir: &st
 }
 
 /// Streams a tar of `world_src` out into host directory `host_dir`.
-pub fn copy_out(s: &LinuxSubstrate, id: &WorldId, world_src: &str, host_dir: &Path) -> Result<()> {
+///
+/// At most `max` bytes of archive are read: past that the copy stops with
+/// an error, keeping what was written (a world can stream without end).
+pub fn copy_out(
+    s: &LinuxSubstrate,
+    id: &WorldId,
+    world_src: &str,
+    host_dir: &Path,
+    max: u64,
+) -> Result<()> {
     std::fs::create_dir_all(host_dir).map_err(|e| WorldError::Io("create copy destination", e))?;
     let conn = connect(s, id)?;
     let (r, w) = stream_pair()?;
@@ -147,17 +156,53 @@ pub fn copy_out(s: &LinuxSubstrate, id: &WorldId, world_src: &str, host_dir: &Pa
     drop(w);
     // The archive comes from inside the world: the tar crate refuses
     // entries that would land outside `host_dir`; no ownership or setuid.
-    let mut ar = tar::Archive::new(File::from(r));
+    let mut ar = tar::Archive::new(Bounded {
+        inner: File::from(r),
+        left: max,
+        max,
+    });
     ar.set_preserve_permissions(false);
     ar.set_preserve_ownerships(false);
     ar.set_unpack_xattrs(false);
     let unpacked = ar.unpack(host_dir);
-    let mut rest = ar.into_inner();
-    let _ = std::io::copy(&mut rest, &mut std::io::sink());
-    let _ = rest.read(&mut [0u8; 1]);
-    finish_done(&conn)?;
+    let mut rest = ar.into_inner().inner;
+    if unpacked.is_ok() {
+        let _ = std::io::copy(&mut rest, &mut std::io::sink());
+        let _ = rest.read(&mut [0u8; 1]);
+    }
+    // Past the bound (or on any error) the stream is dropped unread: the
+    // world's writer gets EPIPE and the copy ends.
+    drop(rest);
+    let done = finish_done(&conn);
     unpacked.map_err(|e| WorldError::Io("unpack copied files", e))?;
-    Ok(())
+    done
+}
+
+/// A reader that fails once more than `max` bytes were asked of it.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    max: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // One byte more than allowed means the archive is too big.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(format!(
+                    "the copy is larger than {} MiB (the world's disk limit); stopped",
+                    self.max >> 20
+                ))),
+            };
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Health check of the control socket.

@@ -303,7 +303,16 @@ impl Substrate for LinuxSubstrate {
     }
 
     fn copy_out(&self, id: &WorldId, world_src: &str, host_dir: &Path) -> Result<()> {
-        client::copy_out(self, id, world_src, host_dir)
+        // No more than the world can hold: its disk limit (sparse files
+        // could claim far more), or 4 GiB for a world without one.
+        let rec = WorldRecord::load(&self.layout, id)?;
+        let max = rec
+            .limits
+            .disk_mib
+            .filter(|m| *m > 0)
+            .unwrap_or(4096)
+            .saturating_mul(1 << 20);
+        client::copy_out(self, id, world_src, host_dir, max)
     }
 
     fn destroy(&self, id: &WorldId) -> Result<()> {
