@@ -607,3 +607,45 @@ fn copy_out_is_bounded_by_the_worlds_disk_limit() {
         .sum();
     assert!(got <= 64 << 20, "the host kept {got} bytes");
 }
+
+/// Per-user kernel limits of world code are charged to the worlds' uid,
+/// not to host root: a world that opens inotify instances until the
+/// kernel refuses leaves host root able to open its own. (The lineage's
+/// user namespace used to be owned by host root, who then ran out.)
+#[test]
+fn per_user_kernel_limits_of_worlds_do_not_touch_host_root() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let hog = r#"cat > /tmp/hog.py <<'PY'
+import ctypes, time
+l = ctypes.CDLL(None, use_errno=True)
+n = 0
+while l.inotify_init() >= 0:
+    n += 1
+open("/tmp/hogged", "w").write(str(n))
+time.sleep(30)
+PY
+python3 /tmp/hog.py >/dev/null 2>&1 &
+for i in $(seq 100); do [ -s /tmp/hogged ] && break; sleep 0.1; done
+cat /tmp/hogged"#;
+    let o = env.sh(&id, hog);
+    let held: u64 = out(&o).trim().parse().unwrap_or(0);
+    assert!(
+        held > 0,
+        "the world opened no inotify instance: {}",
+        out(&o)
+    );
+    // SAFETY: inotify_init1 takes a flag and returns a new fd or -1.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    let err = std::io::Error::last_os_error();
+    assert!(
+        fd >= 0,
+        "host root cannot open an inotify instance after a world held {held}: {err}"
+    );
+    // SAFETY: closing the fd just opened.
+    unsafe { libc::close(fd) };
+}

@@ -209,6 +209,29 @@ fn unsharer(
     rdy: std::os::fd::OwnedFd,
     pool_cg: Vec<std::os::fd::OwnedFd>,
 ) -> ! {
+    // The lineage's user namespace is owned by the worlds' root uid, not
+    // by host root: the kernel charges per-user limits of everything
+    // inside it (inotify instances and watches, user namespaces, ...) to
+    // its owner, so worlds can exhaust only their own budget, never host
+    // root's. Dropping root here costs nothing: the creator gets every
+    // capability in the new namespace, and what needs host root (cgroup
+    // files, the listener) was opened before.
+    let base = spec.uid_base;
+    // SAFETY: setgroups, setresgid and setresuid with plain integers (an
+    // empty group list); single-threaded process.
+    let dropped = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setresgid(base, base, base) == 0
+            && libc::setresuid(base, base, base) == 0
+    };
+    if !dropped {
+        eprintln!(
+            "lineage {}: become uid {base}: {}",
+            spec.lineage,
+            std::io::Error::last_os_error()
+        );
+        sys::exit_now(1);
+    }
     // SAFETY: unshare with namespace flags; single-threaded process.
     if unsafe { libc::unshare(LINEAGE_NS) } != 0 {
         eprintln!(
