@@ -299,11 +299,12 @@ pub fn repair(engine: &Engine, out: &Out) -> Result<()> {
     out.emit(&r, || {
         let s = &r.substrate;
         outln!(
-            "removed {} half-made world(s), {} snapshot(s), {} orphaned subvolume(s), {} orphaned cgroup(s); thawed {} world(s); stopped {} lineage(s); {} dead world(s); {} record(s) marked lost",
+            "removed {} half-made world(s), {} snapshot(s), {} orphaned subvolume(s), {} orphaned cgroup(s); killed the processes of {} cgroup(s) no record names; thawed {} world(s); stopped {} lineage(s); {} dead world(s); {} record(s) marked lost",
             s.removed_worlds.len(),
             s.removed_snapshots.len(),
             s.removed_subvolumes.len(),
             s.removed_cgroups.len(),
+            s.killed_orphans.len(),
             s.thawed_worlds.len(),
             s.stopped_lineages.len(),
             s.dead_worlds.len(),

@@ -553,6 +553,55 @@ pub fn sweep_orphans(parent: &str, known: &dyn Fn(&str) -> bool, min_age: Durati
     removed
 }
 
+/// Our cgroups under `parent` (`w-*`, `snap.*`, `lineage.*`) that
+/// `known` does not name, are at least `min_age` old and hold processes
+/// for which `ours` is true: every process in them is SIGKILLed and the
+/// cgroup removed. For what a crash left running with no record (a
+/// lineage manager launched just before its creator was killed); `ours`
+/// must prove a process belongs to this store (several stores may share
+/// one cgroup parent). Returns the names removed.
+pub fn kill_orphans(
+    parent: &str,
+    known: &dyn Fn(&str) -> bool,
+    min_age: Duration,
+    ours: &dyn Fn(i32) -> bool,
+) -> Vec<String> {
+    let top = match detect() {
+        Mode::V2(root) => root.join(parent),
+        Mode::V1(ctls) => match ctls.first() {
+            Some((_, mp)) => mp.join(parent),
+            None => return Vec::new(),
+        },
+    };
+    let mut killed = Vec::new();
+    for e in fs::read_dir(&top).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let named = n.starts_with("w-") || n.starts_with("snap.") || n.starts_with("lineage.");
+        if !named || known(&n) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age);
+        if !old {
+            continue;
+        }
+        let cg = WorldCgroup::open(parent, &n);
+        let pids = cg.pids();
+        if pids.is_empty() || !pids.iter().any(|p| ours(*p)) {
+            continue;
+        }
+        if cg.kill_all(Duration::from_secs(2)).is_ok() {
+            let _ = cg.remove();
+            killed.push(n);
+        }
+    }
+    killed
+}
+
 /// Makes the cgroup migrations of the next moments cheap. Every write to
 /// `cgroup.procs` takes the kernel's global `cgroup_threadgroup_rwsem`
 /// for writing; when no writer was active for about one RCU grace period

@@ -483,4 +483,8 @@ pub struct RepairReport {
     pub thawed_worlds: Vec<WorldId>,
     /// Empty cgroups no world, snapshot or lineage owns, removed.
     pub removed_cgroups: Vec<String>,
+    /// Cgroups no record names whose processes (of this store) were
+    /// killed: what a crash left running.
+    #[serde(default)]
+    pub killed_orphans: Vec<String>,
 }

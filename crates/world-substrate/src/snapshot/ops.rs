@@ -52,6 +52,11 @@ const ROOT_WORKERS: usize = 16;
 /// recorded or joins them.
 pub(crate) const ORPHAN_CGROUP_AGE: Duration = Duration::from_secs(60);
 
+/// How old a cgroup holding processes of this store, but named by no
+/// record, must be before `repair` kills them: a create or branch in
+/// flight records its lineage and worlds well within this.
+pub(crate) const ORPHAN_PROCESS_AGE: Duration = Duration::from_secs(5);
+
 /// Where branch roots are created before they move to `worlds/<id>`.
 fn staging_dir(l: &crate::storage::Layout) -> PathBuf {
     l.mount_point().join("staging")
@@ -1179,6 +1184,36 @@ impl LinuxSubstrate {
         crate::cgroup::sweep_orphans(&self.config().cgroup_name, &known, min_age)
     }
 
+    /// Kills what runs in cgroups no record names (see
+    /// [`crate::cgroup::kill_orphans`]): a process is this store's when its
+    /// command line names a lineage socket under this store's run
+    /// directory (lineage managers, their signal guards and world inits
+    /// all carry the launch spec).
+    fn kill_orphan_processes(&self) -> Vec<String> {
+        let l = self.layout();
+        let known = |n: &str| -> bool {
+            if let Some(s) = n.strip_prefix("snap.") {
+                return l.snapshot_meta(s).exists();
+            }
+            if let Some(id) = n.strip_prefix("lineage.") {
+                let id = id.strip_suffix(".pool").unwrap_or(id);
+                return LineageRecord::load(l, id).is_some();
+            }
+            l.world_meta(n).exists()
+        };
+        let mark = l.run.join("lineages").to_string_lossy().into_owned();
+        let ours = |pid: i32| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&format!("\"sock\":\"{mark}/")))
+        };
+        crate::cgroup::kill_orphans(
+            &self.config().cgroup_name,
+            &known,
+            ORPHAN_PROCESS_AGE,
+            &ours,
+        )
+    }
+
     /// Repairs what a crash (e.g. `kill -9` during a branch) left behind.
     /// Call it once at startup, before other operations: half-made worlds
     /// and snapshots of dead operations are removed, subvolumes without a
@@ -1298,6 +1333,7 @@ impl LinuxSubstrate {
                 }
             }
         }
+        rep.killed_orphans = self.kill_orphan_processes();
         rep.removed_cgroups = self.sweep_cgroups(ORPHAN_CGROUP_AGE);
         rep.dead_worlds = self
             .list()?
