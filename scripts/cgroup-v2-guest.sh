@@ -45,6 +45,9 @@ add() { # SRC DEST
   done
 }
 add "$WORLD" /usr/bin/world
+if [ -x "$(dirname "$WORLD")/world-supervisor" ]; then
+  add "$(dirname "$WORLD")/world-supervisor" /usr/bin/world-supervisor
+fi
 add "$(command -v mkfs.btrfs)" /usr/sbin/mkfs.btrfs
 rm -f "$R/bin/mount"
 add "$(command -v mount)" /bin/mount

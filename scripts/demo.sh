@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 ./scripts/duckdb.sh
 . scripts/env.sh
-echo "demo: cargo build --release --bin world (about 4 minutes the first time on 2 cores)" >&2
-cargo build --release --bin world
+echo "demo: cargo build --release --bin world --bin world-supervisor (about 4 minutes the first time on 2 cores)" >&2
+cargo build --release --bin world --bin world-supervisor
 ./scripts/install.sh
 "$CARGO_TARGET_DIR/release/world" doctor
 exec "$CARGO_TARGET_DIR/release/world" demo "$@"

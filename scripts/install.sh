@@ -3,7 +3,7 @@
 # is on the user's PATH, plus the `duckdb` command-line tool the demo's
 # closing line names. Run by scripts/demo.sh after the build.
 #
-#   as root:   /usr/local/bin/world, /usr/local/lib/world-runtime/libduckdb.so
+#   as root:   /usr/local/bin/world, /usr/local/lib/world-runtime/{libduckdb.so,world-supervisor}
 #   otherwise: ~/.local/bin/world,   ~/.local/lib/world-runtime/libduckdb.so
 #   WORLD_PREFIX=/opt/world overrides the prefix.
 #
@@ -38,6 +38,10 @@ if [ "${DUCKDB_STATIC:-0}" = 0 ]; then
   put "$DUCKDB_LIB_DIR/LICENSE" "$PREFIX/lib/world-runtime/LICENSE.duckdb" 0644
 fi
 put "$BIN" "$PREFIX/bin/world" 0755
+# The lean program that runs lineage supervisors (no DuckDB to load).
+if [ -x "$CARGO_TARGET_DIR/release/world-supervisor" ]; then
+  put "$CARGO_TARGET_DIR/release/world-supervisor" "$PREFIX/lib/world-runtime/world-supervisor" 0755
+fi
 
 CLI="$WORLD_VENV/bin/duckdb"
 if [ -x "$CLI" ]; then
