@@ -161,6 +161,15 @@ const COMMON: &[(&str, i64)] = sys_table!(
     SYS_migrate_pages,
     SYS_move_pages,
     SYS_get_robust_list,
+    SYS_getpgid,
+    SYS_getsid,
+    SYS_getpriority,
+    SYS_sched_getscheduler,
+    SYS_sched_getparam,
+    SYS_sched_getaffinity,
+    SYS_sched_getattr,
+    SYS_sched_rr_get_interval,
+    SYS_ioprio_get,
 );
 
 #[cfg(target_arch = "x86_64")]

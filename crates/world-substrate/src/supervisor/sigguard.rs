@@ -93,12 +93,12 @@ const PIDFD_INFO_PID: u64 = 1;
 
 /// Syscalls whose target the guard checks: the signals, every call that
 /// acts on another process named by pid (limits, priority, scheduling,
-/// I/O priority, memory placement, robust futex lists), and the calls
-/// that read something of a process by pid (which would tell whether
-/// that pid exists).
+/// I/O priority, memory placement, robust futex lists), and the two
+/// reads whose pid is not their first argument (`getpriority`,
+/// `ioprio_get`). See also [`PID_READS`].
 /// `fcntl` is checked too, for `F_SETOWN` and `F_SETOWN_EX` only (see
 /// [`notify_program`]).
-const GUARDED: [libc::c_long; 25] = [
+const GUARDED: [libc::c_long; 18] = [
     libc::SYS_kill,
     libc::SYS_tkill,
     libc::SYS_tgkill,
@@ -115,15 +115,22 @@ const GUARDED: [libc::c_long; 25] = [
     libc::SYS_migrate_pages,
     libc::SYS_move_pages,
     libc::SYS_get_robust_list,
+    libc::SYS_getpriority,
+    libc::SYS_ioprio_get,
+];
+
+/// Calls that read something of a process named by their first argument
+/// (which would tell whether that pid exists). They reach the guard only
+/// for a pid other than 0: glibc and Python make them often with 0 (the
+/// caller), and a round trip each would slow every branch.
+const PID_READS: [libc::c_long; 7] = [
     libc::SYS_getpgid,
     libc::SYS_getsid,
-    libc::SYS_getpriority,
     libc::SYS_sched_getscheduler,
     libc::SYS_sched_getparam,
     libc::SYS_sched_getaffinity,
     libc::SYS_sched_getattr,
     libc::SYS_sched_rr_get_interval,
-    libc::SYS_ioprio_get,
 ];
 
 /// `fcntl` commands that make the kernel signal a pid or group (SIGIO,
@@ -170,27 +177,39 @@ pub(super) fn close_in_child() {
     }
 }
 
-/// The notifying filter: `USER_NOTIF` for every [`GUARDED`] call and for
+/// The notifying filter: `USER_NOTIF` for every [`GUARDED`] call, for the
+/// [`PID_READS`] with a pid other than 0, and for
 /// `fcntl(fd, F_SETOWN | F_SETOWN_EX, ..)`; everything else is allowed
 /// (the session's main filter has judged it already).
 fn notify_program() -> Vec<libc::sock_filter> {
     let ins = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let (ld, jeq, ret) = (0x20, 0x15, 0x06);
     let g = GUARDED.len();
-    // Layout: 0 ld nr | 1..=g jeq guarded | g+1 jeq fcntl | g+2 ld arg1 |
-    // g+3 jeq F_SETOWN | g+4 jeq F_SETOWN_EX | g+5 allow | g+6 notify.
-    let notify = g + 6;
-    let allow = g + 5;
+    let r = PID_READS.len();
+    // Layout: 0 ld nr | 1..=g jeq guarded | r blocks of 3: jeq read, ld
+    // arg0, jeq 0 | fcntl block of 4: jeq fcntl, ld arg1, jeq F_SETOWN,
+    // jeq F_SETOWN_EX | allow | notify.
+    let reads_at = 1 + g;
+    let fcntl_at = reads_at + 3 * r;
+    let allow = fcntl_at + 4;
+    let notify = allow + 1;
     let to = |from: usize, target: usize| (target - from - 1) as u8;
-    let mut f = vec![ins(0x20, 0, 0, 0)]; // ld nr
+    let mut f = vec![ins(ld, 0, 0, 0)]; // ld nr
     for (i, nr) in GUARDED.iter().enumerate() {
-        f.push(ins(0x15, to(i + 1, notify), 0, *nr as u32));
+        f.push(ins(jeq, to(i + 1, notify), 0, *nr as u32));
     }
-    f.push(ins(0x15, 0, to(g + 1, allow), libc::SYS_fcntl as u32));
-    f.push(ins(0x20, 0, 0, 24)); // ld args[1] (low word)
-    f.push(ins(0x15, to(g + 3, notify), 0, F_SETOWN as u32));
-    f.push(ins(0x15, to(g + 4, notify), 0, F_SETOWN_EX as u32));
-    f.push(ins(0x06, 0, 0, 0x7fff_0000)); // allow
-    f.push(ins(0x06, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
+    for (j, nr) in PID_READS.iter().enumerate() {
+        let at = reads_at + 3 * j;
+        f.push(ins(jeq, 0, 2, *nr as u32)); // not this call: next block
+        f.push(ins(ld, 0, 0, 16)); // ld args[0] (low word)
+        f.push(ins(jeq, to(at + 2, allow), to(at + 2, notify), 0));
+    }
+    f.push(ins(jeq, 0, to(fcntl_at, allow), libc::SYS_fcntl as u32));
+    f.push(ins(ld, 0, 0, 24)); // ld args[1] (low word)
+    f.push(ins(jeq, to(fcntl_at + 2, notify), 0, F_SETOWN as u32));
+    f.push(ins(jeq, to(fcntl_at + 3, notify), 0, F_SETOWN_EX as u32));
+    f.push(ins(ret, 0, 0, 0x7fff_0000)); // allow
+    f.push(ins(ret, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
     f
 }
 
@@ -751,13 +770,14 @@ mod tests {
         }
         assert_eq!(p[notify].k, libc::SECCOMP_RET_USER_NOTIF);
         assert_eq!(p[allow].k, 0x7fff_0000);
+        let f = 1 + g + 3 * PID_READS.len();
         // fcntl: not fcntl -> allow; F_SETOWN / F_SETOWN_EX -> notify.
-        assert_eq!(p[g + 1].k, libc::SYS_fcntl as u32);
-        assert_eq!(g + 1 + 1 + p[g + 1].jf as usize, allow);
-        assert_eq!(p[g + 2].k, 24);
-        assert_eq!(g + 3 + 1 + p[g + 3].jt as usize, notify);
-        assert_eq!(g + 4 + 1 + p[g + 4].jt as usize, notify);
-        assert_eq!((p[g + 3].k, p[g + 4].k), (8, 15));
+        assert_eq!(p[f].k, libc::SYS_fcntl as u32);
+        assert_eq!(f + 1 + p[f].jf as usize, allow);
+        assert_eq!(p[f + 1].k, 24);
+        assert_eq!(f + 2 + 1 + p[f + 2].jt as usize, notify);
+        assert_eq!(f + 3 + 1 + p[f + 3].jt as usize, notify);
+        assert_eq!((p[f + 2].k, p[f + 3].k), (8, 15));
     }
 
     /// Runs the filter program on a syscall the way the kernel would
@@ -783,11 +803,13 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Exactly the guarded calls, and fcntl with F_SETOWN(_EX), reach
-        /// the guard; every other call and fcntl command is allowed.
+        /// Exactly the guarded calls, the pid reads with a pid other than
+        /// 0, and fcntl with F_SETOWN(_EX) reach the guard; every other
+        /// call is allowed.
         #[test]
         fn only_guarded_calls_notify(nr in 0u32..460, args in proptest::array::uniform6(0u32..40)) {
             let want = GUARDED.contains(&(nr as libc::c_long))
+                || (PID_READS.contains(&(nr as libc::c_long)) && args[0] != 0)
                 || (nr == libc::SYS_fcntl as u32 && (args[1] == 8 || args[1] == 15));
             let got = run(&notify_program(), nr, args) == libc::SECCOMP_RET_USER_NOTIF;
             proptest::prop_assert_eq!(got, want);
