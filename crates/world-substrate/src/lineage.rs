@@ -116,9 +116,16 @@ pub struct LineageRecord {
 }
 
 impl LineageRecord {
-    /// Loads a record.
+    /// Loads the record of lineage `id`. Nothing is read for an `id` that
+    /// is not a lineage id (it names paths, cgroups and sockets), and a
+    /// record whose id is not the one asked for, or whose pid is not a
+    /// process id, is treated as no record.
     pub fn load(l: &Layout, id: &str) -> Option<LineageRecord> {
-        serde_json::from_slice(&fs::read(l.lineage_meta(id)).ok()?).ok()
+        if !valid_lineage_id(id) {
+            return None;
+        }
+        let r: LineageRecord = serde_json::from_slice(&fs::read(l.lineage_meta(id)).ok()?).ok()?;
+        (r.id == id && r.pid > 0).then_some(r)
     }
 
     /// Saves a record atomically.
@@ -156,6 +163,13 @@ impl LineageRecord {
     }
 }
 
+/// Whether `s` is a lineage id (`l-` + 12 hex digits, as [`random_id`]
+/// makes them).
+pub fn valid_lineage_id(s: &str) -> bool {
+    s.strip_prefix("l-")
+        .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// A fresh id with a prefix: `<prefix>-` + 12 hex digits.
 pub fn random_id(prefix: &str) -> String {
     let r = crate::types::WorldId::random();
@@ -172,4 +186,25 @@ pub fn cgroup_id(lineage: &str) -> String {
 /// class `SCHED_IDLE`, so making them never slows anything else down.
 pub fn pool_cgroup_id(lineage: &str) -> String {
     format!("lineage.{lineage}.pool")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lineage_ids_are_what_random_id_makes() {
+        assert!(valid_lineage_id(&random_id("l")));
+        for bad in [
+            "",
+            "l-",
+            "l-123",
+            "l-../../etc",
+            "w-0123456789ab",
+            "l-0123456789abc",
+            "l-0123456789aZ",
+        ] {
+            assert!(!valid_lineage_id(bad), "{bad}");
+        }
+    }
 }

@@ -54,7 +54,24 @@ impl WorldRecord {
     pub fn load(l: &Layout, id: &WorldId) -> Result<WorldRecord, WorldError> {
         let b = fs::read(l.world_meta(id.as_str()))
             .map_err(|_| WorldError::NotFound(id.to_string()))?;
-        serde_json::from_slice(&b).map_err(|_| WorldError::NotFound(id.to_string()))
+        let r: WorldRecord =
+            serde_json::from_slice(&b).map_err(|_| WorldError::NotFound(id.to_string()))?;
+        // Trusted only if well formed: its id is the one asked for, and the
+        // ids in it that reach paths, cgroups and sockets are valid
+        // (`WorldId`s are checked as they are read).
+        let ok = r.id == *id
+            && r.pid > 0
+            && r.lineage
+                .as_deref()
+                .is_none_or(crate::lineage::valid_lineage_id)
+            && r.snapshot
+                .as_deref()
+                .is_none_or(crate::snapshot::valid_snapshot_id);
+        if ok {
+            Ok(r)
+        } else {
+            Err(WorldError::NotFound(id.to_string()))
+        }
     }
 
     /// Saves a record atomically.
@@ -88,5 +105,52 @@ impl WorldRecord {
             .collect();
         ids.sort();
         ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(d: &std::path::Path) -> Layout {
+        Layout::new(&crate::SubstrateConfig::with_dirs(
+            d.join("state"),
+            d.join("run"),
+            vec![],
+        ))
+    }
+
+    /// A record read back from disk is trusted only when well formed:
+    /// planted or damaged ones are no record at all.
+    #[test]
+    fn only_well_formed_world_records_load() {
+        let d = tempfile::tempdir().unwrap();
+        let l = layout(d.path());
+        std::fs::create_dir_all(l.state.join("meta/worlds")).unwrap();
+        let id = WorldId::new("w-0123456789ab").unwrap();
+        let good = serde_json::json!({
+            "id": "w-0123456789ab", "image": "host",
+            "limits": {"vcpu_count": 1, "mem_size_mib": 64, "pids_max": 64, "disk_mib": 64},
+            "warnings": [], "create_ms": 1.0, "created_at": 0, "pid": 42, "start_time": 1,
+            "lineage": "l-0123456789ab", "snapshot": "s-0123456789ab",
+        });
+        let write = |v: &serde_json::Value| {
+            std::fs::write(l.world_meta(id.as_str()), v.to_string()).unwrap();
+        };
+        write(&good);
+        assert!(WorldRecord::load(&l, &id).is_ok());
+        for (field, bad) in [
+            ("id", serde_json::json!("w-ffffffffffff")),
+            ("id", serde_json::json!("../x")),
+            ("lineage", serde_json::json!("../../etc")),
+            ("snapshot", serde_json::json!("s-../x")),
+            ("parent", serde_json::json!("a/b")),
+            ("pid", serde_json::json!(0)),
+        ] {
+            let mut v = good.clone();
+            v[field] = bad.clone();
+            write(&v);
+            assert!(WorldRecord::load(&l, &id).is_err(), "{field} = {bad}");
+        }
     }
 }

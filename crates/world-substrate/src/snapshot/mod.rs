@@ -310,6 +310,7 @@
 mod collapse;
 mod ops;
 pub(crate) use ops::trace;
+pub(crate) use record::valid_snapshot_id;
 pub mod record;
 
 use std::time::Duration;

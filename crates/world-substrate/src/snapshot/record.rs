@@ -84,7 +84,7 @@ impl SnapshotRecord {
     /// See [`SnapshotRecord::load`].
     fn is_well_formed(&self, id: &str) -> bool {
         self.id == id
-            && WorldId::new(&self.lineage).is_some()
+            && crate::lineage::valid_lineage_id(&self.lineage)
             && self.sessions.iter().all(|s| crate::session::valid_name(s))
             && valid_snapshot_name(&self.name)
             && self.services.iter().all(|s| valid_snapshot_name(&s.name))
