@@ -258,3 +258,39 @@ fn repair_stops_what_killed_creates_left_running() {
     }
     assert!(left.is_empty(), "still running after repair: {left:?}");
 }
+
+/// A world keeps at most `WORLD_SNAPSHOTS_MAX` snapshots (each pins a
+/// subvolume and templates): the next is refused (exit 3, nothing made)
+/// until one is deleted; a bad value is a usage error.
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn snapshots_per_world_are_bounded() {
+    let Some(env) = Env::new() else { return };
+    let w = env.ok(&["create"]).trim().to_string();
+    let snap = |name: &str| {
+        env.cmd(&["snapshot", &w, "--name", name])
+            .env("WORLD_SNAPSHOTS_MAX", "2")
+            .output()
+            .unwrap()
+    };
+    assert!(snap("a").status.success());
+    assert!(snap("b").status.success());
+    let third = snap("c");
+    assert_eq!(third.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(err.contains("already keeps 2 snapshots"), "{err}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    env.ok(&["snapshots", "rm", "a"]);
+    assert!(snap("c").status.success());
+    let bad = env
+        .cmd(&["snapshot", &w])
+        .env("WORLD_SNAPSHOTS_MAX", "0")
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -35,6 +35,10 @@ pub struct SubstrateConfig {
     /// branch of N asks for min(N, this) after it); 0 turns the pool off.
     /// Default [`DEFAULT_POOL_MAX`].
     pub pool_max: usize,
+    /// Most snapshots one world may keep at once (each pins a subvolume
+    /// and its sessions' templates); the next is refused until one is
+    /// deleted. Default [`DEFAULT_SNAPSHOTS_MAX`].
+    pub snapshots_max: usize,
 }
 
 /// The program that runs lineage supervisors for the executable `exe`:
@@ -54,6 +58,9 @@ pub fn supervisor_program(exe: &std::path::Path) -> PathBuf {
     })
     .unwrap_or_else(|| exe.to_path_buf())
 }
+
+/// Default of [`SubstrateConfig::snapshots_max`].
+pub const DEFAULT_SNAPSHOTS_MAX: usize = 256;
 
 /// Default of [`SubstrateConfig::pool_max`]: enough for a branch of 128
 /// children. An idle shell costs about 0.1 MB (PSS, measured by `world
@@ -94,13 +101,14 @@ impl SubstrateConfig {
             uid_base: DEFAULT_UID_BASE,
             cgroup_name: "world-runtime".into(),
             pool_max: DEFAULT_POOL_MAX,
+            snapshots_max: DEFAULT_SNAPSHOTS_MAX,
         }
     }
 
     /// Applies the environment's overrides, for the programs at the edge
     /// (CLI, daemon): `WORLD_STATE_DIR`, `WORLD_RUN_DIR` (tests and
-    /// unprivileged experiments) and `WORLD_POOL_MAX` (see
-    /// [`Self::pool_max`]). Empty values are ignored; a bad number is an
+    /// unprivileged experiments), `WORLD_POOL_MAX` (see [`Self::pool_max`])
+    /// and `WORLD_SNAPSHOTS_MAX` (see [`Self::snapshots_max`]). Empty values are ignored; a bad number is an
     /// error that names the variable.
     pub fn apply_env(&mut self) -> Result<(), String> {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
@@ -119,6 +127,17 @@ impl SubstrateConfig {
                 .filter(|n| *n <= 1024)
                 .ok_or_else(|| {
                     format!("WORLD_POOL_MAX={v}: expected a number of world shells from 0 to 1024")
+                })?;
+        }
+        if let Some(v) = var("WORLD_SNAPSHOTS_MAX") {
+            let v = v.to_string_lossy();
+            self.snapshots_max = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    format!("WORLD_SNAPSHOTS_MAX={v}: expected a number of snapshots per world from 1 to 100000")
                 })?;
         }
         Ok(())

@@ -337,6 +337,9 @@ pub enum SnapshotError {
     /// The name is taken.
     #[error("a snapshot named '{0}' already exists")]
     NameTaken(String),
+    /// The world keeps as many snapshots as it may.
+    #[error("world '{0}' already keeps {1} snapshots, the most a world may (WORLD_SNAPSHOTS_MAX); delete some with `world snapshots rm`")]
+    TooMany(String, usize),
     /// Branch count out of range.
     #[error("branch count {0} out of range 1..={1}")]
     BadCount(usize, usize),

@@ -297,11 +297,13 @@ impl LinuxSubstrate {
         if !valid_snapshot_name(&name) {
             return Err(SnapshotError::InvalidName(name).into());
         }
-        if SnapshotRecord::all(self.layout())
-            .iter()
-            .any(|s| s.name == name)
-        {
+        let all = SnapshotRecord::all(self.layout());
+        if all.iter().any(|s| s.name == name) {
             return Err(SnapshotError::NameTaken(name).into());
+        }
+        let kept = all.iter().filter(|s| s.world == *id).count();
+        if kept >= self.config().snapshots_max {
+            return Err(SnapshotError::TooMany(id.to_string(), kept).into());
         }
         let journal = JournalGuard::begin(
             self.layout(),
