@@ -528,20 +528,9 @@ pub fn sweep_orphans(parent: &str, known: &dyn Fn(&str) -> bool, min_age: Durati
         Mode::V2(root) => vec![root.join(parent)],
         Mode::V1(ctls) => ctls.into_iter().map(|(_, mp)| mp.join(parent)).collect(),
     };
-    let ours = |n: &str| n.starts_with("w-") || n.starts_with("snap.") || n.starts_with("lineage.");
     let mut removed: Vec<String> = Vec::new();
     for top in tops {
-        for e in fs::read_dir(&top).into_iter().flatten().flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if !ours(&n) || known(&n) {
-                continue;
-            }
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age >= min_age);
+        for (n, e, old) in unknown_of_ours(&top, known, min_age) {
             let empty = fs::read_to_string(e.path().join("cgroup.procs"))
                 .is_ok_and(|p| p.trim().is_empty());
             // rmdir itself refuses a cgroup with processes or children.
@@ -551,6 +540,35 @@ pub fn sweep_orphans(parent: &str, known: &dyn Fn(&str) -> bool, min_age: Durati
         }
     }
     removed
+}
+
+/// The cgroups directly under `top` that are ours by name (`w-*`,
+/// `snap.*`, `lineage.*`) and that `known` does not name, each with
+/// whether it is at least `min_age` old.
+fn unknown_of_ours(
+    top: &Path,
+    known: &dyn Fn(&str) -> bool,
+    min_age: Duration,
+) -> Vec<(String, fs::DirEntry, bool)> {
+    let ours = |n: &str| n.starts_with("w-") || n.starts_with("snap.") || n.starts_with("lineage.");
+    fs::read_dir(top)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !ours(&n) || known(&n) {
+                return None;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= min_age);
+            Some((n, e, old))
+        })
+        .collect()
 }
 
 /// Our cgroups under `parent` (`w-*`, `snap.*`, `lineage.*`) that
@@ -574,18 +592,7 @@ pub fn kill_orphans(
         },
     };
     let mut killed = Vec::new();
-    for e in fs::read_dir(&top).into_iter().flatten().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        let named = n.starts_with("w-") || n.starts_with("snap.") || n.starts_with("lineage.");
-        if !named || known(&n) {
-            continue;
-        }
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= min_age);
+    for (n, _, old) in unknown_of_ours(&top, known, min_age) {
         if !old {
             continue;
         }

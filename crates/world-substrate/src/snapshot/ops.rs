@@ -57,6 +57,19 @@ pub(crate) const ORPHAN_CGROUP_AGE: Duration = Duration::from_secs(60);
 /// flight records its lineage and worlds well within this.
 pub(crate) const ORPHAN_PROCESS_AGE: Duration = Duration::from_secs(5);
 
+/// Whether a record of this store names the cgroup `n` (`snap.<sid>`,
+/// `lineage.<id>[.pool]` or a world id).
+fn cgroup_has_record(l: &crate::storage::Layout, n: &str) -> bool {
+    if let Some(s) = n.strip_prefix("snap.") {
+        return l.snapshot_meta(s).exists();
+    }
+    if let Some(id) = n.strip_prefix("lineage.") {
+        let id = id.strip_suffix(".pool").unwrap_or(id);
+        return LineageRecord::load(l, id).is_some();
+    }
+    l.world_meta(n).exists()
+}
+
 /// Where branch roots are created before they move to `worlds/<id>`.
 fn staging_dir(l: &crate::storage::Layout) -> PathBuf {
     l.mount_point().join("staging")
@@ -1173,16 +1186,7 @@ impl LinuxSubstrate {
     /// store names. See [`crate::cgroup::sweep_orphans`].
     pub(crate) fn sweep_cgroups(&self, min_age: Duration) -> Vec<String> {
         let l = self.layout();
-        let known = |n: &str| -> bool {
-            if let Some(s) = n.strip_prefix("snap.") {
-                return l.snapshot_meta(s).exists();
-            }
-            if let Some(id) = n.strip_prefix("lineage.") {
-                let id = id.strip_suffix(".pool").unwrap_or(id);
-                return LineageRecord::load(l, id).is_some();
-            }
-            l.world_meta(n).exists()
-        };
+        let known = |n: &str| cgroup_has_record(l, n);
         crate::cgroup::sweep_orphans(&self.config().cgroup_name, &known, min_age)
     }
 
@@ -1193,16 +1197,7 @@ impl LinuxSubstrate {
     /// all carry the launch spec).
     fn kill_orphan_processes(&self) -> Vec<String> {
         let l = self.layout();
-        let known = |n: &str| -> bool {
-            if let Some(s) = n.strip_prefix("snap.") {
-                return l.snapshot_meta(s).exists();
-            }
-            if let Some(id) = n.strip_prefix("lineage.") {
-                let id = id.strip_suffix(".pool").unwrap_or(id);
-                return LineageRecord::load(l, id).is_some();
-            }
-            l.world_meta(n).exists()
-        };
+        let known = |n: &str| cgroup_has_record(l, n);
         let mark = l.run.join("lineages").to_string_lossy().into_owned();
         let ours = |pid: i32| {
             fs::read(format!("/proc/{pid}/cmdline"))
