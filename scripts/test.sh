@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, unit, property and
-# integration tests, as root for the world tests. One cargo profile
-# (release) for everything; DuckDB is a static library built once per
-# machine by build-duckdb.sh.
+# integration tests, as root for the world tests (among them the cgroup
+# v2-only guest under QEMU, scripts/cgroup-v2-guest.sh, which installs its
+# kernel, QEMU and busybox). One cargo profile (release) for everything,
+# the same the demo builds; DuckDB's prebuilt library is put in place by
+# scripts/duckdb.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
