@@ -257,20 +257,63 @@ fn shift_tree(root: &Path, base: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens `p` without following a symlink in its last component, adding
+/// `flags` (`O_DIRECTORY` for a directory).
+fn open_nofollow(p: &Path, flags: i32) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | flags)
+        .open(p)
+}
+
+/// Copies the directory `src` into `dst`, shifting owners by `base`.
+///
+/// The source may belong to someone else, who may change it while it is
+/// read: each directory is opened once (without following a symlink
+/// below the top) and its entries are looked up through that open
+/// directory (`/proc/self/fd/N/name`), and each file is opened without
+/// following a symlink and checked through its fd before its bytes are
+/// read. An entry swapped for a symlink is copied as that symlink or
+/// fails the import; it is never followed.
 fn copy_tree(src: &Path, dst: &Path, base: u32) -> io::Result<()> {
-    for e in fs::read_dir(src)? {
+    use std::os::unix::fs::OpenOptionsExt;
+    let top = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(src)?;
+    copy_dir(&top, dst, base)
+}
+
+fn copy_dir(dir: &fs::File, dst: &Path, base: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let here = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    for e in fs::read_dir(&here)? {
         let e = e?;
-        let (s, d) = (e.path(), dst.join(e.file_name()));
+        let (s, d) = (here.join(e.file_name()), dst.join(e.file_name()));
         let m = fs::symlink_metadata(&s)?;
         let ft = m.file_type();
         if ft.is_symlink() {
             symlink(fs::read_link(&s)?, &d)?;
         } else if ft.is_dir() {
+            let sub = open_nofollow(&s, libc::O_DIRECTORY)?;
+            let m = sub.metadata()?;
             fs::create_dir(&d)?;
-            copy_tree(&s, &d, base)?;
+            copy_dir(&sub, &d, base)?;
             fs::set_permissions(&d, fs::Permissions::from_mode(m.mode() & 0o7777))?;
         } else if ft.is_file() {
-            fs::copy(&s, &d)?;
+            let mut from = open_nofollow(&s, 0)?;
+            let m = from.metadata()?;
+            if !m.is_file() {
+                continue; // replaced meanwhile by something that is not a file
+            }
+            let mut to = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&d)?;
+            io::copy(&mut from, &mut to)?;
             fs::set_permissions(&d, fs::Permissions::from_mode(m.mode() & 0o7777))?;
         } else {
             continue; // device nodes, sockets, fifos: worlds get their own /dev

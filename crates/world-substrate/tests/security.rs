@@ -649,3 +649,72 @@ cat /tmp/hogged"#;
     // SAFETY: closing the fd just opened.
     unsafe { libc::close(fd) };
 }
+
+/// Importing a directory someone else can change while it is read: a
+/// host user flips an entry between a plain file and a symlink to a
+/// root-only secret. The import must never follow the symlink (it used
+/// to check the entry, then open it by name, following whatever was
+/// there by then), so no image ever holds the secret.
+#[test]
+fn directory_import_never_follows_a_swapped_in_symlink() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "TOPSECRET").unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..40 {
+        std::fs::write(src.join(format!("pad{i}")), "x").unwrap();
+    }
+    let f = src.join("f");
+    std::fs::write(&f, "harmless").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let (stop, f, secret, d) = (
+            stop.clone(),
+            f.clone(),
+            secret.clone(),
+            dir.path().to_path_buf(),
+        );
+        std::thread::spawn(move || {
+            let (tl, tf) = (d.join("tmp-link"), d.join("tmp-file"));
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&tl);
+                let _ = std::os::unix::fs::symlink(&secret, &tl);
+                let _ = std::fs::rename(&tl, &f);
+                let _ = std::fs::write(&tf, "harmless");
+                let _ = std::fs::rename(&tf, &f);
+            }
+        })
+    };
+    let mut leaked = 0;
+    let mut imported = 0;
+    for i in 0..600 {
+        let name = format!("race{i}");
+        if env.sub.image_import(&name, &src).is_ok() {
+            imported += 1;
+            // A symlink arriving as a symlink is right (the world sees its
+            // target inside itself); a plain file holding the secret is not.
+            let copy = env.sub.layout().image_root(&name).join("f");
+            let plain = std::fs::symlink_metadata(&copy).is_ok_and(|m| m.is_file());
+            let got = std::fs::read_to_string(&copy).unwrap_or_default();
+            if plain && got.contains("TOPSECRET") {
+                leaked += 1;
+            }
+            let _ = env.sub.image_rm(&name);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert!(imported > 0, "no import went through");
+    assert_eq!(
+        leaked, 0,
+        "{leaked} of {imported} imports copied the secret"
+    );
+}
