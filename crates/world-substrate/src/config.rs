@@ -59,6 +59,23 @@ pub fn supervisor_program(exe: &std::path::Path) -> PathBuf {
     .unwrap_or_else(|| exe.to_path_buf())
 }
 
+/// Parses the value `v` of variable `name` as a number from `min` to
+/// `max`; the error names the variable and what it counts.
+fn env_number(
+    name: &str,
+    v: &std::ffi::OsStr,
+    min: usize,
+    max: usize,
+    what: &str,
+) -> Result<usize, String> {
+    let v = v.to_string_lossy();
+    v.trim()
+        .parse()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("{name}={v}: expected a number of {what} from {min} to {max}"))
+}
+
 /// Default of [`SubstrateConfig::snapshots_max`].
 pub const DEFAULT_SNAPSHOTS_MAX: usize = 256;
 
@@ -119,26 +136,11 @@ impl SubstrateConfig {
             self.run_dir = d.into();
         }
         if let Some(v) = var("WORLD_POOL_MAX") {
-            let v = v.to_string_lossy();
-            self.pool_max = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| *n <= 1024)
-                .ok_or_else(|| {
-                    format!("WORLD_POOL_MAX={v}: expected a number of world shells from 0 to 1024")
-                })?;
+            self.pool_max = env_number("WORLD_POOL_MAX", &v, 0, 1024, "world shells")?;
         }
         if let Some(v) = var("WORLD_SNAPSHOTS_MAX") {
-            let v = v.to_string_lossy();
-            self.snapshots_max = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (1..=100_000).contains(n))
-                .ok_or_else(|| {
-                    format!("WORLD_SNAPSHOTS_MAX={v}: expected a number of snapshots per world from 1 to 100000")
-                })?;
+            self.snapshots_max =
+                env_number("WORLD_SNAPSHOTS_MAX", &v, 1, 100_000, "snapshots per world")?;
         }
         Ok(())
     }

@@ -543,22 +543,16 @@ impl Guard {
         // session may aim them at itself (0, its pid, its calling thread)
         // only. The answer is EPERM for any other pid, existing or not, so
         // it tells nothing about which pids exist.
-        let own = |pid: i32| pid == 0 || pid == caller_tgid || pid == n.pid as i32;
-        let only_own = |pid: i32| {
-            if own(pid) {
+        // Reads of another process answer ESRCH, as for a free pid.
+        let own_else = |pid: i32, errno: i32| {
+            if pid == 0 || pid == caller_tgid || pid == n.pid as i32 {
                 Verdict::Continue
             } else {
-                Verdict::Errno(libc::EPERM)
+                Verdict::Errno(errno)
             }
         };
-        // Reads of another process answer as for a free pid.
-        let read_own = |pid: i32| {
-            if own(pid) {
-                Verdict::Continue
-            } else {
-                Verdict::Errno(libc::ESRCH)
-            }
-        };
+        let only_own = |pid: i32| own_else(pid, libc::EPERM);
+        let read_own = |pid: i32| own_else(pid, libc::ESRCH);
         match nr {
             libc::SYS_getpgid
             | libc::SYS_getsid
