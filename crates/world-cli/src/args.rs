@@ -228,7 +228,8 @@ pub struct ExecArgs {
     /// Working directory inside the world.
     #[arg(long)]
     pub cwd: Option<String>,
-    /// Kill the command (and everything it started) after this many seconds.
+    /// Kill the command (and everything it started) after this many seconds
+    /// [default: WORLD_EXEC_TIMEOUT, else 600; at most a week].
     #[arg(long)]
     pub timeout: Option<f64>,
     /// The command and its arguments (after `--`).
@@ -250,7 +251,9 @@ pub struct RunCodeArgs {
     /// Session name (several sessions per world).
     #[arg(long, default_value = "default")]
     pub session: String,
-    /// Interrupt the code (KeyboardInterrupt) after this many seconds; the session stays.
+    /// Interrupt the code (KeyboardInterrupt) after this many seconds; the
+    /// session stays. Code that blocks the interrupt for 5 s more has its
+    /// session killed [default: WORLD_EXEC_TIMEOUT, else 600].
     #[arg(long)]
     pub timeout: Option<f64>,
 }

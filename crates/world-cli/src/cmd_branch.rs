@@ -31,13 +31,16 @@ struct CodeRun {
     duration_ms: f64,
 }
 
-fn secs(t: Option<f64>, what: &str) -> Result<Option<Duration>> {
+/// A timeout flag: a positive number of seconds, at most a week.
+pub(crate) fn secs(t: Option<f64>, what: &str) -> Result<Option<Duration>> {
+    let max = world_substrate::config::MAX_EXEC_TIMEOUT.as_secs_f64();
     match t {
         None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => {
-            Err(Error::Invalid(format!("{what} {t} must be a positive number of seconds")).into())
-        }
+        Some(t) if t.is_finite() && t > 0.0 && t <= max => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) => Err(Error::Invalid(format!(
+            "{what} {t} must be a positive number of seconds, at most a week ({max})"
+        ))
+        .into()),
     }
 }
 

@@ -4,8 +4,6 @@
 //! results and the daemon's answers are the same JSON: both are printed
 //! from that JSON (`--json` as it is, tables from the fields below).
 
-use std::time::Duration;
-
 use anyhow::Result;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -176,11 +174,7 @@ pub fn run_verses(via: &Via, out: &Out, a: RunVersesArgs) -> Result<i32> {
         )
         .into());
     }
-    let timeout = match a.timeout {
-        None => None,
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-        Some(t) => return Err(Error::Invalid(format!("--timeout {t} must be positive")).into()),
-    };
+    let timeout = crate::cmd_branch::secs(a.timeout, "--timeout")?;
     let raw = match via {
         Via::Local(engine) => {
             // The partition's children first, then the named verses.

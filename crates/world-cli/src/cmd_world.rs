@@ -6,7 +6,6 @@
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -128,15 +127,7 @@ pub fn exec(engine: &Engine, daemon: Option<&Daemon>, a: ExecArgs) -> Result<i32
         req.env.push((k.to_string(), v.to_string()));
     }
     req.cwd = a.cwd;
-    if let Some(t) = a.timeout {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(Error::Invalid(format!(
-                "--timeout {t} must be a positive number of seconds"
-            ))
-            .into());
-        }
-        req.timeout = Some(Duration::from_secs_f64(t));
-    }
+    req.timeout = crate::cmd_branch::secs(a.timeout, "--timeout")?;
     if let Some(d) = daemon {
         return exec_remote(engine, d, &id, &req);
     }
@@ -163,9 +154,14 @@ fn exec_local(engine: &Engine, id: &WorldId, req: &ExecRequest, stdin: BorrowedF
 }
 
 fn timed_out(req: &ExecRequest) {
+    let after = match req.timeout {
+        Some(t) => format!("{:?}", t),
+        None => "the default timeout (WORLD_EXEC_TIMEOUT, 600 s unless set; \
+                 pass --timeout for longer)"
+            .to_string(),
+    };
     eprintln!(
-        "world exec: timed out after {:?}; the command and everything it started were killed",
-        req.timeout.unwrap_or_default()
+        "world exec: timed out after {after}; the command and everything it started were killed"
     );
 }
 
@@ -221,7 +217,7 @@ fn exec_remote(engine: &Engine, d: &Daemon, id: &WorldId, req: &ExecRequest) -> 
                 d.socket().display()
             )
         })?;
-        // The stream carries no timeout flag: 124 with --timeout is ours.
+        // The stream carries no timeout flag: with --timeout, 124 is ours.
         if code == 124 && req.timeout.is_some() {
             timed_out(req);
         }

@@ -20,7 +20,12 @@ fn a_file_from_a_newer_duckdb_is_named_and_left_alone() {
         .arg(fixture)
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "gzip -dc {fixture}: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(&path, &out.stdout).unwrap();
 
     let err = Store::open(&path).unwrap_err();

@@ -216,6 +216,17 @@ pub fn limit_exclusive(path: &Path, bytes: u64) -> io::Result<()> {
 /// Exclusive bytes used by subvolume `path`, read from the qgroup sysfs
 /// files; `None` when quotas are off.
 pub fn exclusive_bytes(path: &Path) -> Option<u64> {
+    qgroup_bytes(path, "exclusive")
+}
+
+/// Referenced bytes of subvolume `path` (all data it sees, shared or
+/// not, under full qgroups; what it wrote itself under simple quotas);
+/// `None` when quotas are off.
+pub fn referenced_bytes(path: &Path) -> Option<u64> {
+    qgroup_bytes(path, "referenced")
+}
+
+fn qgroup_bytes(path: &Path, what: &str) -> Option<u64> {
     let id = subvol_id(path).ok()?;
     let f = File::open(path).ok()?;
     let mut info = FsInfo {
@@ -234,6 +245,6 @@ pub fn exclusive_bytes(path: &Path) -> Option<u64> {
         &h[16..20],
         &h[20..32]
     );
-    let p = format!("/sys/fs/btrfs/{uuid}/qgroups/0_{id}/exclusive");
+    let p = format!("/sys/fs/btrfs/{uuid}/qgroups/0_{id}/{what}");
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
 }

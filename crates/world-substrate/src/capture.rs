@@ -128,10 +128,16 @@ impl<'a> Pump<'a> {
         }
     }
 
-    /// Captures until `done` is readable (the command's answer).
-    pub(crate) fn until_readable(&mut self, done: RawFd) {
+    /// Captures until `done` is readable (the command's answer) or
+    /// `deadline` passes; returns whether `done` became readable.
+    pub(crate) fn until_readable(&mut self, done: RawFd, deadline: std::time::Instant) -> bool {
         let (mut out_open, mut err_open) = (true, true);
         loop {
+            // Checked first: a command printing without end keeps the
+            // pipes readable and must not outlast the deadline.
+            if std::time::Instant::now() >= deadline {
+                return crate::sys::poll_readable(done, 0).unwrap_or(false);
+            }
             let mut p = [
                 libc::pollfd {
                     fd: if out_open { self.out_r.as_raw_fd() } else { -1 },
@@ -150,9 +156,12 @@ impl<'a> Pump<'a> {
                 },
             ];
             // SAFETY: three valid pollfds (negative fds are ignored).
-            let n = unsafe { libc::poll(p.as_mut_ptr(), 3, -1) };
+            let n = unsafe { libc::poll(p.as_mut_ptr(), 3, crate::sys::ms_until(deadline)) };
             if n < 0 {
                 continue;
+            }
+            if n == 0 {
+                return false;
             }
             if p[0].revents != 0 && drain(self.out_r.as_raw_fd(), &mut self.out) {
                 out_open = false;
@@ -161,7 +170,7 @@ impl<'a> Pump<'a> {
                 err_open = false;
             }
             if p[2].revents != 0 {
-                return;
+                return true;
             }
         }
     }

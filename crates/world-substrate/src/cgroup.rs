@@ -401,6 +401,39 @@ impl WorldCgroup {
             .collect()
     }
 
+    /// Moves process `pid` (a host pid) into this cgroup, in every
+    /// hierarchy, as the caller (root). This is how world code changes
+    /// cgroup: it is never handed a `cgroup.procs` file, through which it
+    /// could move any process of its user instead of itself.
+    pub fn adopt(&self, pid: i32) -> Result<(), CgroupError> {
+        let v = pid.to_string();
+        for f in self.procs_files() {
+            write(&f, &v)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the kernel to freeze (`true`) or thaw the cgroup, without
+    /// waiting until every process has stopped. Returns `Ok(false)` when
+    /// no freezer is available here.
+    pub fn request_frozen(&self, on: bool) -> Result<bool, CgroupError> {
+        if self.v2 {
+            write(
+                &self.dirs[0].1.join("cgroup.freeze"),
+                if on { "1" } else { "0" },
+            )?;
+            return Ok(true);
+        }
+        let Some(d) = self.dir("freezer") else {
+            return Ok(false);
+        };
+        write(
+            &d.join("freezer.state"),
+            if on { "FROZEN" } else { "THAWED" },
+        )?;
+        Ok(true)
+    }
+
     /// Freezes every process (v1 freezer or v2 `cgroup.freeze`) and waits
     /// until the kernel reports the cgroup frozen. Returns `Ok(false)` when
     /// no freezer is available here.

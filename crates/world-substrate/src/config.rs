@@ -39,6 +39,12 @@ pub struct SubstrateConfig {
     /// and its sessions' templates); the next is refused until one is
     /// deleted. Default [`DEFAULT_SNAPSHOTS_MAX`].
     pub snapshots_max: usize,
+    /// How long a command (`exec`) or a cell of code (`run-code`) may run
+    /// when its caller gives no timeout; then it is killed (exec) or
+    /// interrupted (run-code). A caller may ask for any longer time, but
+    /// never for none: every host-side read from a world ends. Default
+    /// [`DEFAULT_EXEC_TIMEOUT`].
+    pub exec_timeout: std::time::Duration,
 }
 
 /// The program that runs lineage supervisors for the executable `exe`:
@@ -78,6 +84,14 @@ fn env_number(
 
 /// Default of [`SubstrateConfig::snapshots_max`].
 pub const DEFAULT_SNAPSHOTS_MAX: usize = 256;
+
+/// Default of [`SubstrateConfig::exec_timeout`]: ten minutes, enough for a
+/// build or a test run, short enough that a forgotten `sleep infinity`
+/// does not hold a daemon request for good.
+pub const DEFAULT_EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Longest timeout a caller may ask for: a week.
+pub const MAX_EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Default of [`SubstrateConfig::pool_max`]: enough for a branch of 128
 /// children. An idle shell costs about 0.1 MB (PSS, measured by `world
@@ -119,14 +133,17 @@ impl SubstrateConfig {
             cgroup_name: "world-runtime".into(),
             pool_max: DEFAULT_POOL_MAX,
             snapshots_max: DEFAULT_SNAPSHOTS_MAX,
+            exec_timeout: DEFAULT_EXEC_TIMEOUT,
         }
     }
 
     /// Applies the environment's overrides, for the programs at the edge
     /// (CLI, daemon): `WORLD_STATE_DIR`, `WORLD_RUN_DIR` (tests and
     /// unprivileged experiments), `WORLD_POOL_MAX` (see [`Self::pool_max`])
-    /// and `WORLD_SNAPSHOTS_MAX` (see [`Self::snapshots_max`]). Empty values are ignored; a bad number is an
-    /// error that names the variable.
+    /// `WORLD_SNAPSHOTS_MAX` (see [`Self::snapshots_max`]) and
+    /// `WORLD_EXEC_TIMEOUT` (seconds, see [`Self::exec_timeout`]). Empty
+    /// values are ignored; a bad number is an error that names the
+    /// variable.
     pub fn apply_env(&mut self) -> Result<(), String> {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         if let Some(d) = var("WORLD_STATE_DIR") {
@@ -141,6 +158,11 @@ impl SubstrateConfig {
         if let Some(v) = var("WORLD_SNAPSHOTS_MAX") {
             self.snapshots_max =
                 env_number("WORLD_SNAPSHOTS_MAX", &v, 1, 100_000, "snapshots per world")?;
+        }
+        if let Some(v) = var("WORLD_EXEC_TIMEOUT") {
+            let max = MAX_EXEC_TIMEOUT.as_secs() as usize;
+            let s = env_number("WORLD_EXEC_TIMEOUT", &v, 1, max, "seconds")?;
+            self.exec_timeout = std::time::Duration::from_secs(s as u64);
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::btrfs;
 use crate::storage::Layout;
+use crate::tree::Entry;
 
 /// Name of the built-in image.
 pub const HOST_IMAGE: &str = "host";
@@ -257,70 +258,49 @@ fn shift_tree(root: &Path, base: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens `p` without following a symlink in its last component, adding
-/// `flags` (`O_DIRECTORY` for a directory).
-fn open_nofollow(p: &Path, flags: i32) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | flags)
-        .open(p)
-}
-
 /// Copies the directory `src` into `dst`, shifting owners by `base`.
 ///
 /// The source may belong to someone else, who may change it while it is
-/// read: each directory is opened once (without following a symlink
-/// below the top) and its entries are looked up through that open
-/// directory (`/proc/self/fd/N/name`), and each file is opened without
-/// following a symlink and checked through its fd before its bytes are
-/// read. An entry swapped for a symlink is copied as that symlink or
-/// fails the import; it is never followed.
+/// read: [`crate::tree::walk`] never follows a symlink swapped in, so an
+/// entry swapped for a symlink is copied as that symlink; device nodes,
+/// sockets and FIFOs are skipped (worlds get their own /dev).
 fn copy_tree(src: &Path, dst: &Path, base: u32) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let top = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(src)?;
-    copy_dir(&top, dst, base)
-}
-
-fn copy_dir(dir: &fs::File, dst: &Path, base: u32) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let here = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-    for e in fs::read_dir(&here)? {
-        let e = e?;
-        let (s, d) = (here.join(e.file_name()), dst.join(e.file_name()));
-        let m = fs::symlink_metadata(&s)?;
-        let ft = m.file_type();
-        if ft.is_symlink() {
-            symlink(fs::read_link(&s)?, &d)?;
-        } else if ft.is_dir() {
-            let sub = open_nofollow(&s, libc::O_DIRECTORY)?;
-            let m = sub.metadata()?;
-            fs::create_dir(&d)?;
-            copy_dir(&sub, &d, base)?;
-            fs::set_permissions(&d, fs::Permissions::from_mode(m.mode() & 0o7777))?;
-        } else if ft.is_file() {
-            let mut from = open_nofollow(&s, 0)?;
-            let m = from.metadata()?;
-            if !m.is_file() {
-                continue; // replaced meanwhile by something that is not a file
-            }
+    // The user names the directory, through symlinks if they like.
+    let src = fs::canonicalize(src)?;
+    let own = |d: &Path, m: &fs::Metadata| {
+        lchown(d, base + m.uid().min(65_535), base + m.gid().min(65_535))
+    };
+    crate::tree::walk(&src, &mut |e| match e {
+        Entry::Dir { rel, .. } if rel.as_os_str().is_empty() => Ok(()),
+        Entry::Dir { rel, .. } => fs::create_dir(dst.join(rel)),
+        Entry::DirEnd { rel, .. } if rel.as_os_str().is_empty() => Ok(()),
+        Entry::DirEnd { rel, meta } => {
+            let d = dst.join(rel);
+            fs::set_permissions(&d, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+            own(&d, meta)
+        }
+        Entry::File { rel, file, meta } if !rel.as_os_str().is_empty() => {
+            let d = dst.join(rel);
             let mut to = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .custom_flags(libc::O_CLOEXEC)
                 .open(&d)?;
-            io::copy(&mut from, &mut to)?;
-            fs::set_permissions(&d, fs::Permissions::from_mode(m.mode() & 0o7777))?;
-        } else {
-            continue; // device nodes, sockets, fifos: worlds get their own /dev
+            io::copy(file, &mut to)?;
+            fs::set_permissions(&d, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+            own(&d, meta)
         }
-        lchown(&d, base + m.uid().min(65_535), base + m.gid().min(65_535))?;
-    }
-    Ok(())
+        Entry::Symlink { rel, target, meta } if !rel.as_os_str().is_empty() => {
+            let d = dst.join(rel);
+            symlink(target, &d)?;
+            own(&d, meta)
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the source was replaced by something that is not a directory",
+        )),
+    })
 }
 
 fn unpack_tar(src: &Path, dst: &Path, base: u32) -> io::Result<()> {

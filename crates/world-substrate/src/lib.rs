@@ -72,6 +72,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod supervisor;
 mod sys;
+pub mod tree;
 pub mod types;
 
 pub use config::{SubstrateConfig, DEFAULT_UID_BASE};

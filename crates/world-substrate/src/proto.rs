@@ -249,15 +249,41 @@ pub fn read_line_bounded(r: &mut impl io::BufRead) -> io::Result<String> {
     Ok(line)
 }
 
+/// A reader that gives up at a deadline: each read first waits for data
+/// for at most the time left, so a peer trickling a byte at a time holds
+/// the reader no longer than the deadline in all (the error is
+/// `TimedOut`). Wrap it in a `BufReader` for [`read_line_bounded`].
+#[derive(Debug)]
+pub struct ByDeadline<T> {
+    /// The socket read.
+    pub inner: T,
+    /// When reading stops.
+    pub deadline: std::time::Instant,
+}
+
+impl<T: io::Read + std::os::fd::AsFd> io::Read for ByDeadline<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.inner.as_fd().as_raw_fd();
+        if !crate::sys::poll_readable(fd, crate::sys::ms_until(self.deadline))? {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no whole reply in time",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Writes the reply (one JSON document).
 pub fn send_reply(sock: RawFd, r: &Reply) -> Result<(), ProtoError> {
     let body = serde_json::to_vec(r).map_err(|e| ProtoError::Bad(e.to_string()))?;
     crate::sys::write_all(sock, &body).map_err(Into::into)
 }
 
-/// Reads the reply until the supervisor closes the connection.
-pub fn recv_reply(sock: BorrowedFd<'_>) -> Result<Reply, ProtoError> {
-    let b = crate::sys::read_to_end(sock.as_raw_fd(), MAX_REQUEST)?;
+/// Reads the reply until the supervisor closes the connection, waiting no
+/// later than `deadline` (then the error is a `TimedOut` I/O error).
+pub fn recv_reply(sock: BorrowedFd<'_>, deadline: std::time::Instant) -> Result<Reply, ProtoError> {
+    let b = crate::sys::read_to_end_by(sock.as_raw_fd(), MAX_REQUEST, deadline)?;
     if b.is_empty() {
         return Err(ProtoError::Bad("supervisor closed without reply".into()));
     }
@@ -279,6 +305,31 @@ mod tests {
         assert!(read_line_bounded(&mut cut).is_err());
     }
     use std::os::fd::AsFd;
+
+    /// A peer that trickles a byte at a time, never ending its line,
+    /// holds the reader no longer than the deadline in all.
+    #[test]
+    fn a_trickling_peer_is_cut_off_at_the_deadline() {
+        let (a, b) = crate::sys::socketpair().unwrap();
+        let writer = std::thread::spawn(move || {
+            for _ in 0..40 {
+                if crate::sys::write_all(b.as_raw_fd(), b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let t0 = std::time::Instant::now();
+        let mut r = io::BufReader::new(ByDeadline {
+            inner: std::fs::File::from(a),
+            deadline: t0 + std::time::Duration::from_millis(400),
+        });
+        let e = read_line_bounded(&mut r).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(t0.elapsed() < std::time::Duration::from_millis(1500));
+        drop(r);
+        writer.join().unwrap();
+    }
 
     /// Messages sent back to back, some with fds, come out one at a time
     /// with their own fds: a pipelining peer loses nothing.

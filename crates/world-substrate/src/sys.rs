@@ -133,6 +133,36 @@ pub fn read_to_end(fd: RawFd, max: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Reads until EOF or `max` bytes, but no later than `deadline`: a peer
+/// that trickles a byte at a time cannot hold the reader longer. Past the
+/// deadline the error is `TimedOut`.
+pub fn read_to_end_by(fd: RawFd, max: usize, deadline: std::time::Instant) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < max {
+        if !poll_readable(fd, ms_until(deadline))? {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no whole answer in time",
+            ));
+        }
+        let n = read(fd, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n.min(max - out.len())]);
+    }
+    Ok(out)
+}
+
+/// Milliseconds from now until `deadline` for `poll(2)` (0 once passed).
+pub fn ms_until(deadline: std::time::Instant) -> i32 {
+    deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .as_millis()
+        .min(i32::MAX as u128) as i32
+}
+
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.

@@ -186,7 +186,8 @@ pub struct WorldInfo {
     pub memory_bytes: Option<u64>,
     /// Processes in use now (cgroup).
     pub pids: Option<u64>,
-    /// Bytes written by the world to its filesystem (qgroup exclusive).
+    /// Bytes of the world's filesystem counted against its disk limit: the
+    /// data it started with (from its snapshot) plus what it wrote.
     pub disk_bytes: Option<u64>,
 }
 

@@ -486,6 +486,7 @@ fn sessions_cannot_limit_renice_or_own_other_processes_of_their_lineage() {
 /// use. The old code left them in an unlimited cgroup: the template held
 /// the 400 MB past the world's 128 MB limit.
 #[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn snapshot_templates_run_under_the_worlds_limits() {
     if !is_root() {
         eprintln!("skipped: needs root");
@@ -521,4 +522,120 @@ fn snapshot_templates_run_under_the_worlds_limits() {
         mem >> 20
     );
     assert!(info.template_pids.is_some());
+}
+
+/// Templates and branch children are forks of session code, so they get
+/// no file the host opened: they used to be handed `cgroup.procs` files
+/// of the snapshot's cgroup (templates) and of the new world (branch
+/// children), through which their fork hooks moved the lineage manager
+/// (pid 1 of the lineage) into a cgroup that is later killed, killing
+/// every world of the lineage with it. Templates also run only while
+/// they serve a branch: frozen between branches, a ticking thread in
+/// one stops. (Only the template ticks: a branch child with a second
+/// thread could not enter its world's namespaces.)
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn templates_get_no_cgroup_file_and_are_frozen_between_branches() {
+    use std::time::Duration;
+    let env = Env::new();
+    let id = env.create();
+    val(
+        &env,
+        &id,
+        "import os, stat, threading, time\n\
+         gen = 0\n\
+         def _tick(n):\n    while True:\n        with open('/work/tick-%d' % n, 'a') as f: f.write('.')\n        time.sleep(0.05)\n\
+         def _grab():\n    global gen\n    gen += 1\n    hits = []\n    for fd in range(3, 512):\n        try:\n            if not stat.S_ISREG(os.fstat(fd).st_mode):\n                continue\n            os.write(fd, b'1')\n            hits.append(fd)\n        except OSError:\n            pass\n    with open('/work/grab-%d' % gen, 'a') as f: f.write(repr(hits) + '\\n')\n    if gen == 1:\n        threading.Thread(target=_tick, args=(gen,), daemon=True).start()\n\
+         os.register_at_fork(after_in_child=_grab)",
+    );
+    let s = env.sub.snapshot(&id, None).unwrap();
+    let b = env.sub.branch(&s.id, 2, &BranchOptions::default()).unwrap();
+    // No cgroup file reached the template (gen 1) or the children (gen 2;
+    // their hook runs before they enter their worlds, so it writes here).
+    let grabs = out(&env.sh(&id, "cat /work/grab-1"));
+    assert_eq!(grabs.trim(), "[]", "the template could write to {grabs}");
+    let grabs = out(&env.sh(&id, "cat /work/grab-2"));
+    assert_eq!(grabs, "[]\n[]\n", "a branch child could write to {grabs}");
+    // Frozen between branches: the template's ticks stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let count = || {
+        out(&env.sh(&id, "wc -c < /work/tick-1"))
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let n1 = count();
+    std::thread::sleep(Duration::from_millis(1000));
+    let n2 = count();
+    assert_eq!(
+        n1, n2,
+        "the template ran while it waited ({n1} then {n2} ticks)"
+    );
+    // The lineage is whole after the children and the snapshot are gone.
+    for c in &b.children {
+        env.sub.destroy(c).unwrap();
+    }
+    env.sub.delete_snapshot(&s.id).unwrap();
+    assert_eq!(val(&env, &id, "6 * 7"), "42");
+    let s2 = env.sub.snapshot(&id, None).unwrap();
+    let b2 = env
+        .sub
+        .branch(&s2.id, 1, &BranchOptions::default())
+        .unwrap();
+    assert_eq!(val(&env, &b2.children[0], "6 * 7"), "42");
+}
+
+/// The disk limit counts what a world holds, not only what it wrote: a
+/// branch child starts with its snapshot's data and may write only the
+/// rest of its limit. It used to get the whole limit again on top (a
+/// 64 MiB world held 80 MiB after one branch, more with each generation),
+/// since quotas charge shared data to the world that wrote it.
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn branch_children_count_what_they_inherit_against_their_disk_limit() {
+    use world_substrate::{CreateOptions, Limits};
+    let env = Env::new();
+    let id = env.create_with(CreateOptions {
+        limits: Limits {
+            disk_mib: Some(64),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let fill = |w: &WorldId, name: &str, mib: u32| {
+        out(&env.sh(
+            w,
+            &format!(
+                "head -c {} /dev/urandom > /work/{name} 2>&1 && sync && echo ok || echo failed",
+                mib << 20
+            ),
+        ))
+    };
+    assert_eq!(fill(&id, "a", 40), "ok\n");
+    let s = env.sub.snapshot(&id, None).unwrap();
+    let b = env.sub.branch(&s.id, 1, &BranchOptions::default()).unwrap();
+    let c = &b.children[0];
+    let used = env.sub.inspect(c).unwrap().disk_bytes.unwrap_or(0);
+    assert!(
+        used >= 40 << 20,
+        "the child's usage counts its 40 MiB: {used}"
+    );
+    // 40 MiB inherited + 16 MiB fits in 64; another 40 does not.
+    assert_eq!(fill(c, "b", 16), "ok\n");
+    let r = fill(c, "c", 40);
+    assert!(
+        r.contains("failed"),
+        "the child wrote 40 MiB past 56 MiB held: {r}"
+    );
+    // A grandchild starts with all of it.
+    let s2 = env.sub.snapshot(c, None).unwrap();
+    let b2 = env
+        .sub
+        .branch(&s2.id, 1, &BranchOptions::default())
+        .unwrap();
+    let r = fill(&b2.children[0], "d", 40);
+    assert!(
+        r.contains("failed"),
+        "the grandchild wrote 40 MiB more: {r}"
+    );
 }

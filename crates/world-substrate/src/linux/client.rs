@@ -7,11 +7,12 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::LinuxSubstrate;
 use crate::capture::Pump;
 use crate::error::{ExecError, Result, WorldError};
-use crate::proto::{self, FailKind, Reply, Request};
+use crate::proto::{self, FailKind, ProtoError, Reply, Request};
 use crate::types::{ExecOutput, ExecRequest, ExecStatus, WorldId};
 use crate::{sys, ExecStdio};
 
@@ -33,16 +34,43 @@ fn fail_to_err(kind: FailKind, msg: String) -> crate::Error {
     .into()
 }
 
-fn finish_exec(conn: &UnixStream) -> Result<ExecStatus> {
-    match proto::recv_reply(conn.as_fd())? {
+/// How long after a command's own timeout the host still waits for the
+/// world's agent to report it killed (it kills the whole tree at the
+/// timeout and answers at once; this only bounds a world whose agent
+/// cannot answer).
+pub const EXEC_GRACE: Duration = Duration::from_secs(10);
+
+/// The request as sent: its timeout is the caller's (at most a week) or
+/// the configured default, never none.
+fn bounded(s: &LinuxSubstrate, req: &ExecRequest) -> (ExecRequest, Instant) {
+    let mut req = req.clone();
+    let t = s.run_limit(req.timeout);
+    req.timeout = Some(t);
+    (req, Instant::now() + t + EXEC_GRACE)
+}
+
+fn late(e: ProtoError) -> crate::Error {
+    match e {
+        ProtoError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => ExecError::Failed(
+            "the world's agent did not answer in time after the command's timeout; \
+             the world may be broken: destroy it"
+                .into(),
+        )
+        .into(),
+        e => e.into(),
+    }
+}
+
+fn finish_exec(conn: &UnixStream, deadline: Instant) -> Result<ExecStatus> {
+    match proto::recv_reply(conn.as_fd(), deadline).map_err(late)? {
         Reply::Exited(st) => Ok(st),
         Reply::Done => Err(ExecError::Failed("unexpected reply".into()).into()),
         Reply::Failed { kind, msg } => Err(fail_to_err(kind, msg)),
     }
 }
 
-fn finish_done(conn: &UnixStream) -> Result<()> {
-    match proto::recv_reply(conn.as_fd())? {
+fn finish_done(conn: &UnixStream, deadline: Instant) -> Result<()> {
+    match proto::recv_reply(conn.as_fd(), deadline).map_err(late)? {
         Reply::Done => Ok(()),
         Reply::Exited(_) => Err(ExecError::Failed("unexpected reply".into()).into()),
         Reply::Failed { kind, msg } => Err(fail_to_err(kind, msg)),
@@ -57,13 +85,14 @@ pub fn exec(
     stdio: ExecStdio<'_>,
 ) -> Result<ExecStatus> {
     let conn = connect(s, id)?;
+    let (req, deadline) = bounded(s, req);
     let null = sys::dev_null()?;
     let pick =
         |f: Option<std::os::fd::BorrowedFd<'_>>| f.map_or(null.as_raw_fd(), |b| b.as_raw_fd());
     let fds = [pick(stdio.stdin), pick(stdio.stdout), pick(stdio.stderr)];
-    proto::send_request(conn.as_fd(), &Request::Exec(req.clone()), &fds)?;
+    proto::send_request(conn.as_fd(), &Request::Exec(req), &fds)?;
     drop(null);
-    finish_exec(&conn)
+    finish_exec(&conn, deadline)
 }
 
 /// Runs a command, feeding `stdin` and capturing stdout/stderr (each
@@ -75,11 +104,12 @@ pub fn exec_output(
     stdin: &[u8],
 ) -> Result<ExecOutput> {
     let conn = connect(s, id)?;
+    let (req, deadline) = bounded(s, req);
     let (out_r, out_w) = sys::pipe()?;
     let (err_r, err_w) = sys::pipe()?;
     let (in_r, in_w) = sys::pipe()?;
     let fds = [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
-    proto::send_request(conn.as_fd(), &Request::Exec(req.clone()), &fds)?;
+    proto::send_request(conn.as_fd(), &Request::Exec(req), &fds)?;
     drop((in_r, out_w, err_w));
     let input = stdin.to_vec();
     let feeder = std::thread::spawn(move || {
@@ -87,8 +117,8 @@ pub fn exec_output(
         let _ = f.write_all(&input);
     });
     let mut pump = Pump::new(&out_r, &err_r);
-    pump.until_readable(conn.as_raw_fd());
-    let status = finish_exec(&conn);
+    pump.until_readable(conn.as_raw_fd(), deadline);
+    let status = finish_exec(&conn, deadline);
     let (out, err) = pump.finish();
     drop((out_r, err_r));
     let _ = feeder.join();
@@ -99,14 +129,19 @@ pub fn exec_output(
     })
 }
 
+/// When the host stops waiting for the end of a copy whose data has all
+/// passed (the default run limit plus [`EXEC_GRACE`]).
+fn copy_deadline(s: &LinuxSubstrate) -> Instant {
+    Instant::now() + s.config().exec_timeout + EXEC_GRACE
+}
+
 fn stream_pair() -> Result<(OwnedFd, OwnedFd)> {
     Ok(sys::pipe()?)
 }
 
 /// Streams a tar of `host_src` into directory `world_dir`.
 pub fn copy_in(s: &LinuxSubstrate, id: &WorldId, host_src: &Path, world_dir: &str) -> Result<()> {
-    let meta =
-        std::fs::symlink_metadata(host_src).map_err(|e| WorldError::Io("read copy source", e))?;
+    std::fs::symlink_metadata(host_src).map_err(|e| WorldError::Io("read copy source", e))?;
     let conn = connect(s, id)?;
     let (r, w) = stream_pair()?;
     let req = Request::CopyIn {
@@ -116,23 +151,64 @@ pub fn copy_in(s: &LinuxSubstrate, id: &WorldId, host_src: &Path, world_dir: &st
     drop(r);
     let src = host_src.to_path_buf();
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut b = tar::Builder::new(File::from(w));
-        b.follow_symlinks(false);
         let name = src
             .file_name()
             .map_or_else(|| ".".into(), std::path::PathBuf::from);
-        if meta.is_dir() {
-            b.append_dir_all(&name, &src)?;
-        } else {
-            b.append_path_with_name(&src, &name)?;
-        }
+        let mut b = tar::Builder::new(File::from(w));
+        archive_tree(&mut b, &src, &name)?;
         b.into_inner()?.flush()
     });
-    let res = finish_done(&conn);
+    let res = finish_done(&conn, copy_deadline(s));
     let w = writer.join().unwrap_or(Ok(()));
     res?;
     w.map_err(|e| WorldError::Io("send files", e))?;
     Ok(())
+}
+
+/// Archives the host tree at `src` under the name `name`, reading it as
+/// root through [`crate::tree::walk`]: whoever else may change the source
+/// while it is copied cannot make us follow a symlink they swap in (the
+/// tar crate's own walk checks an entry, then opens it by name).
+fn archive_tree(b: &mut tar::Builder<File>, src: &Path, name: &Path) -> std::io::Result<()> {
+    use crate::tree::Entry;
+    let header = |m: &std::fs::Metadata, kind: tar::EntryType| {
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
+        h.set_entry_type(kind);
+        h
+    };
+    crate::tree::walk(src, &mut |e| match e {
+        Entry::Dir { rel, meta } => {
+            let mut h = header(meta, tar::EntryType::Directory);
+            h.set_size(0);
+            b.append_data(&mut h, join_rel(name, rel), std::io::empty())
+        }
+        Entry::DirEnd { .. } => Ok(()),
+        Entry::File { rel, file, meta } => {
+            let mut h = header(meta, tar::EntryType::Regular);
+            // The size read through the fd: a file that grows meanwhile is
+            // cut there, one that shrinks is padded with zeros, so the
+            // archive stays well formed.
+            let n = meta.len();
+            h.set_size(n);
+            let data = (&mut *file).take(n).chain(std::io::repeat(0)).take(n);
+            b.append_data(&mut h, join_rel(name, rel), data)
+        }
+        Entry::Symlink { rel, target, meta } => {
+            let mut h = header(meta, tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, join_rel(name, rel), target)
+        }
+    })
+}
+
+/// `name/rel`, or `name` for the top itself.
+fn join_rel(name: &Path, rel: &Path) -> std::path::PathBuf {
+    if rel.as_os_str().is_empty() {
+        name.to_path_buf()
+    } else {
+        name.join(rel)
+    }
 }
 
 /// Streams a tar of `world_src` out into host directory `host_dir`.
@@ -173,7 +249,7 @@ pub fn copy_out(
     // Past the bound (or on any error) the stream is dropped unread: the
     // world's writer gets EPIPE and the copy ends.
     drop(rest);
-    let done = finish_done(&conn);
+    let done = finish_done(&conn, copy_deadline(s));
     unpacked.map_err(|e| WorldError::Io("unpack copied files", e))?;
     done
 }
@@ -209,5 +285,5 @@ impl<R: Read> Read for Bounded<R> {
 pub fn ping(s: &LinuxSubstrate, id: &WorldId) -> Result<()> {
     let conn = connect(s, id)?;
     proto::send_request(conn.as_fd(), &Request::Ping, &[])?;
-    finish_done(&conn)
+    finish_done(&conn, Instant::now() + Duration::from_secs(10))
 }

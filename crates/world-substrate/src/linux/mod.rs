@@ -48,6 +48,15 @@ impl LinuxSubstrate {
         &self.cfg
     }
 
+    /// How long a command or a cell of code may run: the caller's
+    /// `timeout` (at most [`crate::config::MAX_EXEC_TIMEOUT`]) or, without
+    /// one, [`SubstrateConfig::exec_timeout`]. Never unbounded.
+    pub fn run_limit(&self, timeout: Option<std::time::Duration>) -> std::time::Duration {
+        timeout
+            .unwrap_or(self.cfg.exec_timeout)
+            .min(crate::config::MAX_EXEC_TIMEOUT)
+    }
+
     fn ensure_storage(&self) -> Result<()> {
         storage::ensure_mounted(&self.layout, self.cfg.storage_size_mib, self.cfg.uid_base)?;
         Ok(())
@@ -101,7 +110,8 @@ impl LinuxSubstrate {
             supervisor_pid: r.pid,
             memory_bytes: live.then(|| cg.memory_bytes()).flatten(),
             pids: live.then(|| cg.pids_current()).flatten(),
-            disk_bytes: btrfs::exclusive_bytes(&self.layout.world_root(r.id.as_str())),
+            disk_bytes: btrfs::exclusive_bytes(&self.layout.world_root(r.id.as_str()))
+                .map(|b| b + r.disk_inherited),
         }
     }
 
@@ -133,10 +143,6 @@ impl LinuxSubstrate {
             self.kill_init(r);
         }
         crate::snapshot::trace("teardown: init killed", t0);
-        // Templates of this world's snapshots may still be on their way out
-        // of its cgroups; killing those now would kill them.
-        self.settle_templates_of(id);
-        crate::snapshot::trace("teardown: templates settled", t0);
         let cg = WorldCgroup::open(&self.cfg.cgroup_name, id);
         if cg.exists() {
             cg.kill_all(Duration::from_secs(10))?;
@@ -219,6 +225,7 @@ impl LinuxSubstrate {
                 branch_index: None,
                 seed,
                 services: Vec::new(),
+                disk_inherited: 0,
             };
             rec.save(&self.layout)?;
             Ok::<f64, Error>(create_ms)

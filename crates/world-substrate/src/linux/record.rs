@@ -47,6 +47,11 @@ pub struct WorldRecord {
     /// Declared services, started again in every branch.
     #[serde(default)]
     pub services: Vec<crate::snapshot::Service>,
+    /// Bytes of data the world started with: what its snapshot held (see
+    /// [`crate::snapshot::SnapshotRecord::disk_bytes`]); 0 for a world
+    /// made from an image. Its disk limit leaves it only the rest to write.
+    #[serde(default)]
+    pub disk_inherited: u64,
 }
 
 impl WorldRecord {

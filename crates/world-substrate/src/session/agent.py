@@ -3,11 +3,12 @@
 # Unix listening socket (fd 3). Requests: 4-byte little-endian length + JSON,
 # with fds (SCM_RIGHTS); reply: one JSON line, then close.
 #   run       fds [stdout, stderr]   execute code, Jupyter-like
-#   snapshot  fds [listener, cgroup.procs...]   fork a template; the
-#             template keeps the connection and leaves the world's cgroups
-#             once the host writes one byte on it (or hangs up)
+#   snapshot  fds [listener]   fork a template; the template keeps the
+#             connection until the host writes one byte on it (or hangs
+#             up): by then the host has moved it to the snapshot's cgroup
 #   branch    (to a template) fds [listener, ready, net, uts, ipc, cgroup,
-#             pid, mnt, cgroup.procs...]   fork a session into a new world
+#             pid, mnt]   fork a session into a new world (the host moves
+#             it into the world's cgroups: no cgroup file reaches us)
 #   ping
 # Fixed fds: 3 listener, 4 lineage pid ns, 5 world pid ns, 6 ready socket.
 import ast, builtins, ctypes, gc, io, json, linecache, os, random, signal
@@ -143,12 +144,6 @@ def _with_stdio(fds, fn):
         os.close(saved[1])
 
 
-def _join_cgroup(fds):
-    for f in fds:
-        os.write(f, b"0")
-        os.close(f)
-
-
 def _keep_only(keep):
     """Closes every fd >= 3 not in keep (user files and sockets are not
     carried into templates or branches)."""
@@ -175,7 +170,9 @@ def fcntl_dup(fd):
 
 
 def _snapshot(fds, conn):
-    listener, cg = fds[0], fds[1:]
+    listener = fds[0]
+    for f in fds[1:]:
+        os.close(f)
     cwd = os.getcwd()
     gc.freeze()  # objects move to the permanent generation: pages stay shared
     _setns(FD_LPID, CLONE_NEWPID)  # the template must be active in the lineage pid ns
@@ -188,33 +185,26 @@ def _snapshot(fds, conn):
         _setns(FD_WPID, CLONE_NEWPID)
     if pid == 0:
         try:
-            _template(listener, cg, cwd, conn)
+            _template(listener, cwd, conn)
         finally:
             os._exit(1)
     gc.unfreeze()
     os.close(listener)
-    for f in cg:
-        os.close(f)
     return {"ok": True, "pid": pid}
 
 
-def _template(listener, cg, cwd, conn):
-    """A frozen copy of the session. Waits for branch requests; each one
-    forks a session into a new world. Never runs user code."""
+def _template(listener, cwd, conn):
+    """A copy of the session, frozen between branches by the host. Waits
+    for branch requests; each one forks a session into a new world."""
     os.setsid()  # out of the session's process group: kill(0) there misses us
-    # Stay in the world's cgroups (frozen with it) until the host has taken
-    # the snapshot's files: the first cgroup migration after a quiet spell
-    # waits for an RCU grace period (~5-15 ms), in uninterruptible sleep,
-    # which would hold up the world's freeze. The host writes one byte when
-    # done, or hangs up (dies): either way, move on. Branch requests are
-    # accepted only once we are out of the world's cgroups (the host's
-    # "ping" waits for that before it kills the world's cgroup).
+    # Stay put until the host has taken the snapshot's files and moved us
+    # into the snapshot's cgroup; it writes one byte when done, or hangs
+    # up (dies): either way, move on.
     try:
         conn.recv(1)
     except OSError:
         pass
     conn.close()
-    _join_cgroup(cg)
     _prctl_name("world-template")
     _place([(listener, FD_LISTEN)])
     _keep_only([FD_LISTEN, FD_LPID])
@@ -257,10 +247,9 @@ def _template(listener, cg, cwd, conn):
 
 
 def _child(req, fds, cwd):
-    listener, ready, ns, cg = fds[0], fds[1], fds[2:8], fds[8:]
+    listener, ready, ns = fds[0], fds[1], fds[2:8]
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
-    _join_cgroup(cg)
     for fd, kind in zip(ns, NS_ORDER):
         _setns(fd, kind)
     _place([(listener, FD_LISTEN), (ns[4], FD_WPID), (ready, FD_READY)])

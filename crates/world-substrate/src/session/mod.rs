@@ -56,6 +56,9 @@ pub const PYTHON: &str = "/usr/bin/python3";
 /// Largest reply (the result's repr, an error's traceback) read from a
 /// session agent; a longer one is an error, not an allocation.
 pub const REPLY_MAX: usize = 64 << 20;
+/// How long after a cell's timeout the host still waits for the session's
+/// answer before it kills the session.
+pub const RUN_GRACE: Duration = Duration::from_secs(5);
 /// Name of the session `run_code` uses when none is given.
 pub const DEFAULT_SESSION: &str = "default";
 
@@ -80,6 +83,10 @@ pub enum SessionError {
     /// The agent answered with an error.
     #[error("session '{1}' in world '{0}': {2}")]
     Agent(String, String, String),
+    /// The code kept running past its timeout and the grace after it
+    /// (it blocked or caught the interrupt); the session was killed.
+    #[error("session '{1}' in world '{0}' did not stop within {3} s after its timeout of {2} s (the code blocked or caught the interrupt); the session was killed and starts afresh on the next run (its variables are gone)")]
+    Unresponsive(String, String, f64, u64),
     /// Starting the interpreter failed.
     #[error("cannot start session '{1}' in world '{0}': {2}")]
     Start(String, String, String),
@@ -283,8 +290,12 @@ impl LinuxSubstrate {
     }
 
     /// Runs Python code in session `session` (started on first use),
-    /// capturing stdout and stderr. `timeout` interrupts the code with
-    /// `KeyboardInterrupt`; the session stays alive either way.
+    /// capturing stdout and stderr. `timeout` (without one, the configured
+    /// default: see [`LinuxSubstrate::run_limit`]) interrupts the code
+    /// with `KeyboardInterrupt`; the session stays alive. Code that blocks
+    /// or catches the interrupt is given [`RUN_GRACE`] more, then its
+    /// session is killed and the call fails with
+    /// [`SessionError::Unresponsive`]: the host never waits without end.
     pub fn run_code(
         &self,
         id: &WorldId,
@@ -294,11 +305,12 @@ impl LinuxSubstrate {
     ) -> Result<CodeResult> {
         let (out_r, out_w) = sys::pipe()?;
         let (err_r, err_w) = sys::pipe()?;
-        let (conn, _lock) =
-            self.send_run(id, session, code, timeout, out_w.as_fd(), err_w.as_fd())?;
+        let t = self.run_limit(timeout);
+        let (conn, lock) = self.send_run(id, session, code, t, out_w.as_fd(), err_w.as_fd())?;
         drop((out_w, err_w));
-        let (reply, out, err) = pump(&conn, &out_r, &err_r);
-        let mut r = self.finish_run(id, session, reply)?;
+        let deadline = Instant::now() + t + RUN_GRACE;
+        let (reply, out, err) = pump(&conn, &out_r, &err_r, deadline);
+        let mut r = self.finish_run(id, session, reply, t, lock)?;
         r.stdout = out;
         r.stderr = err;
         Ok(r)
@@ -316,9 +328,11 @@ impl LinuxSubstrate {
         stdout: BorrowedFd<'_>,
         stderr: BorrowedFd<'_>,
     ) -> Result<CodeResult> {
-        let (conn, _lock) = self.send_run(id, session, code, timeout, stdout, stderr)?;
-        let reply = sys::read_to_end(conn.as_raw_fd(), REPLY_MAX);
-        self.finish_run(id, session, reply)
+        let t = self.run_limit(timeout);
+        let (conn, lock) = self.send_run(id, session, code, t, stdout, stderr)?;
+        let deadline = Instant::now() + t + RUN_GRACE;
+        let reply = sys::read_to_end_by(conn.as_raw_fd(), REPLY_MAX, deadline);
+        self.finish_run(id, session, reply, t, lock)
     }
 
     fn send_run(
@@ -326,7 +340,7 @@ impl LinuxSubstrate {
         id: &WorldId,
         session: &str,
         code: &str,
-        timeout: Option<Duration>,
+        timeout: Duration,
         out: BorrowedFd<'_>,
         err: BorrowedFd<'_>,
     ) -> Result<(UnixStream, SessionLock)> {
@@ -344,7 +358,7 @@ impl LinuxSubstrate {
         let req = serde_json::json!({
             "op": "run",
             "code": code,
-            "timeout_ms": timeout.map(|t| t.as_millis().max(1) as u64),
+            "timeout_ms": timeout.as_millis().max(1) as u64,
         });
         proto::send_msg(conn.as_fd(), &req, &[out.as_raw_fd(), err.as_raw_fd()])?;
         Ok((conn, lock))
@@ -355,8 +369,27 @@ impl LinuxSubstrate {
         id: &WorldId,
         session: &str,
         reply: std::io::Result<Vec<u8>>,
+        timeout: Duration,
+        lock: SessionLock,
     ) -> Result<CodeResult> {
-        let b = reply.map_err(|e| WorldError::Io("read session reply", e))?;
+        let b = match reply {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                // The code kept the interpreter past its interrupt: the
+                // session cannot be trusted to answer again.
+                let _ = self.stop_session(id, session);
+                drop(lock);
+                return Err(SessionError::Unresponsive(
+                    id.to_string(),
+                    session.into(),
+                    timeout.as_secs_f64(),
+                    RUN_GRACE.as_secs(),
+                )
+                .into());
+            }
+            Err(e) => return Err(WorldError::Io("read session reply", e).into()),
+        };
+        drop(lock);
         if b.is_empty() {
             return Err(SessionError::Died(id.to_string(), session.into()).into());
         }
@@ -415,16 +448,18 @@ pub(crate) fn read_pid(p: &std::path::Path) -> Option<(i32, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-/// Collects output until the reply arrives on `conn`; returns the reply
-/// and the captured stdout and stderr (bounded: see [`crate::capture`]).
+/// Collects output until the reply arrives on `conn`, by `deadline`;
+/// returns the reply (a `TimedOut` error past the deadline) and the
+/// captured stdout and stderr (bounded: see [`crate::capture`]).
 fn pump(
     conn: &UnixStream,
     out_r: &OwnedFd,
     err_r: &OwnedFd,
+    deadline: Instant,
 ) -> (std::io::Result<Vec<u8>>, Vec<u8>, Vec<u8>) {
     let mut pump = crate::capture::Pump::new(out_r, err_r);
-    pump.until_readable(conn.as_raw_fd());
-    let reply = sys::read_to_end(conn.as_raw_fd(), REPLY_MAX);
+    pump.until_readable(conn.as_raw_fd(), deadline);
+    let reply = sys::read_to_end_by(conn.as_raw_fd(), REPLY_MAX, deadline);
     let (out, err) = pump.finish();
     (reply, out.into_bytes(), err.into_bytes())
 }

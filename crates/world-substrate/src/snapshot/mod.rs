@@ -307,6 +307,7 @@
 //! recording its owner leaves one; a create in progress owns a young one,
 //! and `rmdir` refuses any cgroup that still has a process).
 
+mod adopt;
 mod collapse;
 mod ops;
 pub(crate) use ops::trace;

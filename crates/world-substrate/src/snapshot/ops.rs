@@ -121,9 +121,22 @@ fn failed(m: impl std::fmt::Display) -> crate::Error {
     SnapshotError::Failed(m.to_string()).into()
 }
 
-/// Asks a session for a template; returns its reply line and the
-/// connection, which the template keeps (see `snapshot_inner`). Reads one
-/// line, not to EOF: the template holds the connection open.
+/// How long the host waits, in all, for one reply line of a session or
+/// template (a peer trickling bytes cannot hold it longer).
+const REPLY_WAIT: Duration = Duration::from_secs(30);
+
+/// Reads one bounded reply line from `conn` by `deadline`.
+fn reply_line(conn: &UnixStream, deadline: Instant) -> std::io::Result<serde_json::Value> {
+    let line = proto::read_line_bounded(&mut BufReader::new(proto::ByDeadline {
+        inner: conn,
+        deadline,
+    }))?;
+    serde_json::from_str(line.trim()).map_err(std::io::Error::other)
+}
+
+/// Asks a session for a template; returns its reply and the connection,
+/// which the template keeps (see `snapshot_inner`). Reads one line, not
+/// to EOF: the template holds the connection open.
 fn snapshot_call(
     sock: &std::path::Path,
     fds: &[std::os::fd::RawFd],
@@ -132,25 +145,63 @@ fn snapshot_call(
     sys::set_timeouts(conn.as_raw_fd(), 30_000);
     proto::send_msg(conn.as_fd(), &serde_json::json!({"op": "snapshot"}), fds)
         .map_err(std::io::Error::other)?;
-    let line = proto::read_line_bounded(&mut BufReader::new(&conn))?;
-    let v = serde_json::from_str(line.trim()).map_err(std::io::Error::other)?;
+    let v = reply_line(&conn, Instant::now() + REPLY_WAIT)?;
     Ok((v, conn))
 }
 
-/// One ping round trip with a template (answered once it has left its
-/// world's cgroups).
-fn ping_template(sock: &std::path::Path) -> std::io::Result<()> {
-    let conn = UnixStream::connect(sock)?;
-    sys::set_timeouts(conn.as_raw_fd(), 10_000);
-    proto::send_msg(conn.as_fd(), &serde_json::json!({"op": "ping"}), &[])
-        .map_err(std::io::Error::other)?;
-    proto::read_line_bounded(&mut BufReader::new(&conn))?;
-    Ok(())
+/// The pid a session or template reports for the process it forked.
+fn reported_pid(v: &serde_json::Value) -> Option<i32> {
+    v.get("pid")?.as_i64()?.try_into().ok()
 }
 
 /// A session of a branch child, prepared in stage 1: its pid file path,
-/// bound socket and open cgroup.procs files.
-type SessionFds = (PathBuf, UnixListener, Vec<std::os::fd::OwnedFd>);
+/// bound socket and the child world's cgroup (the host moves the session
+/// there once its template has forked it).
+type SessionFds = (PathBuf, UnixListener, WorldCgroup);
+
+/// The snapshot's cgroup thawed for one branch; frozen again when the
+/// last concurrent branch of the snapshot is done with it. Concurrent
+/// branches hold a shared `flock` on `<snapshot run dir>/thaw.lock`; the
+/// one that can turn it exclusive on the way out freezes.
+struct Thawed {
+    lock: fs::File,
+    cg: WorldCgroup,
+}
+
+impl Thawed {
+    fn take(lock: &std::path::Path, cg: WorldCgroup) -> Result<Thawed> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock)
+            .map_err(|e| WorldError::Io("open snapshot thaw lock", e))?;
+        flock(&f, libc::LOCK_SH).map_err(|e| WorldError::Io("lock snapshot", e))?;
+        cg.request_frozen(false)?;
+        Ok(Thawed { lock: f, cg })
+    }
+}
+
+impl Drop for Thawed {
+    fn drop(&mut self) {
+        if flock(&self.lock, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
+            let _ = self.cg.request_frozen(true);
+        }
+    }
+}
+
+fn flock(f: &fs::File, op: libc::c_int) -> std::io::Result<()> {
+    loop {
+        // SAFETY: flock on a valid fd.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
 
 /// A child's root and cgroup are made, its init request and sessions
 /// prepared (stage 1 of a branch).
@@ -373,7 +424,8 @@ impl LinuxSubstrate {
         trace("snapshot: locks", t0);
         // Templates run code of the world (a fork hook, a thread): they
         // wait under the world's own memory, pids and CPU limits, which
-        // hold after the world is destroyed too (see `world snapshots`).
+        // hold after the world is destroyed too (see `world snapshots`),
+        // frozen between branches.
         let (scg, _) =
             WorldCgroup::create(&self.config().cgroup_name, &snap_cgroup(sid), &rec.limits)?;
         let run = self.layout().snapshot_run(sid);
@@ -381,21 +433,20 @@ impl LinuxSubstrate {
         let mut taken = Vec::new();
         let mut warnings = Vec::new();
         // One connection per template: it stays in the world's cgroups
-        // (and is frozen with it) until we write a byte here after the
-        // btrfs snapshot; dropping the connection releases it too.
+        // (and is frozen with it) until we have moved it to the snapshot's
+        // cgroup and written a byte here; dropping the connection releases
+        // it too. With each, the pid its session says it has (a claim:
+        // checked before anything is done to that process).
         let mut release = Vec::new();
         for s in &sessions {
             let p = self.session_paths(id, s);
             let tsock = run.join(format!("{s}.sock"));
             let l = UnixListener::bind(&tsock)
                 .map_err(|e| WorldError::Io("bind template socket", e))?;
-            let cg = scg.open_procs()?;
-            let mut fds = vec![l.as_raw_fd()];
-            fds.extend(cg.iter().map(|f| f.as_raw_fd()));
-            match snapshot_call(&p.sock, &fds) {
+            match snapshot_call(&p.sock, &[l.as_raw_fd()]) {
                 Ok((v, c)) if v.get("ok").is_some() => {
                     taken.push(s.clone());
-                    release.push(c);
+                    release.push((s.clone(), reported_pid(&v), c));
                 }
                 Ok((v, _)) => return Err(failed(format!("session '{s}': {v}"))),
                 Err(e) => {
@@ -412,7 +463,7 @@ impl LinuxSubstrate {
         // only now: while the warmer's first write waits, fork() blocks too
         // (both take the kernel's threadgroup lock), and the templates above
         // are forks. The grace period then passes during the btrfs snapshot.
-        let warm = if children.is_empty() {
+        let warm = if children.is_empty() && release.is_empty() {
             None
         } else {
             crate::cgroup::warm_migrations()
@@ -440,13 +491,28 @@ impl LinuxSubstrate {
             wcg.thaw()?;
         }
         roots.warm = warm;
-        // Templates now leave the world's cgroups on their own; whoever
-        // kills the world's or the snapshot's cgroup first waits for that
-        // (`settle_templates`), and a branch is served only afterwards.
-        for c in release {
-            let _ = (&c).write_all(b"g");
-        }
         snap.map_err(|e| WorldError::Io("snapshot world root", e))?;
+        // The host moves each template into the snapshot's cgroup, then
+        // releases it; then the snapshot's cgroup is frozen (a template
+        // runs only while it serves a branch).
+        let in_world = wcg.pids();
+        let mut template_pids = Vec::new();
+        for (s, claimed, c) in &release {
+            let parent = self.session_pid(id, s);
+            let host = parent.zip(*claimed).and_then(|(parent, claimed)| {
+                super::adopt::forked_child(&in_world, parent, claimed)
+            });
+            let Some(host) = host else {
+                return Err(failed(format!(
+                    "session '{s}' did not fork a template (it reported {claimed:?})"
+                )));
+            };
+            scg.adopt(host)?;
+            template_pids.push((s.clone(), host));
+            let _ = (&*c).write_all(b"g");
+        }
+        drop(release);
+        scg.request_frozen(true)?;
         trace("snapshot: btrfs + thaw", t0);
         drop(locks);
         let init = rec.pid;
@@ -467,6 +533,12 @@ impl LinuxSubstrate {
             ));
         }
         let snapshot_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        // What a child starts with: the data this world started with plus
+        // what it wrote (simple quotas charge the writer, for as long as
+        // the data exists, even when deleted but pinned by a snapshot), or
+        // all data the snapshot sees (full qgroups), whichever is more.
+        let disk_bytes = (rec.disk_inherited + btrfs::exclusive_bytes(&src).unwrap_or(0))
+            .max(btrfs::referenced_bytes(&self.layout().snapshot_root(sid)).unwrap_or(0));
         let sr = SnapshotRecord {
             id: sid.to_string(),
             name: name.to_string(),
@@ -479,7 +551,8 @@ impl LinuxSubstrate {
             services: rec.services.clone(),
             created_at: crate::linux::now(),
             snapshot_ms,
-            template_pids: scg.pids().into_iter().map(|p| (String::new(), p)).collect(),
+            template_pids,
+            disk_bytes,
         };
         sr.save(self.layout())
             .map_err(|e| WorldError::Io("save snapshot record", e))?;
@@ -532,36 +605,12 @@ impl LinuxSubstrate {
         self.release_lineage(&r.lineage)
     }
 
-    /// Waits (up to 10 s each) until the templates of snapshot `sid` have
-    /// left their world's cgroups: a template serves requests only once it
-    /// is in the snapshot's cgroup (see `_template` in the agent), so one
-    /// answered ping per template socket is enough. Dead templates are
-    /// skipped. Call before killing the cgroup of the world or snapshot.
-    pub(crate) fn settle_templates(&self, sid: &str) {
-        let run = self.layout().snapshot_run(sid);
-        for e in fs::read_dir(&run).into_iter().flatten().flatten() {
-            if e.path().extension().is_some_and(|x| x == "sock") {
-                let _ = ping_template(&e.path());
-            }
-        }
-    }
-
-    /// [`Self::settle_templates`] for every snapshot taken of world `id`.
-    pub(crate) fn settle_templates_of(&self, id: &str) {
-        for r in SnapshotRecord::all(self.layout()) {
-            if r.world.as_str() == id {
-                self.settle_templates(&r.id);
-            }
-        }
-    }
-
     /// [`Self::remove_snapshot`], for a snapshot that is already unlisted.
     pub(crate) fn remove_snapshot_files(&self, sid: &str) -> Result<()> {
         self.remove_snapshot(sid)
     }
 
     fn remove_snapshot(&self, sid: &str) -> Result<()> {
-        self.settle_templates(sid);
         let cg = WorldCgroup::open(&self.config().cgroup_name, &snap_cgroup(sid));
         if cg.exists() {
             cg.kill_all(Duration::from_secs(10))?;
@@ -705,7 +754,7 @@ impl LinuxSubstrate {
         // on some hosts' root filesystems).
         let (root_tx, root_rx) = mpsc::channel::<Result<Staged>>();
         let (init_tx, init_rx) = mpsc::channel::<(usize, i32, Vec<SessionFds>)>();
-        let (up_tx, up_rx) = mpsc::channel::<(PathBuf, Pending)>();
+        let (up_tx, up_rx) = mpsc::channel::<(PathBuf, Pending, i32)>();
         let mut warnings = Vec::new();
         std::thread::scope(|sc| -> Result<()> {
             let src = &src;
@@ -744,7 +793,7 @@ impl LinuxSubstrate {
                                         let l = UnixListener::bind(&paths.sock).map_err(|e| {
                                             WorldError::Io("bind session socket", e)
                                         })?;
-                                        Ok((paths.pid, l, cg.open_procs()?))
+                                        Ok((paths.pid, l, cg.clone()))
                                     })
                                     .collect::<Result<Vec<SessionFds>>>()?;
                                 trace_child(i, "sockets bound", t0);
@@ -769,9 +818,14 @@ impl LinuxSubstrate {
             let forks =
                 sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx, up_tx, t0));
             let pids = sc.spawn(move || -> Result<()> {
-                for (pidfile, p) in up_rx {
-                    let (pid, st) = p.wait("branch session", Duration::from_secs(30))?;
-                    write_pid(&pidfile, pid, st);
+                for (pidfile, p, host) in up_rx {
+                    // The session's own word for its pid (its credentials
+                    // can be forged) is not used: the pid file names the
+                    // process the host checked and moved.
+                    p.wait("branch session", Duration::from_secs(30))?;
+                    let st = sys::process_start_time(host)
+                        .ok_or_else(|| failed("a branch session died as it started"))?;
+                    write_pid(&pidfile, host, st);
                 }
                 Ok(())
             });
@@ -893,7 +947,11 @@ impl LinuxSubstrate {
         trace_child(i, "root moved", t0);
         let mut warnings = Vec::new();
         if let Some(mib) = sr.limits.disk_mib {
-            if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
+            // The child already holds what the snapshot held: it may write
+            // only the rest of the limit (at least 64 KiB, so it can still
+            // log that it is full).
+            let left = (mib << 20).saturating_sub(sr.disk_bytes).max(64 << 10);
+            if let Err(e) = btrfs::limit_exclusive(&root, left) {
                 warnings.push(format!("disk limit not enforced: {e}"));
             }
             trace_child(i, "disk limit", t0);
@@ -966,6 +1024,7 @@ impl LinuxSubstrate {
             branch_index: Some(i as u64),
             seed: seeds[i],
             services: sr.services.clone(),
+            disk_inherited: sr.disk_bytes,
         }
         .save(self.layout())?;
         // The session stage stops early only when it failed; its error is
@@ -984,7 +1043,7 @@ impl LinuxSubstrate {
         seeds: &[u64],
         opts: &BranchOptions,
         ready: mpsc::Receiver<(usize, i32, Vec<SessionFds>)>,
-        up: mpsc::Sender<(PathBuf, Pending)>,
+        up: mpsc::Sender<(PathBuf, Pending, i32)>,
         t0: Instant,
     ) -> Result<()> {
         let mut tcs = Vec::new();
@@ -993,34 +1052,76 @@ impl LinuxSubstrate {
             let tc = UnixStream::connect(&tsock)
                 .map_err(|e| failed(format!("template of session '{s}' does not answer: {e}")))?;
             sys::set_timeouts(tc.as_raw_fd(), 30_000);
-            tcs.push(BufReader::new(tc));
+            tcs.push(tc);
         }
+        // Host pids of the templates, each the only process allowed to
+        // have forked its session's children (records of older versions
+        // carry no names: any of the snapshot's templates then).
+        let parents: Vec<Vec<i32>> = sr
+            .sessions
+            .iter()
+            .map(|s| {
+                let named: Vec<i32> = sr
+                    .template_pids
+                    .iter()
+                    .filter(|(n, _)| n == s)
+                    .map(|(_, p)| *p)
+                    .collect();
+                if named.is_empty() {
+                    sr.template_pids.iter().map(|(_, p)| *p).collect()
+                } else {
+                    named
+                }
+            })
+            .collect();
+        let scg = WorldCgroup::open(&self.config().cgroup_name, &snap_cgroup(&sr.id));
+        // Templates run only while they serve: thawed until every session
+        // of this branch is forked and moved out of the snapshot's cgroup.
+        let _thawed = if sr.sessions.is_empty() {
+            None
+        } else {
+            let lock = self.layout().snapshot_run(&sr.id).join("thaw.lock");
+            Some(Thawed::take(&lock, scg.clone())?)
+        };
         for (i, pid, fds) in ready {
             let c = &ids[i];
             let ns = world_ns_fds(pid)?;
-            for ((s, tc), (pidfile, l, cgf)) in sr.sessions.iter().zip(tcs.iter_mut()).zip(fds) {
+            let it = sr.sessions.iter().zip(tcs.iter()).zip(parents.iter());
+            for (((s, tc), parents), (pidfile, l, cg)) in it.zip(fds) {
                 let (mine, theirs) = sys::socketpair()?;
                 sys::pass_cred(mine.as_raw_fd())?;
                 let mut fds = vec![l.as_raw_fd(), theirs.as_raw_fd()];
                 fds.extend(ns.iter().map(|f| f.as_raw_fd()));
-                fds.extend(cgf.iter().map(|f| f.as_raw_fd()));
                 let req = serde_json::json!({
                     "op": "branch", "world": c.as_str(), "seed": seeds[i],
                     "apply_seed": opts.apply_seeds,
                 });
-                proto::send_msg(tc.get_ref().as_fd(), &req, &fds)?;
-                let line = proto::read_line_bounded(tc)
+                proto::send_msg(tc.as_fd(), &req, &fds)?;
+                let v = reply_line(tc, Instant::now() + REPLY_WAIT)
                     .map_err(|e| failed(format!("template '{s}': {e}")))?;
-                let v: serde_json::Value = serde_json::from_str(line.trim())
-                    .map_err(|_| failed(format!("template '{s}' failed: {}", line.trim())))?;
                 if v.get("ok").is_none() {
                     return Err(failed(format!("template '{s}': {v}")));
                 }
-                drop((l, cgf));
+                drop(l);
+                // The template's word for its child's pid is checked, then
+                // the host moves the child into its world's cgroups.
+                let claimed = reported_pid(&v);
+                let in_snap = scg.pids();
+                let host = claimed.and_then(|claimed| {
+                    parents
+                        .iter()
+                        .find_map(|&t| super::adopt::forked_child(&in_snap, t, claimed))
+                });
+                let Some(host) = host else {
+                    return Err(failed(format!(
+                        "template '{s}' did not fork a session (it reported {claimed:?})"
+                    )));
+                };
+                cg.adopt(host)?;
                 trace_child(i, "session forked", t0);
                 // The pid file thread stops early only when it failed; its
                 // error is reported.
-                let _ = up.send((pidfile, pending(mine)));
+                let _ = up.send((pidfile, pending(mine), host));
             }
         }
         Ok(())

@@ -45,9 +45,15 @@ pub struct SnapshotRecord {
     pub created_at: u64,
     /// Measured time of the snapshot, ms.
     pub snapshot_ms: f64,
-    /// Host pids of the templates, by session (for PSS measurements).
+    /// Host pids of the templates, by session: checked by the host when
+    /// it took them (see `snapshot/adopt.rs`), and the only processes
+    /// whose children a branch adopts.
     #[serde(default)]
     pub template_pids: Vec<(String, i32)>,
+    /// Bytes of data the snapshot holds, which its branch children start
+    /// with and which count against their disk limits.
+    #[serde(default)]
+    pub disk_bytes: u64,
 }
 
 /// Whether `s` looks like an id from [`super::new_snapshot_id`]

@@ -27,6 +27,11 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Env::new_with(|_| {})
+    }
+
+    /// [`Env::new`] with the configuration changed by `f`.
+    pub fn new_with(f: impl FnOnce(&mut SubstrateConfig)) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("world-substrate-test")
             .tempdir_in("/var/tmp")
@@ -41,6 +46,7 @@ impl Env {
         );
         cfg.storage_size_mib = 4096;
         cfg.cgroup_name = format!("world-runtime-test-{}", std::process::id());
+        f(&mut cfg);
         Env {
             sub: LinuxSubstrate::new(cfg),
             _dir: dir,
