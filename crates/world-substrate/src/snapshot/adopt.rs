@@ -1,13 +1,14 @@
 //! Recognising, as the host, the process that world code says it forked.
 //!
 //! Sessions and templates run world code, so what they report is a claim:
-//! a template says "my new child is pid 57" (in the lineage's pid
-//! namespace), a session says the same of its new template. Before the
-//! host moves that process into a cgroup (or records it as a session), it
-//! checks the claim against the kernel: the process must be a child of
-//! the process that forked it and carry that pid in its own namespace.
-//! Anything else (the lineage manager, another world's process) is
-//! refused, however it is named.
+//! a session says "my new template is pid 57" (in the lineage's pid
+//! namespace); a branch child's ready message carries its pid as socket
+//! credentials, which code holding CAP_SYS_ADMIN in the lineage can
+//! forge. Before the host moves that process into a cgroup (or records it
+//! as a session), it checks the claim against the kernel: the process
+//! must be a child of the process that forked it (and, for a template,
+//! carry that pid in the lineage namespace). Anything else (the lineage
+//! manager, another world's process) is refused, however it is named.
 
 use std::fs;
 
@@ -26,6 +27,11 @@ fn parse_status(s: &str) -> Option<(i32, Vec<i32>)> {
     let ppid = field("PPid:")?.next()?;
     let ns: Vec<i32> = field("NSpid:")?.collect();
     Some((ppid, ns))
+}
+
+/// Whether host process `pid` is a child of one of `parents` (host pids).
+pub(crate) fn is_child_of(pid: i32, parents: &[i32]) -> bool {
+    !parents.contains(&pid) && ppid_and_nspids(pid).is_some_and(|(pp, _)| parents.contains(&pp))
 }
 
 /// Among host pids `candidates`, the one whose parent is host pid
@@ -59,5 +65,8 @@ mod tests {
         // NSpid entry only, so no lineage pid matches.
         assert_eq!(forked_child(&[me], parent, me), None);
         assert_eq!(forked_child(&[me], me, me), None);
+        assert!(is_child_of(me, &[parent]));
+        assert!(!is_child_of(me, &[me]));
+        assert!(!is_child_of(parent, &[me]));
     }
 }

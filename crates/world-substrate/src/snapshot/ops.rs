@@ -159,6 +159,37 @@ fn reported_pid(v: &serde_json::Value) -> Option<i32> {
 /// there once its template has forked it).
 type SessionFds = (PathBuf, UnixListener, WorldCgroup);
 
+/// A branch child's session, forked by its template: handed to the thread
+/// that waits for it, moves it into its world's cgroups and writes its
+/// pid file.
+struct Forked {
+    pidfile: PathBuf,
+    ready: Pending,
+    cgroup: WorldCgroup,
+    /// Host pids of the template that forked it.
+    template: Vec<i32>,
+    session: String,
+}
+
+impl Forked {
+    /// Waits for the session's ready message, checks that the process it
+    /// names is a child of its template (the pid travels as socket
+    /// credentials, which code in the lineage can forge), moves it into
+    /// its world's cgroups and records it.
+    fn adopt(self) -> Result<()> {
+        let (pid, st) = self.ready.wait("branch session", Duration::from_secs(30))?;
+        if !super::adopt::is_child_of(pid, &self.template) {
+            return Err(failed(format!(
+                "the session '{}' a template forked named pid {pid}, which is not its child",
+                self.session
+            )));
+        }
+        self.cgroup.adopt(pid)?;
+        write_pid(&self.pidfile, pid, st);
+        Ok(())
+    }
+}
+
 /// The snapshot's cgroup thawed for one branch; frozen again when the
 /// last concurrent branch of the snapshot is done with it. Concurrent
 /// branches hold a shared `flock` on `<snapshot run dir>/thaw.lock`; the
@@ -754,7 +785,16 @@ impl LinuxSubstrate {
         // on some hosts' root filesystems).
         let (root_tx, root_rx) = mpsc::channel::<Result<Staged>>();
         let (init_tx, init_rx) = mpsc::channel::<(usize, i32, Vec<SessionFds>)>();
-        let (up_tx, up_rx) = mpsc::channel::<(PathBuf, Pending, i32)>();
+        let (up_tx, up_rx) = mpsc::channel::<Forked>();
+        // Templates run only while they serve: thawed until every session
+        // of this branch is forked and moved out of the snapshot's cgroup.
+        let _thawed = if sr.sessions.is_empty() {
+            None
+        } else {
+            let lock = self.layout().snapshot_run(&sr.id).join("thaw.lock");
+            let scg = WorldCgroup::open(&self.config().cgroup_name, &snap_cgroup(&sr.id));
+            Some(Thawed::take(&lock, scg)?)
+        };
         let mut warnings = Vec::new();
         std::thread::scope(|sc| -> Result<()> {
             let src = &src;
@@ -818,14 +858,8 @@ impl LinuxSubstrate {
             let forks =
                 sc.spawn(move || self.branch_sessions(sr, ids, seeds, opts, init_rx, up_tx, t0));
             let pids = sc.spawn(move || -> Result<()> {
-                for (pidfile, p, host) in up_rx {
-                    // The session's own word for its pid (its credentials
-                    // can be forged) is not used: the pid file names the
-                    // process the host checked and moved.
-                    p.wait("branch session", Duration::from_secs(30))?;
-                    let st = sys::process_start_time(host)
-                        .ok_or_else(|| failed("a branch session died as it started"))?;
-                    write_pid(&pidfile, host, st);
+                for f in up_rx {
+                    f.adopt()?;
                 }
                 Ok(())
             });
@@ -1043,7 +1077,7 @@ impl LinuxSubstrate {
         seeds: &[u64],
         opts: &BranchOptions,
         ready: mpsc::Receiver<(usize, i32, Vec<SessionFds>)>,
-        up: mpsc::Sender<(PathBuf, Pending, i32)>,
+        up: mpsc::Sender<Forked>,
         t0: Instant,
     ) -> Result<()> {
         let mut tcs = Vec::new();
@@ -1074,15 +1108,6 @@ impl LinuxSubstrate {
                 }
             })
             .collect();
-        let scg = WorldCgroup::open(&self.config().cgroup_name, &snap_cgroup(&sr.id));
-        // Templates run only while they serve: thawed until every session
-        // of this branch is forked and moved out of the snapshot's cgroup.
-        let _thawed = if sr.sessions.is_empty() {
-            None
-        } else {
-            let lock = self.layout().snapshot_run(&sr.id).join("thaw.lock");
-            Some(Thawed::take(&lock, scg.clone())?)
-        };
         for (i, pid, fds) in ready {
             let c = &ids[i];
             let ns = world_ns_fds(pid)?;
@@ -1103,25 +1128,16 @@ impl LinuxSubstrate {
                     return Err(failed(format!("template '{s}': {v}")));
                 }
                 drop(l);
-                // The template's word for its child's pid is checked, then
-                // the host moves the child into its world's cgroups.
-                let claimed = reported_pid(&v);
-                let in_snap = scg.pids();
-                let host = claimed.and_then(|claimed| {
-                    parents
-                        .iter()
-                        .find_map(|&t| super::adopt::forked_child(&in_snap, t, claimed))
-                });
-                let Some(host) = host else {
-                    return Err(failed(format!(
-                        "template '{s}' did not fork a session (it reported {claimed:?})"
-                    )));
-                };
-                cg.adopt(host)?;
                 trace_child(i, "session forked", t0);
                 // The pid file thread stops early only when it failed; its
                 // error is reported.
-                let _ = up.send((pidfile, pending(mine), host));
+                let _ = up.send(Forked {
+                    pidfile,
+                    ready: pending(mine),
+                    cgroup: cg,
+                    template: parents.clone(),
+                    session: s.clone(),
+                });
             }
         }
         Ok(())
