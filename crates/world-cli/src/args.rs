@@ -583,6 +583,17 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 50)]
         idle: usize,
     },
+    /// Us beside every local sandbox installed (./scripts/peers.sh installs
+    /// them): create + `true` + teardown interleaved, and a 100 MB Python
+    /// snapshot with three copies. Ratios are to our row of the same work.
+    Peers {
+        /// Interleaved rounds of create + true + teardown.
+        #[arg(long, default_value_t = 40)]
+        n: usize,
+        /// Rounds of snapshot + branch 3 of a 100 MB session (0: none).
+        #[arg(long, default_value_t = 5)]
+        snapshots: usize,
+    },
     /// Ledger throughput: in-memory, parallel executor, persisted batches.
     Ledger {
         /// Operations per measured run.

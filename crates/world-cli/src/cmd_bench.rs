@@ -28,6 +28,7 @@ pub fn run(engine: &Engine, out: &Out, cmd: BenchCmd) -> Result<()> {
             print_report(out, &report)
         }
         BenchCmd::Verses { n, mb } => verses(engine, out, n.max(3), mb),
+        BenchCmd::Peers { n, snapshots } => peers(engine, out, n.max(3), snapshots),
         BenchCmd::Branch { n, sizes, session } => {
             use crate::args::BenchSession;
             use world_substrate::bench::Session;
@@ -45,6 +46,62 @@ pub fn run(engine: &Engine, out: &Out, cmd: BenchCmd) -> Result<()> {
             print_report(out, &report)
         }
     }
+}
+
+/// `world bench peers`: the table, with the load average at start and end.
+fn peers(engine: &Engine, out: &Out, n: usize, snapshots: usize) -> Result<()> {
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let before = load();
+    let dir = world_substrate::bench_peers::peers_dir();
+    eprintln!(
+        "world bench peers: {n} interleaved rounds, bundles from {} ...",
+        dir.display()
+    );
+    let rows = world_substrate::bench_peers::bench_peers(engine.substrate()?, n, snapshots, &dir)?;
+    let after = load();
+    let json: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name, "n": r.n,
+                "p50_ms": r.p50.is_finite().then_some(r.p50),
+                "p90_ms": r.p90.is_finite().then_some(r.p90),
+                "ratio_to_world": r.ratio, "note": r.note,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({"load_start": before, "load_end": after, "rows": json});
+    out.emit(&doc, || {
+        out!("load average at start {before}, at end {after}\n");
+        outln!(
+            "{:<52} {:>4} {:>10} {:>10} {:>8}",
+            "operation",
+            "n",
+            "p50",
+            "p90",
+            "x world"
+        );
+        for r in &rows {
+            match &r.note {
+                Some(note) if r.n == 0 => outln!("{:<52}    -  {note}", r.name),
+                _ => outln!(
+                    "{:<52} {:>4} {:>7.2} ms {:>7.2} ms {:>8}",
+                    r.name,
+                    r.n,
+                    r.p50,
+                    r.p90,
+                    r.ratio.map_or_else(String::new, |x| format!("{x:.2}x"))
+                ),
+            }
+        }
+    })
 }
 
 fn print_report(out: &Out, report: &world_substrate::bench::BenchReport) -> Result<()> {

@@ -55,6 +55,7 @@
 
 pub mod access;
 pub mod bench;
+pub mod bench_peers;
 pub mod btrfs;
 pub mod capture;
 pub mod cgroup;
