@@ -118,32 +118,37 @@ fn mem_available_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// `bwrap --unshare-all` around `true` with the host's /usr: the sandbox
+/// every world benchmark is compared with (argv, program first).
+pub(crate) const BWRAP_TRUE: &[&str] = &[
+    "bwrap",
+    "--unshare-all",
+    "--ro-bind",
+    "/usr",
+    "/usr",
+    "--symlink",
+    "usr/bin",
+    "/bin",
+    "--symlink",
+    "usr/lib",
+    "/lib",
+    "--symlink",
+    "usr/lib64",
+    "/lib64",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--tmpfs",
+    "/tmp",
+    "/usr/bin/true",
+];
+
 /// `bwrap --unshare-all` create + exec of `true`, `n` times: the baseline
 /// every world benchmark is compared with in the same run.
 fn bwrap_baseline(n: usize) -> Option<BenchRow> {
-    let bw = [
-        "--unshare-all",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "/usr/bin/true",
-    ];
-    time_cmd(n, "bwrap", &bw).map(|v| row("baseline: bwrap --unshare-all ... true", v, "ms"))
+    let bw = &BWRAP_TRUE[1..];
+    time_cmd(n, "bwrap", bw).map(|v| row("baseline: bwrap --unshare-all ... true", v, "ms"))
 }
 
 /// Runs the benchmark: `n` samples per timed row, `idle` worlds alive at

@@ -644,57 +644,22 @@ cat /tmp/hogged"#;
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn directory_import_never_follows_a_swapped_in_symlink() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let env = Env::new();
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "TOPSECRET").unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    for i in 0..40 {
-        std::fs::write(src.join(format!("pad{i}")), "x").unwrap();
-    }
-    let f = src.join("f");
-    std::fs::write(&f, "harmless").unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flipper = {
-        let (stop, f, secret, d) = (
-            stop.clone(),
-            f.clone(),
-            secret.clone(),
-            dir.path().to_path_buf(),
-        );
-        std::thread::spawn(move || {
-            let (tl, tf) = (d.join("tmp-link"), d.join("tmp-file"));
-            while !stop.load(Ordering::Relaxed) {
-                let _ = std::fs::remove_file(&tl);
-                let _ = std::os::unix::fs::symlink(&secret, &tl);
-                let _ = std::fs::rename(&tl, &f);
-                let _ = std::fs::write(&tf, "harmless");
-                let _ = std::fs::rename(&tf, &f);
-            }
-        })
-    };
-    let mut leaked = 0;
-    let mut imported = 0;
+    let flip = common::Flipper::start();
+    let (mut imported, mut leaked) = (0, 0);
     for i in 0..600 {
         let name = format!("race{i}");
-        if env.sub.image_import(&name, &src).is_ok() {
+        if env.sub.image_import(&name, &flip.src).is_ok() {
             imported += 1;
             // A symlink arriving as a symlink is right (the world sees its
             // target inside itself); a plain file holding the secret is not.
-            let copy = env.sub.layout().image_root(&name).join("f");
-            let plain = std::fs::symlink_metadata(&copy).is_ok_and(|m| m.is_file());
-            let got = std::fs::read_to_string(&copy).unwrap_or_default();
-            if plain && got.contains("TOPSECRET") {
+            if common::Flipper::leaked(&env.sub.layout().image_root(&name).join("f")) {
                 leaked += 1;
             }
             let _ = env.sub.image_rm(&name);
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    flipper.join().unwrap();
+    drop(flip);
     assert!(imported > 0, "no import went through");
     assert_eq!(
         leaked, 0,

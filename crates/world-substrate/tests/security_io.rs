@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -104,52 +103,20 @@ fn a_command_without_a_timeout_ends_at_the_default() {
 fn copy_in_never_follows_a_swapped_in_symlink() {
     let env = Env::new();
     let id = env.create();
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "TOPSECRET").unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    for i in 0..40 {
-        std::fs::write(src.join(format!("pad{i}")), "x").unwrap();
-    }
-    let f = src.join("f");
-    std::fs::write(&f, "harmless").unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flipper = {
-        let (stop, f, secret, d) = (
-            stop.clone(),
-            f.clone(),
-            secret.clone(),
-            dir.path().to_path_buf(),
-        );
-        std::thread::spawn(move || {
-            let (tl, tf) = (d.join("tmp-link"), d.join("tmp-file"));
-            while !stop.load(Ordering::Relaxed) {
-                let _ = std::fs::remove_file(&tl);
-                let _ = std::os::unix::fs::symlink(&secret, &tl);
-                let _ = std::fs::rename(&tl, &f);
-                let _ = std::fs::write(&tf, "harmless");
-                let _ = std::fs::rename(&tf, &f);
-            }
-        })
-    };
+    let flip = common::Flipper::start();
     let root = env.sub.world_root(&id);
     let (mut copied, mut leaked) = (0, 0);
     for i in 0..300 {
         let dest = format!("/work/c{i}");
         env.sh(&id, &format!("mkdir -p {dest}"));
-        if env.sub.copy_in(&id, &src, &dest).is_ok() {
+        if env.sub.copy_in(&id, &flip.src, &dest).is_ok() {
             copied += 1;
-            let copy = root.join(format!("work/c{i}/src/f"));
-            let plain = std::fs::symlink_metadata(&copy).is_ok_and(|m| m.is_file());
-            let got = std::fs::read_to_string(&copy).unwrap_or_default();
-            if plain && got.contains("TOPSECRET") {
+            if common::Flipper::leaked(&root.join(format!("work/c{i}/src/f"))) {
                 leaked += 1;
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    flipper.join().unwrap();
+    drop(flip);
     assert!(copied > 0, "no copy went through");
     assert_eq!(leaked, 0, "{leaked} of {copied} copies held the secret");
     env.sub.destroy(&id).unwrap();

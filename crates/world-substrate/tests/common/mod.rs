@@ -96,3 +96,67 @@ impl Drop for Env {
 pub fn out(o: &ExecOutput) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A source tree a host user keeps changing: `src/` holds 40 padding
+/// files and `src/f`, which a thread flips between a plain file and a
+/// symlink to `secret` (a root-only file holding `TOPSECRET`) until the
+/// value is dropped. Tests copy `src` as root and check that no copy of
+/// `f` is a plain file holding the secret.
+pub struct Flipper {
+    pub dir: tempfile::TempDir,
+    pub src: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flipper {
+    pub fn start() -> Flipper {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "TOPSECRET").unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        for i in 0..40 {
+            std::fs::write(src.join(format!("pad{i}")), "x").unwrap();
+        }
+        let f = src.join("f");
+        std::fs::write(&f, "harmless").unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (s, d) = (stop.clone(), dir.path().to_path_buf());
+        let thread = std::thread::spawn(move || {
+            let (tl, tf) = (d.join("tmp-link"), d.join("tmp-file"));
+            while !s.load(Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&tl);
+                let _ = std::os::unix::fs::symlink(&secret, &tl);
+                let _ = std::fs::rename(&tl, &f);
+                let _ = std::fs::write(&tf, "harmless");
+                let _ = std::fs::rename(&tf, &f);
+            }
+        });
+        Flipper {
+            dir,
+            src,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Whether `copy` (a copy of `src/f`) is a plain file with the secret.
+    pub fn leaked(copy: &std::path::Path) -> bool {
+        let plain = std::fs::symlink_metadata(copy).is_ok_and(|m| m.is_file());
+        plain
+            && std::fs::read_to_string(copy)
+                .unwrap_or_default()
+                .contains("TOPSECRET")
+    }
+}
+
+impl Drop for Flipper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
