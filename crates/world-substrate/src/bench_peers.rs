@@ -1,7 +1,9 @@
 //! `world bench peers`: the same work on every local sandbox that is
 //! installed, interleaved in one run, beside ours: create a sandbox, run
 //! `true`, tear it down (bwrap, unshare, crun and runc with and without a
-//! user namespace, systemd-nspawn, podman, gVisor's runsc); and a memory
+//! user namespace, systemd-nspawn, podman, gVisor's runsc); exec of
+//! `true` into a kept sandbox (ours, `crun exec`, `runc exec`, `podman
+//! exec`); and a memory
 //! snapshot of a live Python process holding 100 MB with three copies
 //! (ours; CRIU through runc where CRIU works on the host: where it fails,
 //! the row says how). Peers come from `scripts/peers.sh`, which installs
@@ -219,12 +221,20 @@ fn unmeasured(name: &str, note: String) -> PeerRow {
 fn sample(p: &Peer, i: usize) -> std::result::Result<f64, String> {
     let id = format!("world-bench-{}-{i}", std::process::id());
     let argv: Vec<String> = p.argv.iter().map(|a| a.replace("{id}", &id)).collect();
+    run_timed(&argv, p.hide_cgroup2)
+}
+
+/// Runs `argv` (errors to a file, not a pipe: a detached container keeps
+/// its stdio open); returns ms, or the first line it printed on failure.
+fn run_timed(argv: &[String], hide_cgroup2: bool) -> std::result::Result<f64, String> {
+    let errf = std::env::temp_dir().join(format!("world-bench-peers-{}.err", std::process::id()));
+    let err = std::fs::File::create(&errf).map_err(|e| e.to_string())?;
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if p.hide_cgroup2 {
+        .stderr(err);
+    if hide_cgroup2 {
         // SAFETY: runs in the forked child before exec and only makes
         // async-signal-safe system calls (unshare, mount, umount2) on
         // static C strings.
@@ -247,12 +257,14 @@ fn sample(p: &Peer, i: usize) -> std::result::Result<f64, String> {
         };
     }
     let t = Instant::now();
-    let out = c.output().map_err(|e| e.to_string())?;
+    let status = c.status().map_err(|e| e.to_string())?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    if out.status.success() {
+    let stderr = std::fs::read(&errf).unwrap_or_default();
+    let _ = std::fs::remove_file(&errf);
+    if status.success() {
         Ok(ms)
     } else {
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = String::from_utf8_lossy(&stderr);
         Err(err
             .lines()
             .find(|l| !l.trim().is_empty())
@@ -335,8 +347,126 @@ pub fn bench_peers(
         }
     }
     rows.append(&mut notes);
+    rows.extend(exec_rows(sub, n, dir)?);
     rows.extend(snapshot_rows(sub, snapshots, dir)?);
     Ok(rows)
+}
+
+/// A kept sandbox of a peer, exec'd into repeatedly.
+struct Kept {
+    name: &'static str,
+    start: Vec<String>,
+    exec: Vec<String>,
+    stop: Vec<String>,
+    hide_cgroup2: bool,
+}
+
+/// Exec of `true` into a kept sandbox, `n` interleaved rounds: ours (a
+/// world kept for the whole run) beside `crun exec`, `runc exec` and
+/// `podman exec` into a container running `sleep`.
+fn exec_rows(sub: &LinuxSubstrate, n: usize, dir: &Path) -> Result<Vec<PeerRow>> {
+    let pid = std::process::id();
+    let work = WorkDir(dir.join(format!("exec-{pid}")));
+    let sleeper = work.0.join("bundle");
+    let made = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(&sleeper)?;
+        let cfg = std::fs::read_to_string(dir.join("bundle/config.json"))?;
+        let mut c: serde_json::Value = serde_json::from_str(&cfg).map_err(std::io::Error::other)?;
+        c["process"]["args"] = serde_json::json!(["/usr/bin/sleep", "3600"]);
+        std::fs::write(sleeper.join("config.json"), c.to_string())
+    })();
+    let b = sleeper.display().to_string();
+    let rootfs = dir.join("rootfs").display().to_string();
+    let hard = hard_nofile();
+    let mut kept = Vec::new();
+    if made.is_ok() {
+        for (name, prog, hide) in [("crun exec", "crun", true), ("runc exec", "runc", false)] {
+            let id = format!("world-bench-exec-{prog}-{pid}");
+            kept.push(Kept {
+                name,
+                start: owned(&[prog, "run", "-d", "--bundle", &b, &id]),
+                exec: owned(&[prog, "exec", &id, "/usr/bin/true"]),
+                stop: owned(&[prog, "delete", "-f", &id]),
+                hide_cgroup2: hide,
+            });
+        }
+        let id = format!("world-bench-exec-podman-{pid}");
+        kept.push(Kept {
+            name: "podman exec",
+            start: owned(&[
+                "podman",
+                "--runtime",
+                "runc",
+                "run",
+                "-d",
+                "--name",
+                &id,
+                "--network=none",
+                "--ulimit",
+                &format!("nofile={hard}:{hard}"),
+                "--ulimit",
+                "nproc=32768:32768",
+                "-v",
+                "/usr:/usr:ro",
+                "--rootfs",
+                &rootfs,
+                "/usr/bin/sleep",
+                "3600",
+            ]),
+            exec: owned(&["podman", "exec", &id, "/usr/bin/true"]),
+            stop: owned(&["podman", "rm", "-f", "-t", "0", &id]),
+            hide_cgroup2: false,
+        });
+    }
+    let mut rows = Vec::new();
+    let mut live = Vec::new();
+    for k in kept {
+        if !on_path(&k.start[0]) {
+            rows.push(unmeasured(k.name, format!("{} not installed", k.start[0])));
+            continue;
+        }
+        match run_timed(&k.start, k.hide_cgroup2) {
+            Ok(_) => live.push((k, Vec::new(), None::<String>)),
+            Err(e) => rows.push(unmeasured(k.name, format!("fails here: {e}"))),
+        }
+    }
+    let w = sub.create(&CreateOptions::default())?;
+    let mut ours = Vec::new();
+    let res = (|| -> Result<()> {
+        for _ in 0..n {
+            let t = Instant::now();
+            sub.exec_output(&w.id, &ExecRequest::new(&["true"]), b"")?;
+            ours.push(t.elapsed().as_secs_f64() * 1e3);
+            for (k, v, failed) in live.iter_mut() {
+                if failed.is_none() {
+                    match run_timed(&k.exec, k.hide_cgroup2) {
+                        Ok(ms) => v.push(ms),
+                        Err(e) => *failed = Some(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    let _ = sub.destroy(&w.id);
+    for (k, _, _) in &live {
+        let _ = run_timed(&k.stop, k.hide_cgroup2);
+    }
+    res?;
+    let base = pct(&mut ours.clone(), 0.5);
+    let mut out = vec![measured(
+        "world: exec true into a kept world",
+        ours,
+        Some(base),
+    )];
+    for (k, v, failed) in live {
+        out.push(match failed {
+            Some(e) => unmeasured(k.name, format!("fails here: {e}")),
+            None => measured(k.name, v, Some(base)),
+        });
+    }
+    out.extend(rows);
+    Ok(out)
 }
 
 /// Python holding 100 MB, then waiting: the process every snapshot row
