@@ -302,7 +302,7 @@ pub fn repair(engine: &Engine, out: &Out) -> Result<()> {
     out.emit(&r, || {
         let s = &r.substrate;
         outln!(
-            "removed {} half-made world(s), {} snapshot(s), {} orphaned subvolume(s), {} orphaned cgroup(s); killed the processes of {} cgroup(s) no record names; thawed {} world(s); stopped {} lineage(s); {} dead world(s); {} record(s) marked lost",
+            "removed {} half-made world(s), {} snapshot(s), {} orphaned subvolume(s), {} orphaned cgroup(s); killed the processes of {} cgroup(s) no record names; thawed {} world(s); stopped {} lineage(s) and {} spare world(s); {} dead world(s); {} record(s) marked lost",
             s.removed_worlds.len(),
             s.removed_snapshots.len(),
             s.removed_subvolumes.len(),
@@ -310,6 +310,7 @@ pub fn repair(engine: &Engine, out: &Out) -> Result<()> {
             s.killed_orphans.len(),
             s.thawed_worlds.len(),
             s.stopped_lineages.len(),
+            s.stopped_spares,
             s.dead_worlds.len(),
             r.lost.len()
         );

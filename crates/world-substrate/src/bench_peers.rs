@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::snapshot::BranchOptions;
 use crate::types::{CreateOptions, ExecRequest};
-use crate::{LinuxSubstrate, Substrate};
+use crate::{LinuxSubstrate, Substrate, SubstrateConfig};
 
 /// One row of the table.
 #[derive(Debug, Clone)]
@@ -305,7 +305,14 @@ pub fn bench_peers(
 ) -> Result<Vec<PeerRow>> {
     let (mut peers, mut notes) = peers(dir);
     let mut ours_create = Vec::new();
+    let mut ours_cold = Vec::new();
     let mut ours_cycle = Vec::new();
+    // The same store without spares: what a create costs when none is
+    // ready (the first of an image, or faster than refills).
+    let cold = LinuxSubstrate::new(SubstrateConfig {
+        spares: 0,
+        ..sub.config().clone()
+    });
     let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     let mut failed: Vec<Option<String>> = vec![None; peers.len()];
     for i in 0..n {
@@ -317,6 +324,10 @@ pub fn bench_peers(
         r?;
         d?;
         ours_cycle.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let w = cold.create(&CreateOptions::default())?;
+        ours_cold.push(t.elapsed().as_secs_f64() * 1e3);
+        cold.destroy(&w.id)?;
         for (k, p) in peers.iter().enumerate() {
             if failed[k].is_some() {
                 continue;
@@ -329,7 +340,15 @@ pub fn bench_peers(
     }
     let cycle = pct(&mut ours_cycle.clone(), 0.5);
     let mut rows = vec![
-        measured("world: create (ready to exec)", ours_create, Some(cycle)),
+        measured(
+            &format!(
+                "world: create (ready to exec; {} spares)",
+                sub.config().spares
+            ),
+            ours_create,
+            Some(cycle),
+        ),
+        measured("world: create, no spare (cold)", ours_cold, Some(cycle)),
         measured(
             "world: create + exec true + destroy",
             ours_cycle,

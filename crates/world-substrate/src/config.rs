@@ -45,6 +45,10 @@ pub struct SubstrateConfig {
     /// never for none: every host-side read from a world ends. Default
     /// [`DEFAULT_EXEC_TIMEOUT`].
     pub exec_timeout: std::time::Duration,
+    /// Spare worlds kept ready per image that `create` was asked for
+    /// (see `linux/spare.rs`); 0 turns them off. Default
+    /// [`DEFAULT_SPARES`].
+    pub spares: usize,
 }
 
 /// The program that runs lineage supervisors for the executable `exe`:
@@ -93,6 +97,12 @@ pub const DEFAULT_EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// Longest timeout a caller may ask for: a week.
 pub const MAX_EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
+/// Default of [`SubstrateConfig::spares`]: two, so back-to-back creates
+/// find one while the other is being refilled. A spare costs a lineage
+/// manager, its signal guard and one world shell (PSS measured by `world
+/// bench substrate`) plus an empty root subvolume.
+pub const DEFAULT_SPARES: usize = 2;
+
 /// Default of [`SubstrateConfig::pool_max`]: enough for a branch of 128
 /// children. An idle shell costs about 0.1 MB (PSS, measured by `world
 /// bench branch`) plus its namespaces.
@@ -134,13 +144,15 @@ impl SubstrateConfig {
             pool_max: DEFAULT_POOL_MAX,
             snapshots_max: DEFAULT_SNAPSHOTS_MAX,
             exec_timeout: DEFAULT_EXEC_TIMEOUT,
+            spares: DEFAULT_SPARES,
         }
     }
 
     /// Applies the environment's overrides, for the programs at the edge
     /// (CLI, daemon): `WORLD_STATE_DIR`, `WORLD_RUN_DIR` (tests and
     /// unprivileged experiments), `WORLD_POOL_MAX` (see [`Self::pool_max`])
-    /// `WORLD_SNAPSHOTS_MAX` (see [`Self::snapshots_max`]) and
+    /// `WORLD_SNAPSHOTS_MAX` (see [`Self::snapshots_max`]), `WORLD_SPARES`
+    /// (see [`Self::spares`]) and
     /// `WORLD_EXEC_TIMEOUT` (seconds, see [`Self::exec_timeout`]). Empty
     /// values are ignored; a bad number is an error that names the
     /// variable.
@@ -158,6 +170,9 @@ impl SubstrateConfig {
         if let Some(v) = var("WORLD_SNAPSHOTS_MAX") {
             self.snapshots_max =
                 env_number("WORLD_SNAPSHOTS_MAX", &v, 1, 100_000, "snapshots per world")?;
+        }
+        if let Some(v) = var("WORLD_SPARES") {
+            self.spares = env_number("WORLD_SPARES", &v, 0, 64, "spare worlds per image")?;
         }
         if let Some(v) = var("WORLD_EXEC_TIMEOUT") {
             let max = MAX_EXEC_TIMEOUT.as_secs() as usize;

@@ -36,6 +36,11 @@ pub struct LineageSpec {
     /// them for the manager. Empty: shells stay in the manager's cgroup.
     #[serde(default)]
     pub pool_cgroup_procs: Vec<std::path::PathBuf>,
+    /// cgroup.procs files the manager's first world shell joins instead of
+    /// the pool cgroup: a spare's own cgroup ([`spare_cgroup_id`]), which
+    /// becomes its world's. Empty for other lineages.
+    #[serde(default)]
+    pub first_shell_cgroup_procs: Vec<std::path::PathBuf>,
     /// First host uid/gid of the world range.
     pub uid_base: u32,
     /// Number of ids mapped.
@@ -180,6 +185,12 @@ pub fn random_id(prefix: &str) -> String {
 /// world ids, which cannot contain one).
 pub fn cgroup_id(lineage: &str) -> String {
     format!("lineage.{lineage}")
+}
+
+/// Name of the cgroup a spare's world shell waits in (see
+/// `linux/spare.rs`); renamed to the world's id when the spare is taken.
+pub fn spare_cgroup_id(lineage: &str) -> String {
+    format!("spare.{lineage}")
 }
 
 /// Name of the cgroup where a lineage's pooled world shells wait: CPU

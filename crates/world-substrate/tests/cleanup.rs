@@ -88,6 +88,11 @@ fn hundred_cycles_leave_nothing() {
         assert_eq!(common::out(&o), format!("{i}\nbg\n"));
         env.sub.destroy(&id).unwrap();
     }
+    // Spares are kept on purpose, at most the configured number; stopped,
+    // they leave nothing either.
+    let spares = env.sub.spares_ready("host");
+    assert!(spares <= env.sub.config().spares, "{spares} spares kept");
+    env.sub.drop_spares(None);
     assert_eq!(mount_count(), mounts1, "mounts leaked");
     // Namespaces are freed asynchronously after their last process is
     // reaped; and only namespaces that appeared during the cycles count

@@ -70,8 +70,25 @@ fn launch_err(m: impl std::fmt::Display) -> crate::Error {
 impl LinuxSubstrate {
     /// Starts a new lineage manager.
     pub(crate) fn launch_lineage(&self) -> Result<LineageRecord> {
+        self.launch_lineage_idle(false)
+    }
+
+    /// Starts a new lineage manager; for a `spare`, its cgroup gets the
+    /// idle CPU class before it starts, and its first world shell waits in
+    /// the spare's own cgroup (idle too), which becomes its world's (see
+    /// `spare`).
+    pub(crate) fn launch_lineage_idle(&self, spare: bool) -> Result<LineageRecord> {
         let id = lineage::random_id("l");
         let cg = WorldCgroup::create_plain(&self.cfg.cgroup_name, &lineage::cgroup_id(&id))?;
+        let first = if spare {
+            cg.set_idle();
+            let f =
+                WorldCgroup::create_plain(&self.cfg.cgroup_name, &lineage::spare_cgroup_id(&id))?;
+            f.set_idle();
+            f.procs_files()
+        } else {
+            Vec::new()
+        };
         // Best effort: without it (or without cpu.idle), shells wait in
         // the manager's cgroup.
         let pool_cg =
@@ -90,6 +107,7 @@ impl LinuxSubstrate {
                     .as_ref()
                     .map(|p| p.procs_files())
                     .unwrap_or_default(),
+                first_shell_cgroup_procs: first,
                 uid_base: self.cfg.uid_base,
                 uid_count: UID_COUNT,
             };
@@ -153,7 +171,11 @@ impl LinuxSubstrate {
                 }
             }
         }
-        for name in [lineage::cgroup_id(id), lineage::pool_cgroup_id(id)] {
+        for name in [
+            lineage::cgroup_id(id),
+            lineage::pool_cgroup_id(id),
+            lineage::spare_cgroup_id(id),
+        ] {
             let cg = WorldCgroup::open(&self.cfg.cgroup_name, &name);
             if cg.exists() {
                 cg.kill_all(Duration::from_secs(10))?;
@@ -304,10 +326,14 @@ pub(crate) fn prepare_world(
     spec: &LaunchSpec,
     cg: &WorldCgroup,
 ) -> Result<(UnixListener, Vec<OwnedFd>)> {
+    Ok((bind_world_sock(spec)?, cg.open_procs()?))
+}
+
+/// Binds a world's control socket (as host root).
+pub(crate) fn bind_world_sock(spec: &LaunchSpec) -> Result<UnixListener> {
     let _ = fs::remove_file(&spec.sock);
-    let l = UnixListener::bind(&spec.sock)
-        .map_err(|e| WorldError::Io("bind world control socket", e))?;
-    Ok((l, cg.open_procs()?))
+    UnixListener::bind(&spec.sock)
+        .map_err(|e| WorldError::Io("bind world control socket", e).into())
 }
 
 /// Opens the namespaces of a world's init (host pid) in the order

@@ -7,6 +7,7 @@ mod client;
 pub(crate) mod lineage;
 pub use lineage::PoolState;
 pub mod record;
+pub(crate) mod spare;
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -83,7 +84,10 @@ impl LinuxSubstrate {
             .filter_map(|id| WorldRecord::load(&self.layout, id).ok())
             .filter(|r| r.image == name)
             .count();
-        Ok(image::remove(&self.layout, name, users)?)
+        image::remove(&self.layout, name, users)?;
+        // Their roots are snapshots of the old image.
+        self.drop_spares(Some(name));
+        Ok(())
     }
 
     /// Unmounts the btrfs store (its loop device detaches). Refuses while
@@ -92,6 +96,7 @@ impl LinuxSubstrate {
         if !WorldRecord::all_ids(&self.layout).is_empty() {
             return Err(storage::StorageError::Busy.into());
         }
+        self.drop_spares(None);
         Ok(storage::unmount(&self.layout)?)
     }
 
@@ -183,17 +188,59 @@ impl LinuxSubstrate {
         let root = self.layout.world_root(id.as_str());
         fs::create_dir_all(self.layout.world_run(id.as_str()))
             .map_err(|e| WorldError::Io("create run dir", e))?;
-        btrfs::snapshot(&self.layout.image_root(&img.name), &root, false)
-            .map_err(|e| WorldError::Io("snapshot image", e))?;
+        let spare = self.take_spare(&img.name);
+        crate::snapshot::trace("create: spare taken", t0);
+        match &spare {
+            Some(s) => {
+                if let Err(e) = fs::rename(&s.root, &root) {
+                    let _ = self.stop_lineage(&s.lineage.id);
+                    let _ = btrfs::subvol_delete(&s.root);
+                    return Err(WorldError::Io("move the spare's root", e).into());
+                }
+            }
+            None => btrfs::snapshot(&self.layout.image_root(&img.name), &root, false)
+                .map_err(|e| WorldError::Io("snapshot image", e))?,
+        }
+        crate::snapshot::trace("create: root", t0);
         let mut warnings = Vec::new();
         if let Some(mib) = opts.limits.disk_mib {
             if let Err(e) = btrfs::limit_exclusive(&root, mib << 20) {
                 warnings.push(format!("disk limit not enforced: {e}"));
             }
         }
-        let (cg, w) = WorldCgroup::create(&self.cfg.cgroup_name, id.as_str(), &opts.limits)?;
+        let from_spare = spare.is_some();
+        let lin = match spare {
+            Some(s) => s.lineage,
+            None => self.launch_lineage()?,
+        };
+        crate::snapshot::trace("create: lineage", t0);
+        // A spare's cgroup, its shell inside, becomes the world's where
+        // the kernel can rename it; then nothing has to move.
+        let renamed = from_spare
+            .then(|| {
+                WorldCgroup::rename_into(
+                    &self.cfg.cgroup_name,
+                    &crate::lineage::spare_cgroup_id(&lin.id),
+                    id.as_str(),
+                    &opts.limits,
+                )
+                .ok()
+            })
+            .flatten();
+        let in_place = renamed.is_some();
+        let made = match renamed {
+            Some(x) => Ok(x),
+            None => WorldCgroup::create(&self.cfg.cgroup_name, id.as_str(), &opts.limits),
+        };
+        let (cg, w) = match made {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = self.stop_lineage(&lin.id);
+                return Err(e.into());
+            }
+        };
         warnings.extend(w);
-        let lin = self.launch_lineage()?;
+        crate::snapshot::trace("create: cgroup", t0);
         let seed = crate::seed::random_seed();
         let spec = LaunchSpec {
             id: id.to_string(),
@@ -207,8 +254,26 @@ impl LinuxSubstrate {
         };
         let started = (|| {
             let conn = self.manager(&lin.id)?;
-            let p = self.request_world(&conn, &spec, &cg)?;
+            let p = if in_place {
+                // No cgroup files: the shell is in the world's cgroup
+                // already. An init the manager had to clone instead (the
+                // shell was gone) is moved below, before any world code
+                // can run in it.
+                let l = lineage::bind_world_sock(&spec)?;
+                self.send_world(&conn, &spec, &l, &[])?
+            } else {
+                self.request_world(&conn, &spec, &cg)?
+            };
             let r = p.wait("world init", Duration::from_secs(30))?;
+            if in_place && !cg.holds(r.0) {
+                cg.adopt(r.0)?;
+            }
+            crate::snapshot::trace("create: init ready", t0);
+            if from_spare {
+                // The spare's manager kept a shell for this world; keep
+                // none now (a branch asks for its own).
+                let _ = self.pool_call(&conn, 0, false, &img.binds);
+            }
             let create_ms = t0.elapsed().as_secs_f64() * 1000.0;
             let rec = WorldRecord {
                 id: id.clone(),
@@ -237,6 +302,7 @@ impl LinuxSubstrate {
                 return Err(e);
             }
         };
+        self.refill_spares(&img.name);
         Ok(Created {
             id: id.clone(),
             create_ms,

@@ -492,4 +492,7 @@ pub struct RepairReport {
     /// killed: what a crash left running.
     #[serde(default)]
     pub killed_orphans: Vec<String>,
+    /// Spare worlds stopped (the next create makes them again).
+    #[serde(default)]
+    pub stopped_spares: usize,
 }

@@ -63,6 +63,9 @@ fn cgroup_has_record(l: &crate::storage::Layout, n: &str) -> bool {
     if let Some(s) = n.strip_prefix("snap.") {
         return l.snapshot_meta(s).exists();
     }
+    if let Some(id) = n.strip_prefix("spare.") {
+        return LineageRecord::load(l, id).is_some();
+    }
     if let Some(id) = n.strip_prefix("lineage.") {
         let id = id.strip_suffix(".pool").unwrap_or(id);
         return LineageRecord::load(l, id).is_some();
@@ -1342,7 +1345,12 @@ impl LinuxSubstrate {
             self.config().uid_base,
         )?;
         let l = self.layout().clone();
-        let mut rep = RepairReport::default();
+        // Spares are made again by the next create; stopping them here
+        // leaves repair nothing to guess about them.
+        let mut rep = RepairReport {
+            stopped_spares: self.drop_spares(None),
+            ..RepairReport::default()
+        };
         for (path, j) in stale_journals(&l) {
             // A snapshot that died between freezing its world and thawing it.
             if let Some(w) = &j.frozen {
@@ -1436,6 +1444,9 @@ impl LinuxSubstrate {
             rep.removed_subvolumes.push(format!("snapshots/{n}"));
         }
         for lid in LineageRecord::all_ids(&l) {
+            if self.is_spare(&lid) {
+                continue;
+            }
             let alive = LineageRecord::load(&l, &lid).is_some_and(|r| r.alive());
             if !alive {
                 self.stop_lineage(&lid)?;

@@ -49,6 +49,14 @@ struct PoolShell {
     ready: bool,
 }
 
+/// The cgroups the launcher opened for the manager's shells.
+pub(crate) struct PoolCgroups {
+    /// The lineage's pool cgroup.
+    pub pool: Vec<OwnedFd>,
+    /// The first shell's cgroup, if not the pool's.
+    pub first: Vec<OwnedFd>,
+}
+
 /// The manager's pool of world shells.
 struct Pool {
     /// Where shells stage their mounts: the lineage run directory, hidden
@@ -62,6 +70,9 @@ struct Pool {
     /// cgroup.procs fds of the lineage's `SCHED_IDLE` pool cgroup, which a
     /// new shell joins first (opened by the launcher as host root).
     cgroup: Vec<OwnedFd>,
+    /// cgroup.procs fds the next shell joins instead of `cgroup`, once (a
+    /// spare's cgroup, see `LineageSpec::first_shell_cgroup_procs`).
+    first_cgroup: Vec<OwnedFd>,
     /// Last pool request (for `POOL_IDLE`).
     last_request: Instant,
     /// Last request that started a process (for `REFILL_AFTER_MS`): pool
@@ -77,6 +88,7 @@ impl Pool {
             .iter()
             .map(|s| s.chan.as_raw_fd())
             .chain(self.cgroup.iter().map(|f| f.as_raw_fd()))
+            .chain(self.first_cgroup.iter().map(|f| f.as_raw_fd()))
             .collect()
     }
 
@@ -187,7 +199,7 @@ pub fn manager_main(
     spec: &LineageSpec,
     listener: UnixListener,
     rdy: OwnedFd,
-    pool_cgroup: Vec<OwnedFd>,
+    pool_cgroup: PoolCgroups,
 ) -> ! {
     let sfd = match setup() {
         Ok(f) => f,
@@ -208,7 +220,8 @@ pub fn manager_main(
         binds: None,
         want: 0,
         shells: Vec::new(),
-        cgroup: pool_cgroup,
+        cgroup: pool_cgroup.pool,
+        first_cgroup: pool_cgroup.first,
         last_request: Instant::now(),
         last_busy: Instant::now(),
     };
@@ -400,22 +413,31 @@ fn spawn_shell(pool: &mut Pool, lfd: RawFd, sfd: &OwnedFd) {
                 }
             }
             sys::reset_signals();
-            // Wait (and prepare) in the idle pool cgroup; without it, in
-            // the manager's. The files go before anything else runs.
-            for f in &pool.cgroup {
+            // Wait (and prepare) in the idle pool cgroup (a spare's first
+            // shell: in the spare's cgroup); without it, in the
+            // manager's. The files go before anything else runs.
+            let join = if pool.first_cgroup.is_empty() {
+                &pool.cgroup
+            } else {
+                &pool.first_cgroup
+            };
+            for f in join {
                 let _ = sys::write_all(f.as_raw_fd(), b"0");
             }
-            for f in &pool.cgroup {
-                // SAFETY: closing the pool cgroup's fds in the child.
+            for f in pool.cgroup.iter().chain(&pool.first_cgroup) {
+                // SAFETY: closing the pool cgroups' fds in the child.
                 unsafe { libc::close(f.as_raw_fd()) };
             }
             shell_main(&pool.stage, &binds, theirs)
         }
-        Ok(pid) => pool.shells.push(PoolShell {
-            pid,
-            chan: mine,
-            ready: false,
-        }),
+        Ok(pid) => {
+            pool.first_cgroup.clear();
+            pool.shells.push(PoolShell {
+                pid,
+                chan: mine,
+                ready: false,
+            })
+        }
         // Out of processes or memory: stop growing until the next request.
         Err(_) => pool.want = pool.shells.len(),
     }

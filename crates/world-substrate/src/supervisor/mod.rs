@@ -98,6 +98,12 @@ pub fn supervisor_main(args: &[std::ffi::OsString]) -> ! {
     // SAFETY: close_range with constant bounds; no fd above 2 is in use
     // yet (the standard library holds none).
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if args
+        .first()
+        .is_some_and(|a| a == crate::linux::spare::SPARES_ARG)
+    {
+        crate::linux::spare::job_main(&args[1..]);
+    }
     let res = match args
         .first()
         .and_then(|a| serde_json::from_slice::<LineageSpec>(a.as_encoded_bytes()).ok())
@@ -134,17 +140,22 @@ fn launch(spec: &LineageSpec) -> Result<LaunchResult, String> {
     let _ = std::fs::write("/proc/self/oom_score_adj", crate::OOM_SCORE_ADJ.to_string());
     // The pool cgroup's procs files, opened here as host root for the
     // manager's shells (see `manager`); none if they cannot be opened.
-    let pool_cg: Vec<std::os::fd::OwnedFd> = spec
-        .pool_cgroup_procs
-        .iter()
-        .map(|f| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(f)
-                .map(Into::into)
-        })
-        .collect::<std::io::Result<_>>()
-        .unwrap_or_default();
+    let open_all = |files: &[PathBuf]| -> Vec<std::os::fd::OwnedFd> {
+        files
+            .iter()
+            .map(|f| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(f)
+                    .map(Into::into)
+            })
+            .collect::<std::io::Result<_>>()
+            .unwrap_or_default()
+    };
+    let pool_cg = manager::PoolCgroups {
+        pool: open_all(&spec.pool_cgroup_procs),
+        first: open_all(&spec.first_shell_cgroup_procs),
+    };
     let _ = std::fs::remove_file(&spec.sock);
     let listener =
         UnixListener::bind(&spec.sock).map_err(|e| format!("bind {}: {e}", spec.sock.display()))?;
@@ -207,7 +218,7 @@ fn unsharer(
     up: std::os::fd::OwnedFd,
     go: std::os::fd::OwnedFd,
     rdy: std::os::fd::OwnedFd,
-    pool_cg: Vec<std::os::fd::OwnedFd>,
+    pool_cg: manager::PoolCgroups,
 ) -> ! {
     // The lineage's user namespace is owned by the worlds' root uid, not
     // by host root: the kernel charges per-user limits of everything

@@ -1,0 +1,388 @@
+//! Spare worlds: `create` served from lineages made ahead of time.
+//!
+//! Most of a cold `create` is spent on what no request changes: starting a
+//! lineage (a supervisor process, the user and pid namespaces, the manager,
+//! ~15-20 ms), cloning a world init with its namespaces and staged mounts,
+//! and snapshotting the image into a root. A *spare* is all of that, made
+//! before anyone asks, for one image:
+//!
+//! * a lineage whose manager keeps one pooled world shell for the image's
+//!   binds (`docs/snapshots.md`, "pool"), in cgroups with `cpu.idle = 1`;
+//! * a root subvolume snapshot of the image, `fs/spares/<lineage>`;
+//! * a marker `run/spares/<image>/<lineage>`, written last, when the shell
+//!   is ready: only a marked spare is ever taken.
+//!
+//! `create` takes a spare by unlinking its marker (exactly one caller
+//! wins), renames its root to `fs/worlds/<id>`, gives its lineage normal
+//! CPU weight again and asks its manager for the world, which the shell
+//! becomes (pivot into the root, hostname, cgroup with the request's
+//! limits). What a request decides (id, limits, environment, seed) is
+//! applied then, so a world from a spare is the same as a cold one; a
+//! spare has never run anything but our own code, so nothing passes from
+//! one world to another through it.
+//!
+//! **Refill.** After each `create` of an image, when fewer than
+//! [`crate::SubstrateConfig::spares`] of its spares are ready and no refill
+//! runs, a detached job (the supervisor program with `--spares`) makes
+//! spares until there are enough. It runs in the `spares` cgroup with
+//! `cpu.idle = 1`, and the lineages it starts stay idle until taken, so
+//! refilling only uses CPU that nothing else wants. One job per image at a
+//! time (an `flock` on `run/spares/<image>.lock`).
+//!
+//! **Lifetime.** Spares live until taken, until `repair` or
+//! `unmount_storage` (which stop them all, waiting for a running job), or
+//! until `image rm`/re-import of their image. A spare whose manager died
+//! (a reboot) is discarded when found. A shell idle for 5 minutes is
+//! trimmed by its manager; the spare then still saves the lineage launch
+//! and the root snapshot, and its manager clones the init on request.
+//! `WORLD_SPARES=0` turns spares off.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::LinuxSubstrate;
+use crate::cgroup::WorldCgroup;
+use crate::config::SubstrateConfig;
+use crate::error::{Result, WorldError};
+use crate::lineage::{self, LineageRecord};
+use crate::{btrfs, image, storage};
+
+/// How long a refill waits for a new spare's shell to be ready.
+const SHELL_READY_WAIT: Duration = Duration::from_secs(30);
+
+/// A spare taken by `create`: its lineage (manager running, CPU weight
+/// restored) and its root subvolume, still at its spare path.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    pub lineage: LineageRecord,
+    pub root: PathBuf,
+}
+
+/// What the refill job needs to rebuild the substrate (one JSON argument
+/// after `--spares`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Job {
+    state_dir: PathBuf,
+    run_dir: PathBuf,
+    supervisor_cmd: Vec<std::ffi::OsString>,
+    storage_size_mib: u64,
+    uid_base: u32,
+    cgroup_name: String,
+    spares: usize,
+    image: String,
+}
+
+/// The directory of an image's spare markers.
+fn marker_dir(l: &storage::Layout, image: &str) -> PathBuf {
+    l.run.join("spares").join(image)
+}
+
+/// Where a spare's root waits.
+fn spare_root(l: &storage::Layout, lineage: &str) -> PathBuf {
+    l.mount_point().join("spares").join(lineage)
+}
+
+/// The lock a refill job of `image` holds while it runs.
+fn lock_path(l: &storage::Layout, image: &str) -> PathBuf {
+    l.run.join("spares").join(format!("{image}.lock"))
+}
+
+/// Tries an exclusive `flock` without waiting; `None` when another holds it.
+fn try_lock(path: &Path) -> Option<fs::File> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()?;
+    // SAFETY: flock on a valid fd.
+    (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(f)
+}
+
+/// Lineage ids of the marked spares of `image`.
+fn marked(l: &storage::Layout, image: &str) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(marker_dir(l, image))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("l-") && !n.contains('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+impl LinuxSubstrate {
+    /// Takes a ready spare of `image`, if one is there. Spares whose
+    /// manager died are discarded on the way.
+    pub(crate) fn take_spare(&self, image: &str) -> Option<Spare> {
+        if self.cfg.spares == 0 {
+            return None;
+        }
+        for lid in marked(&self.layout, image) {
+            // Unlinking the marker is the claim: one caller wins.
+            if fs::remove_file(marker_dir(&self.layout, image).join(&lid)).is_err() {
+                continue;
+            }
+            let root = spare_root(&self.layout, &lid);
+            match LineageRecord::load(&self.layout, &lid).filter(LineageRecord::alive) {
+                Some(rec) if root.exists() => {
+                    let cg = WorldCgroup::open(&self.cfg.cgroup_name, &lineage::cgroup_id(&lid));
+                    cg.set_idle_to(false);
+                    return Some(Spare { lineage: rec, root });
+                }
+                _ => self.discard_spare(&lid),
+            }
+        }
+        None
+    }
+
+    /// Stops a spare's lineage (its cgroups included) and deletes its root.
+    fn discard_spare(&self, lid: &str) {
+        let _ = self.stop_lineage(lid);
+        let root = spare_root(&self.layout, lid);
+        if root.exists() {
+            let _ = btrfs::subvol_delete(&root);
+        }
+    }
+
+    /// Starts a refill job for `image` unless enough spares are ready or a
+    /// job already runs. Never waits for the job; never fails the caller.
+    pub(crate) fn refill_spares(&self, image: &str) {
+        if self.cfg.spares == 0 || marked(&self.layout, image).len() >= self.cfg.spares {
+            return;
+        }
+        let dir = marker_dir(&self.layout, image);
+        if fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        if let Some(p) = dir.parent() {
+            let _ = crate::access::private_dir(p);
+        }
+        // Held by a running job: it makes spares until there are enough,
+        // counting the one just taken. Released at once otherwise.
+        if try_lock(&lock_path(&self.layout, image)).is_none() {
+            return;
+        }
+        let job = Job {
+            state_dir: self.cfg.state_dir.clone(),
+            run_dir: self.cfg.run_dir.clone(),
+            supervisor_cmd: self.cfg.supervisor_cmd.clone(),
+            storage_size_mib: self.cfg.storage_size_mib,
+            uid_base: self.cfg.uid_base,
+            cgroup_name: self.cfg.cgroup_name.clone(),
+            spares: self.cfg.spares,
+            image: image.to_string(),
+        };
+        let Some((prog, args)) = self.cfg.supervisor_cmd.split_first() else {
+            return;
+        };
+        let Ok(json) = serde_json::to_string(&job) else {
+            return;
+        };
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.layout.run.join("spares").join("log"))
+            .map(std::process::Stdio::from)
+            .unwrap_or_else(|_| std::process::Stdio::null());
+        let child = std::process::Command::new(prog)
+            .args(args)
+            .arg(SPARES_ARG)
+            .arg(json)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn();
+        // The job forks and its first process exits at once; reap it on a
+        // thread, so a long-lived caller keeps no zombie (a one-shot CLI
+        // that exits first leaves it to init).
+        if let Ok(mut c) = child {
+            let _ = std::thread::Builder::new()
+                .name("spare-reaper".into())
+                .spawn(move || c.wait());
+        }
+    }
+
+    /// Makes spares of `image` until [`SubstrateConfig::spares`] are
+    /// ready. The body of the refill job; holds the image's lock.
+    fn fill_spares(&self, image: &str) -> Result<usize> {
+        let _lock = match try_lock(&lock_path(&self.layout, image)) {
+            Some(l) => l,
+            None => return Ok(0),
+        };
+        let mut made = 0;
+        while marked(&self.layout, image).len() < self.cfg.spares {
+            self.make_spare(image)?;
+            made += 1;
+        }
+        Ok(made)
+    }
+
+    /// Makes one spare of `image` and marks it ready.
+    fn make_spare(&self, image: &str) -> Result<()> {
+        let img = image::get(&self.layout, image, self.cfg.uid_base)?;
+        let lin = self.launch_lineage_idle(true)?;
+        let lid = lin.id.clone();
+        let made = (|| {
+            let spares = self.layout.mount_point().join("spares");
+            fs::create_dir_all(&spares).map_err(|e| WorldError::Io("create spares dir", e))?;
+            crate::access::private_dir(&spares)
+                .map_err(|e| WorldError::Io("restrict spares dir", e))?;
+            btrfs::snapshot(
+                &self.layout.image_root(&img.name),
+                &spare_root(&self.layout, &lid),
+                false,
+            )
+            .map_err(|e| WorldError::Io("snapshot image for a spare", e))?;
+            let t0 = Instant::now();
+            loop {
+                // A connection per call: the manager serves one connection
+                // until it closes, and makes shells only between them.
+                let st = self.pool_call(&self.manager(&lid)?, 1, false, &img.binds)?;
+                if st.ready >= 1 {
+                    break;
+                }
+                if st.want == 0 || t0.elapsed() > SHELL_READY_WAIT {
+                    return Err(WorldError::Launch(
+                        "the spare's world shell did not get ready".into(),
+                    )
+                    .into());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let dir = marker_dir(&self.layout, image);
+            let tmp = dir.join(format!("{lid}.tmp"));
+            let mut f = fs::File::create(&tmp).map_err(|e| WorldError::Io("mark spare", e))?;
+            writeln!(f, "{}", img.name).map_err(|e| WorldError::Io("mark spare", e))?;
+            fs::rename(&tmp, dir.join(&lid)).map_err(|e| WorldError::Io("mark spare", e))?;
+            Ok(())
+        })();
+        if made.is_err() {
+            self.discard_spare(&lid);
+        }
+        made
+    }
+
+    /// Stops the spares of `image` (every image: `None`), after waiting
+    /// for a refill job that is running. Returns how many were stopped.
+    pub fn drop_spares(&self, image: Option<&str>) -> usize {
+        let base = self.layout.run.join("spares");
+        let images: Vec<String> = match image {
+            Some(i) => vec![i.to_string()],
+            None => fs::read_dir(&base)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+        };
+        let mut n = 0;
+        for img in images {
+            // A running job holds the lock until it is done.
+            let _lock = storage::Lock::take(&lock_path(&self.layout, &img)).ok();
+            for lid in marked(&self.layout, &img) {
+                if fs::remove_file(marker_dir(&self.layout, &img).join(&lid)).is_ok() {
+                    self.discard_spare(&lid);
+                    n += 1;
+                }
+            }
+        }
+        // Roots no marker names (a job killed half-way).
+        for e in fs::read_dir(self.layout.mount_point().join("spares"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let lid = e.file_name().to_string_lossy().into_owned();
+            if !lid.starts_with("l-") {
+                continue;
+            }
+            let marked_somewhere = fs::read_dir(&base)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|d| d.path().join(&lid).exists());
+            if !marked_somewhere {
+                self.discard_spare(&lid);
+            }
+        }
+        // The jobs' cgroup, once their last process is gone.
+        let jobs = WorldCgroup::open(&self.cfg.cgroup_name, JOBS_CGROUP);
+        for _ in 0..100 {
+            if !jobs.exists() || jobs.remove().is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        n
+    }
+
+    /// Whether lineage `lid` is a spare nobody has taken (repair leaves
+    /// those to [`Self::drop_spares`]).
+    pub(crate) fn is_spare(&self, lid: &str) -> bool {
+        spare_root(&self.layout, lid).exists()
+    }
+
+    /// Number of ready spares of `image`.
+    pub fn spares_ready(&self, image: &str) -> usize {
+        marked(&self.layout, image).len()
+    }
+}
+
+/// The cgroup refill jobs run in (`cpu.idle = 1`).
+const JOBS_CGROUP: &str = "spares";
+
+/// The argument (after the supervisor marker) that starts a refill job.
+pub(crate) const SPARES_ARG: &str = "--spares";
+
+/// Body of the refill job process. Never returns.
+pub(crate) fn job_main(args: &[std::ffi::OsString]) -> ! {
+    let Some(job) = args
+        .first()
+        .and_then(|a| serde_json::from_slice::<Job>(a.as_encoded_bytes()).ok())
+    else {
+        eprintln!("spares: usage: {SPARES_ARG} <job-json>");
+        crate::sys::exit_now(2)
+    };
+    // Detach: the caller reaps this process at once; the job goes on as
+    // an orphan in its own session.
+    match crate::sys::fork() {
+        Ok(0) => {}
+        Ok(_) => crate::sys::exit_now(0),
+        Err(e) => {
+            eprintln!("spares: fork: {e}");
+            crate::sys::exit_now(1)
+        }
+    }
+    // SAFETY: setsid has no memory effects.
+    unsafe { libc::setsid() };
+    // Idle CPU class for everything the job does itself (btrfs snapshot,
+    // process launches); best effort.
+    if let Ok(cg) = WorldCgroup::create_plain(&job.cgroup_name, JOBS_CGROUP) {
+        cg.set_idle();
+        let me = std::process::id().to_string();
+        for f in cg.procs_files() {
+            let _ = fs::write(f, &me);
+        }
+    }
+    let mut cfg = SubstrateConfig::with_dirs(job.state_dir, job.run_dir, job.supervisor_cmd);
+    cfg.storage_size_mib = job.storage_size_mib;
+    cfg.uid_base = job.uid_base;
+    cfg.cgroup_name = job.cgroup_name;
+    cfg.spares = job.spares;
+    let sub = LinuxSubstrate::new(cfg);
+    match sub.fill_spares(&job.image) {
+        Ok(_) => crate::sys::exit_now(0),
+        Err(e) => {
+            eprintln!("spares of {}: {e}", job.image);
+            crate::sys::exit_now(1)
+        }
+    }
+}
