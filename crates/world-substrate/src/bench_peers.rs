@@ -306,6 +306,7 @@ pub fn bench_peers(
     let (mut peers, mut notes) = peers(dir);
     let mut ours_create = Vec::new();
     let mut ours_cold = Vec::new();
+    let (mut ours_exec, mut ours_destroy) = (Vec::new(), Vec::new());
     let mut ours_cycle = Vec::new();
     // The same store without spares: what a create costs when none is
     // ready (the first of an image, or faster than refills).
@@ -319,8 +320,12 @@ pub fn bench_peers(
         let t = Instant::now();
         let w = sub.create(&CreateOptions::default())?;
         ours_create.push(t.elapsed().as_secs_f64() * 1e3);
+        let te = Instant::now();
         let r = sub.exec_output(&w.id, &ExecRequest::new(&["true"]), b"");
+        ours_exec.push(te.elapsed().as_secs_f64() * 1e3);
+        let td = Instant::now();
         let d = sub.destroy(&w.id);
+        ours_destroy.push(td.elapsed().as_secs_f64() * 1e3);
         r?;
         d?;
         ours_cycle.push(t.elapsed().as_secs_f64() * 1e3);
@@ -349,6 +354,8 @@ pub fn bench_peers(
             Some(cycle),
         ),
         measured("world: create, no spare (cold)", ours_cold, Some(cycle)),
+        measured("world: first exec true", ours_exec, Some(cycle)),
+        measured("world: destroy", ours_destroy, Some(cycle)),
         measured(
             "world: create + exec true + destroy",
             ours_cycle,

@@ -161,6 +161,7 @@ impl LinuxSubstrate {
     /// Kills a lineage manager (and with it every process of the lineage)
     /// and removes its traces.
     pub(crate) fn stop_lineage(&self, id: &str) -> Result<()> {
+        let t0 = std::time::Instant::now();
         if let Some(r) = LineageRecord::load(&self.layout, id) {
             if r.alive() {
                 if let Ok(pfd) = sys::pidfd_open(r.pid) {
@@ -171,6 +172,7 @@ impl LinuxSubstrate {
                 }
             }
         }
+        crate::snapshot::trace("stop lineage: manager gone", t0);
         for name in [
             lineage::cgroup_id(id),
             lineage::pool_cgroup_id(id),
@@ -182,6 +184,7 @@ impl LinuxSubstrate {
                 cg.remove()?;
             }
         }
+        crate::snapshot::trace("stop lineage: cgroups removed", t0);
         let run = self.layout.lineage_run(id);
         if run.exists() {
             fs::remove_dir_all(&run).map_err(|e| WorldError::Io("remove lineage dir", e))?;

@@ -389,11 +389,13 @@ impl Substrate for LinuxSubstrate {
     }
 
     fn destroy(&self, id: &WorldId) -> Result<()> {
+        let t0 = Instant::now();
         let rec = WorldRecord::load(&self.layout, id)?;
         self.teardown(id.as_str(), Some(&rec))?;
         if let Some(l) = &rec.lineage {
             self.release_lineage(l)?;
         }
+        crate::snapshot::trace("destroy: lineage released", t0);
         Ok(())
     }
 }
