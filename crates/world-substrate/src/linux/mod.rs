@@ -151,6 +151,7 @@ impl LinuxSubstrate {
         let cg = WorldCgroup::open(&self.cfg.cgroup_name, id);
         if cg.exists() {
             cg.kill_all(Duration::from_secs(10))?;
+            crate::snapshot::trace("teardown: cgroup emptied", t0);
             cg.remove()?;
         }
         crate::snapshot::trace("teardown: cgroup removed", t0);
