@@ -149,7 +149,7 @@ impl LineageRecord {
 
     /// Whether the manager is alive.
     pub fn alive(&self) -> bool {
-        self.pid > 0 && sys::process_start_time(self.pid) == Some(self.start_time)
+        self.pid > 0 && sys::live_start_time(self.pid) == Some(self.start_time)
     }
 
     /// Ids of all recorded lineages.

@@ -216,6 +216,19 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     rest.split(' ').nth(19)?.parse().ok()
 }
 
+/// [`process_start_time`] of a process that still runs: `None` for a
+/// zombie (dead, not yet reaped: a lineage manager killed while its
+/// parent, the host's PID 1, has not reaped it yet).
+pub fn live_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    if matches!(f.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    f.nth(18)?.parse().ok()
+}
+
 /// `_exit(2)`: leaves a forked child without running destructors.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and is async-signal-safe.
@@ -442,5 +455,30 @@ pub fn set_thread_background(background: bool) -> io::Result<()> {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         let nice = if background { 19 } else { 0 };
         cvt(libc::setpriority(libc::PRIO_PROCESS, tid, nice) as libc::c_long).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zombie_has_a_start_time_but_is_not_live() {
+        let mut c = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = c.id() as i32;
+        let st = process_start_time(pid).unwrap();
+        assert_eq!(live_start_time(pid), Some(st));
+        c.kill().unwrap();
+        // Not reaped yet: a zombie.
+        let t0 = std::time::Instant::now();
+        while live_start_time(pid).is_some() && t0.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(live_start_time(pid), None);
+        assert_eq!(process_start_time(pid), Some(st));
+        c.wait().unwrap();
     }
 }

@@ -238,3 +238,40 @@ fn no_spares_when_turned_off() {
     assert_eq!(e.sub.spares_ready("host"), 0);
     e.sub.destroy(&w).unwrap();
 }
+
+/// What a reboot leaves (records and roots, no markers, no processes) is
+/// cleaned up by the next refill.
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root")]
+fn a_refill_discards_spares_whose_manager_is_gone() {
+    assert!(is_root());
+    let e = env(1);
+    let w = e.create();
+    wait_spares(&e, 1);
+    let dead = spare_ids(&e).remove(0);
+    let rec = e
+        .sub
+        .config()
+        .state_dir
+        .join(format!("meta/lineages/{dead}.json"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&rec).unwrap()).unwrap();
+    let pid = v["pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill of the test's own lineage manager.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::fs::remove_file(e.sub.config().run_dir.join("spares/host").join(&dead)).unwrap();
+    let root = e.sub.config().state_dir.join("fs/spares").join(&dead);
+    assert!(root.exists());
+    let w2 = e.create();
+    let t0 = Instant::now();
+    while root.exists() && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!root.exists(), "the dead spare's root is still there");
+    assert!(
+        !rec.exists(),
+        "the dead spare's lineage record is still there"
+    );
+    wait_spares(&e, 1);
+    e.sub.destroy(&w).unwrap();
+    e.sub.destroy(&w2).unwrap();
+}

@@ -153,6 +153,31 @@ impl LinuxSubstrate {
         None
     }
 
+    /// Discards spares whose manager is gone (a reboot empties the run
+    /// directory, markers included, and leaves roots and records). Safe
+    /// beside jobs of other images: a spare's root is made only after its
+    /// lineage runs.
+    fn discard_dead_spares(&self) {
+        for e in fs::read_dir(self.layout.mount_point().join("spares"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let lid = e.file_name().to_string_lossy().into_owned();
+            let alive = LineageRecord::load(&self.layout, &lid).is_some_and(|r| r.alive());
+            if lid.starts_with("l-") && !alive {
+                for d in fs::read_dir(self.layout.run.join("spares"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let _ = fs::remove_file(d.path().join(&lid));
+                }
+                self.discard_spare(&lid);
+            }
+        }
+    }
+
     /// Stops a spare's lineage (its cgroups included) and deletes its root.
     fn discard_spare(&self, lid: &str) {
         let _ = self.stop_lineage(lid);
@@ -227,6 +252,7 @@ impl LinuxSubstrate {
             Some(l) => l,
             None => return Ok(0),
         };
+        self.discard_dead_spares();
         let mut made = 0;
         while marked(&self.layout, image).len() < self.cfg.spares {
             self.make_spare(image)?;
