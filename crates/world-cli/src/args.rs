@@ -96,6 +96,14 @@ pub enum Command {
         #[arg(long, requires = "size")]
         wait: bool,
     },
+    /// Show the spare worlds kept ready per image (so that `create` does
+    /// not make one), or stop them all with --drop. WORLD_SPARES sets how
+    /// many each image used keeps (default 2, 0 = none).
+    Spares {
+        /// Stop every spare (the next create makes them again).
+        #[arg(long)]
+        drop: bool,
+    },
     /// Split a world into verses, one world each (default nash / optimal / chaos).
     PushDown {
         /// The world.

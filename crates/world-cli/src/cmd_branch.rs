@@ -297,6 +297,26 @@ pub fn pool(
     })
 }
 
+/// `world spares [--drop]`: the spare worlds of this host (local, like
+/// `world pool`).
+pub fn spares(engine: &Engine, out: &Out, drop: bool) -> Result<()> {
+    let sub = engine.substrate()?;
+    if drop {
+        let n = sub.drop_spares(None);
+        let v = serde_json::json!({ "stopped": n });
+        return out.emit(&v, || outln!("stopped {n} spare world(s)"));
+    }
+    let v = sub.spares();
+    out.emit(&v, || {
+        if v.is_empty() {
+            outln!("no spare worlds (the first create of an image makes them)");
+        }
+        for s in &v {
+            outln!("{}: {} ready", s.image, s.ready);
+        }
+    })
+}
+
 pub fn repair(engine: &Engine, out: &Out) -> Result<()> {
     let r = engine.repair()?;
     out.emit(&r, || {

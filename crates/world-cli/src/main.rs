@@ -107,6 +107,7 @@ fn main() {
         Command::Pool { target, size, wait } => {
             cmd_branch::pool(&engine, &out, &target, size.map(|n| n as usize), wait)
         }
+        Command::Spares { drop } => cmd_branch::spares(&engine, &out, drop),
         Command::PushDown {
             world,
             children,

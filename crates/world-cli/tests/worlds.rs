@@ -294,3 +294,36 @@ fn snapshots_per_world_are_bounded() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn spares_are_shown_taken_and_dropped_from_the_cli() {
+    let Some(env) = Env::new() else { return };
+    let ready = |env: &Env| -> u64 {
+        env.json(&["spares"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["image"] == "host")
+            .map_or(0, |s| s["ready"].as_u64().unwrap())
+    };
+    let w = env.json(&["create"]);
+    let t0 = std::time::Instant::now();
+    while ready(&env) < 2 {
+        assert!(t0.elapsed().as_secs() < 60, "no spares after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A create takes one; its refill may run meanwhile, and the drop
+    // waits for it.
+    let w2 = env.json(&["create"]);
+    assert!(w2["create_ms"].as_f64().unwrap() > 0.0);
+    let v = env.json(&["spares", "--drop"]);
+    let stopped = v["stopped"].as_u64().unwrap();
+    assert!((1..=2).contains(&stopped), "{v}");
+    assert_eq!(ready(&env), 0);
+    let text = env.ok(&["spares"]);
+    assert!(text.contains("host: 0 ready"), "{text}");
+    for id in [&w["id"], &w2["id"]] {
+        env.ok(&["destroy", id.as_str().unwrap()]);
+    }
+}

@@ -85,7 +85,7 @@ pub use config::{SubstrateConfig, DEFAULT_UID_BASE};
 pub const OOM_SCORE_ADJ: i32 = 500;
 pub use error::{Error, ExecError, Result, WorldError};
 pub use image::{ImageInfo, ImageKind};
-pub use linux::LinuxSubstrate;
+pub use linux::{LinuxSubstrate, SpareCount};
 pub use session::{CodeResult, SessionError};
 pub use supervisor::supervisor_main;
 

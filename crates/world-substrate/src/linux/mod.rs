@@ -8,6 +8,7 @@ pub(crate) mod lineage;
 pub use lineage::PoolState;
 pub mod record;
 pub(crate) mod spare;
+pub use spare::SpareCount;
 
 use std::fs;
 use std::os::fd::AsRawFd;

@@ -28,13 +28,14 @@
 //! `cpu.idle = 1`, and the lineages it starts stay idle until taken, so
 //! refilling only uses CPU that nothing else wants; it starts 50 ms after
 //! the create, out of the way of the caller's next steps (see
-//! `REFILL_DELAY`). One job per image at a time (an `flock` on
-//! `run/spares/<image>.lock`).
+//! `REFILL_DELAY`). One job per image at a time: it holds an `flock` on
+//! `run/spares/<image>.lock` from its start, and never mounts the store
+//! (a job that starts after an unmount stops).
 //!
-//! **Lifetime.** Spares live until taken, until `repair` or
-//! `unmount_storage` (which stop them all, waiting for a running job), or
-//! until `image rm`/re-import of their image. A spare whose manager died
-//! (a reboot) is discarded when found. A shell idle for 5 minutes is
+//! **Lifetime.** Spares live until taken, until `world spares --drop`,
+//! `repair` or `unmount_storage` (which stop them all, after a running
+//! job is done), or until `image rm` of their image. A spare whose manager
+//! died (a reboot) is discarded by the next refill or when found. A shell idle for 5 minutes is
 //! trimmed by its manager; the spare then still saves the lineage launch
 //! and the root snapshot, and its manager clones the init on request.
 //! `WORLD_SPARES=0` turns spares off.
@@ -72,6 +73,15 @@ const SHELL_READY_WAIT: Duration = Duration::from_secs(30);
 pub(crate) struct Spare {
     pub lineage: LineageRecord,
     pub root: PathBuf,
+}
+
+/// Ready spares of one image (`world spares`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpareCount {
+    /// Image name.
+    pub image: String,
+    /// Spares ready to be taken.
+    pub ready: usize,
 }
 
 /// What the refill job needs to rebuild the substrate (one JSON argument
@@ -246,12 +256,8 @@ impl LinuxSubstrate {
     }
 
     /// Makes spares of `image` until [`SubstrateConfig::spares`] are
-    /// ready. The body of the refill job; holds the image's lock.
+    /// ready. The body of the refill job, which holds the image's lock.
     fn fill_spares(&self, image: &str) -> Result<usize> {
-        let _lock = match try_lock(&lock_path(&self.layout, image)) {
-            Some(l) => l,
-            None => return Ok(0),
-        };
         self.discard_dead_spares();
         let mut made = 0;
         while marked(&self.layout, image).len() < self.cfg.spares {
@@ -367,6 +373,25 @@ impl LinuxSubstrate {
         spare_root(&self.layout, lid).exists()
     }
 
+    /// Ready spares per image, by image name.
+    pub fn spares(&self) -> Vec<SpareCount> {
+        let mut v: Vec<SpareCount> = fs::read_dir(self.layout.run.join("spares"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| {
+                let image = e.file_name().to_string_lossy().into_owned();
+                SpareCount {
+                    ready: marked(&self.layout, &image).len(),
+                    image,
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.image.cmp(&b.image));
+        v
+    }
+
     /// Number of ready spares of `image`.
     pub fn spares_ready(&self, image: &str) -> usize {
         marked(&self.layout, image).len()
@@ -400,22 +425,36 @@ pub(crate) fn job_main(args: &[std::ffi::OsString]) -> ! {
     }
     // SAFETY: setsid has no memory effects.
     unsafe { libc::setsid() };
-    std::thread::sleep(REFILL_DELAY);
-    // Idle CPU class for everything the job does itself (btrfs snapshot,
-    // process launches); best effort.
-    if let Ok(cg) = WorldCgroup::create_plain(&job.cgroup_name, JOBS_CGROUP) {
-        cg.set_idle();
-        let me = std::process::id().to_string();
-        for f in cg.procs_files() {
-            let _ = fs::write(f, &me);
-        }
-    }
+    let cgroup_name = job.cgroup_name.clone();
     let mut cfg = SubstrateConfig::with_dirs(job.state_dir, job.run_dir, job.supervisor_cmd);
     cfg.storage_size_mib = job.storage_size_mib;
     cfg.uid_base = job.uid_base;
     cfg.cgroup_name = job.cgroup_name;
     cfg.spares = job.spares;
     let sub = LinuxSubstrate::new(cfg);
+    // The lock first, held through the delay: `drop_spares` (repair,
+    // unmount) waits for a job that has it. A job that gets it after a
+    // drop finds the store unmounted (it never mounts it) and stops.
+    let Some(_lock) = try_lock(&lock_path(&sub.layout, &job.image)) else {
+        crate::sys::exit_now(0)
+    };
+    let mounted = || storage::is_mounted(&sub.layout.mount_point());
+    if !mounted() {
+        crate::sys::exit_now(0)
+    }
+    std::thread::sleep(REFILL_DELAY);
+    if !mounted() {
+        crate::sys::exit_now(0)
+    }
+    // Idle CPU class for everything the job does itself (btrfs snapshot,
+    // process launches); best effort.
+    if let Ok(cg) = WorldCgroup::create_plain(&cgroup_name, JOBS_CGROUP) {
+        cg.set_idle();
+        let me = std::process::id().to_string();
+        for f in cg.procs_files() {
+            let _ = fs::write(f, &me);
+        }
+    }
     match sub.fill_spares(&job.image) {
         Ok(_) => crate::sys::exit_now(0),
         Err(e) => {
