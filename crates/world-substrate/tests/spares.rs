@@ -68,6 +68,16 @@ fn procs(dir: &std::path::Path) -> Vec<i32> {
         .collect()
 }
 
+/// A world made with `limited(64)` cannot allocate 200 MiB: the OOM
+/// killer ends the program (exit 137).
+fn assert_held_to_64_mib(e: &Env, w: &WorldId) {
+    let o = e.sh(
+        w,
+        "python3 -c 'x = bytearray(200 << 20); print(len(x))' >/dev/null 2>&1; echo $?",
+    );
+    assert_eq!(out(&o).trim(), "137", "a 64 MiB world allocated 200 MiB");
+}
+
 fn limited(mib: u64) -> CreateOptions {
     CreateOptions {
         limits: Limits {
@@ -109,11 +119,7 @@ fn create_takes_a_ready_spare_and_the_world_is_its_own() {
     assert_eq!(got[1], w.as_str());
     assert_eq!(got.get(2).map(String::as_str), Some("0"), "{got:?}");
     // Its limits hold.
-    let o = e.sh(
-        &w,
-        "python3 -c 'x = bytearray(200 << 20); print(len(x))' >/dev/null 2>&1; echo $?",
-    );
-    assert_eq!(out(&o).trim(), "137", "a 64 MiB world allocated 200 MiB");
+    assert_held_to_64_mib(&e, &w);
     if let Some(d) = memory_cgroup(&e, w.as_str()) {
         let info = e.sub.inspect(&w).unwrap();
         assert!(procs(&d).contains(&info.supervisor_pid));
@@ -165,11 +171,7 @@ fn a_spare_without_its_shell_still_gives_a_limited_world() {
         procs(&wd).contains(&info.supervisor_pid),
         "the world's init is outside its cgroup"
     );
-    let o = e.sh(
-        &w,
-        "python3 -c 'x = bytearray(200 << 20); print(len(x))' >/dev/null 2>&1; echo $?",
-    );
-    assert_eq!(out(&o).trim(), "137", "a 64 MiB world allocated 200 MiB");
+    assert_held_to_64_mib(&e, &w);
     e.sub.destroy(&first).unwrap();
 }
 

@@ -70,14 +70,14 @@ fn launch_err(m: impl std::fmt::Display) -> crate::Error {
 impl LinuxSubstrate {
     /// Starts a new lineage manager.
     pub(crate) fn launch_lineage(&self) -> Result<LineageRecord> {
-        self.launch_lineage_idle(false)
+        self.launch_lineage_as(false)
     }
 
     /// Starts a new lineage manager; for a `spare`, its cgroup gets the
     /// idle CPU class before it starts, and its first world shell waits in
     /// the spare's own cgroup (idle too), which becomes its world's (see
     /// `spare`).
-    pub(crate) fn launch_lineage_idle(&self, spare: bool) -> Result<LineageRecord> {
+    pub(crate) fn launch_lineage_as(&self, spare: bool) -> Result<LineageRecord> {
         let id = lineage::random_id("l");
         let cg = WorldCgroup::create_plain(&self.cfg.cgroup_name, &lineage::cgroup_id(&id))?;
         let first = if spare {

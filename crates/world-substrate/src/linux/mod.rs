@@ -195,8 +195,7 @@ impl LinuxSubstrate {
         match &spare {
             Some(s) => {
                 if let Err(e) = fs::rename(&s.root, &root) {
-                    let _ = self.stop_lineage(&s.lineage.id);
-                    let _ = btrfs::subvol_delete(&s.root);
+                    self.discard_spare(&s.lineage.id);
                     return Err(WorldError::Io("move the spare's root", e).into());
                 }
             }
@@ -219,15 +218,7 @@ impl LinuxSubstrate {
         // A spare's cgroup, its shell inside, becomes the world's where
         // the kernel can rename it; then nothing has to move.
         let renamed = from_spare
-            .then(|| {
-                WorldCgroup::rename_into(
-                    &self.cfg.cgroup_name,
-                    &crate::lineage::spare_cgroup_id(&lin.id),
-                    id.as_str(),
-                    &opts.limits,
-                )
-                .ok()
-            })
+            .then(|| self.spare_cgroup_into(&lin.id, id.as_str(), &opts.limits))
             .flatten();
         let in_place = renamed.is_some();
         let made = match renamed {

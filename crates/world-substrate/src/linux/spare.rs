@@ -188,8 +188,27 @@ impl LinuxSubstrate {
         }
     }
 
+    /// Turns the cgroup of taken spare `lid`, its shell inside, into world
+    /// `id`'s with `limits` (see [`WorldCgroup::rename_into`]); `None`
+    /// where the kernel cannot rename it (then the caller makes one and
+    /// the shell moves).
+    pub(crate) fn spare_cgroup_into(
+        &self,
+        lid: &str,
+        id: &str,
+        limits: &crate::types::Limits,
+    ) -> Option<(WorldCgroup, Vec<String>)> {
+        WorldCgroup::rename_into(
+            &self.cfg.cgroup_name,
+            &lineage::spare_cgroup_id(lid),
+            id,
+            limits,
+        )
+        .ok()
+    }
+
     /// Stops a spare's lineage (its cgroups included) and deletes its root.
-    fn discard_spare(&self, lid: &str) {
+    pub(crate) fn discard_spare(&self, lid: &str) {
         let _ = self.stop_lineage(lid);
         let root = spare_root(&self.layout, lid);
         if root.exists() {
@@ -270,7 +289,7 @@ impl LinuxSubstrate {
     /// Makes one spare of `image` and marks it ready.
     fn make_spare(&self, image: &str) -> Result<()> {
         let img = image::get(&self.layout, image, self.cfg.uid_base)?;
-        let lin = self.launch_lineage_idle(true)?;
+        let lin = self.launch_lineage_as(true)?;
         let lid = lin.id.clone();
         let made = (|| {
             let spares = self.layout.mount_point().join("spares");
