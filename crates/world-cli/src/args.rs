@@ -83,16 +83,17 @@ pub enum Command {
     /// Clean up what a crash left (half-made branches, orphaned files, dead worlds).
     Repair,
     /// Show or set a lineage's pool of world shells (inits made ahead of
-    /// time, so that a branch does not make them). Branches keep it as big
-    /// as the last branch (up to WORLD_POOL_MAX); set it before a
-    /// time-critical branch, or to 0 to free it.
+    /// time, so that a branch does not make them) and, given a snapshot,
+    /// its branch roots made ahead. Branches keep both as big as the last
+    /// branch (up to WORLD_POOL_MAX); set it before a time-critical branch,
+    /// or to 0 to free it.
     Pool {
         /// A world or a snapshot (id or name) of the lineage.
         target: String,
         /// Keep this many shells (0 to 1024).
         #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1024))]
         size: Option<u32>,
-        /// Wait until that many shells are ready (up to 60 s), with progress.
+        /// Wait until that many shells (and branch roots) are ready (up to 60 s), with progress.
         #[arg(long, requires = "size")]
         wait: bool,
     },

@@ -277,9 +277,17 @@ pub fn pool(
         let mut shown = usize::MAX;
         st = sub
             .wait_shell_pool(target, n, std::time::Duration::from_secs(60), |s| {
-                if s.ready != shown && !out.json {
-                    eprint!("\rshells ready: {}/{n}", s.ready.min(n));
-                    shown = s.ready;
+                let now = s.ready + s.roots_ready.unwrap_or(0);
+                if now != shown && !out.json {
+                    match s.roots_ready {
+                        Some(r) => eprint!(
+                            "\rshells ready: {}/{n}, branch roots ready: {}/{n}",
+                            s.ready.min(n),
+                            r.min(n)
+                        ),
+                        None => eprint!("\rshells ready: {}/{n}", s.ready.min(n)),
+                    }
+                    shown = now;
                 }
             })
             .map_err(world_engine::Error::from)?;
@@ -288,8 +296,12 @@ pub fn pool(
         }
     }
     out.emit(&st, || {
+        let roots = st
+            .roots_ready
+            .map(|r| format!("; {r} branch roots of the snapshot ready"))
+            .unwrap_or_default();
         outln!(
-            "pool of {target}: {} ready, {} preparing, keeps {}",
+            "pool of {target}: {} shells ready, {} preparing, keeps {}{roots}",
             st.ready,
             st.preparing,
             st.want

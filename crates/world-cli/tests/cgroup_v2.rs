@@ -13,9 +13,13 @@ use std::process::Command;
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn limits_and_isolation_hold_on_a_cgroup_v2_only_guest() {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/cgroup-v2-guest.sh"
+    // The package's directory as cargo gives it at run time: a test
+    // binary built from another clone sharing the target directory keeps
+    // that clone's path in `env!`.
+    let script = format!(
+        "{}/../../scripts/cgroup-v2-guest.sh",
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
     );
     let out = Command::new("bash")
         .arg(script)

@@ -523,13 +523,15 @@ fn listing_commands_end_quietly_when_the_reader_goes() {
 }
 
 fn newer_duckdb_file(dir: &Path) -> PathBuf {
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../world-store/tests/fixtures/duckdb-v2.0.1.db.gz"
+    // The package's directory at run time (see `cgroup_v2.rs`).
+    let fixture = format!(
+        "{}/../world-store/tests/fixtures/duckdb-v2.0.1.db.gz",
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
     );
     let out = Command::new("gzip")
         .arg("-dc")
-        .arg(fixture)
+        .arg(&fixture)
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -32,7 +32,13 @@ fn python_sdk_and_morph_sdk_tests_pass() {
         return;
     };
     let Some(d) = Daemon::start() else { return };
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python");
+    // The package's directory at run time (a binary built from another
+    // clone sharing the target directory keeps that clone's path in `env!`).
+    let dir = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../python");
     let mut cmd = Command::new(py);
     cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
         .current_dir(&dir)

@@ -11,13 +11,17 @@ use world_store::{Error, Store};
 fn a_file_from_a_newer_duckdb_is_named_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("world.duckdb");
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/duckdb-v2.0.1.db.gz"
+    // The package's directory as cargo gives it at run time: a test
+    // binary built from another clone sharing the target directory keeps
+    // that clone's path in `env!`.
+    let fixture = format!(
+        "{}/tests/fixtures/duckdb-v2.0.1.db.gz",
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
     );
     let out = Command::new("gzip")
         .arg("-dc")
-        .arg(fixture)
+        .arg(&fixture)
         .output()
         .unwrap();
     assert!(

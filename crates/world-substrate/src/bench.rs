@@ -309,9 +309,9 @@ pub fn python_fork_baseline(n: usize, mb: usize, thp: bool) -> Option<Vec<f64>> 
     (!v.is_empty()).then_some(v)
 }
 
-/// Sets the pool of world shells of `snap`'s lineage to `k` and waits (up
-/// to 60 s) until all k are ready, or fails; with 0, empties it and lets
-/// the killed shells' namespaces go.
+/// Sets the pool of world shells of `snap`'s lineage and the ready roots
+/// of `snap` to `k` and waits (up to 60 s) until all are ready, or fails;
+/// with 0, empties both and lets the killed shells' namespaces go.
 pub fn fill_pool(sub: &LinuxSubstrate, snap: &str, k: usize) -> Result<()> {
     sub.shell_pool(snap, Some(k))?;
     if k == 0 {
@@ -416,8 +416,9 @@ pub fn bench_branch(
             };
             // Pooled and unpooled rounds alternate, so that the machine's
             // noise hits both alike: before a pooled round the lineage's
-            // pool holds k ready shells; before an unpooled one it is
-            // empty (a branch's own pool request refills it afterwards).
+            // pool holds k ready shells and the snapshot k ready roots;
+            // before an unpooled one both are empty (a branch's own
+            // requests refill them afterwards).
             let mut rows: [(Vec<f64>, Vec<f64>); 2] = Default::default();
             let mut firsts = Vec::new();
             for round in 0..rounds {
@@ -454,8 +455,8 @@ pub fn bench_branch(
             }
             let [(pt, pc), (ut, uc)] = rows;
             for (what, v) in [
-                ("total, shells pooled", pt),
-                ("per child, shells pooled", pc),
+                ("total, pooled (shells + roots ready)", pt),
+                ("per child, pooled (shells + roots ready)", pc),
                 ("total, no pool", ut),
                 ("per child, no pool", uc),
             ] {

@@ -130,17 +130,26 @@ impl Layout {
     }
 }
 
-/// Whether `mp` is a btrfs mount point in this mount namespace.
-pub fn is_mounted(mp: &Path) -> bool {
+/// The mounts on `mp` in this mount namespace, oldest first, as
+/// (filesystem type, source).
+pub fn mounts_at(mp: &Path) -> Vec<(String, String)> {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
+        return Vec::new();
     };
     let want = mp.to_string_lossy();
-    info.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-");
-        f.get(4) == Some(&want.as_ref()) && sep.and_then(|s| f.get(s + 1)) == Some(&"btrfs")
-    })
+    info.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            (f.get(4) == Some(&want.as_ref()))
+                .then(|| Some((f.get(sep + 1)?.to_string(), f.get(sep + 2)?.to_string())))?
+        })
+        .collect()
+}
+
+/// Whether `mp` is a btrfs mount point in this mount namespace.
+pub fn is_mounted(mp: &Path) -> bool {
+    mounts_at(mp).iter().any(|(t, _)| t == "btrfs")
 }
 
 fn run(tool: &'static str, cmd: &mut Command) -> Result<(), StorageError> {
@@ -193,6 +202,13 @@ pub fn ensure_mounted(l: &Layout, size_mib: u64, uid_base: u32) -> Result<(), St
     let _lock = Lock::take(&l.state.join("lock")).map_err(io_err("lock"))?;
     if is_mounted(&mp) {
         return Ok(());
+    }
+    // Best effort: without it the run directory works, only slower.
+    if let Err(e) = crate::run_fs::ensure(l) {
+        eprintln!(
+            "world: run directory {} stays on its filesystem: {e}",
+            l.run.display()
+        );
     }
     let img = l.image_file();
     if !img.exists() {
@@ -272,22 +288,26 @@ fn loop_direct_io(mp: &Path) -> io::Result<()> {
     .map(drop)
 }
 
-/// Unmounts the store (the loop device detaches itself).
+/// Unmounts the store (the loop device detaches itself) and the run
+/// directory's tmpfs (see [`crate::run_fs`]).
 pub fn unmount(l: &Layout) -> Result<(), StorageError> {
     let mp = l.mount_point();
     if !is_mounted(&mp) {
+        crate::run_fs::release(&l.run);
         return Ok(());
     }
-    crate::sys::umount2(&mp, 0).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EBUSY) {
-            StorageError::Busy
-        } else {
-            StorageError::Io {
-                step: "unmount",
-                source: e,
+    crate::sys::umount2(&mp, 0)
+        .map(|()| crate::run_fs::release(&l.run))
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                StorageError::Busy
+            } else {
+                StorageError::Io {
+                    step: "unmount",
+                    source: e,
+                }
             }
-        }
-    })
+        })
 }
 
 /// An exclusive `flock` held until dropped.

@@ -458,9 +458,33 @@ pub fn set_thread_background(background: bool) -> io::Result<()> {
     }
 }
 
+/// `TMPFS_MAGIC` (linux/magic.h).
+const TMPFS_MAGIC: libc::c_long = 0x0102_1994;
+
+/// Whether `path` is on a tmpfs (`statfs(2)`).
+pub fn is_tmpfs(path: &Path) -> io::Result<bool> {
+    let p = cpath(path)?;
+    // SAFETY: statfs is plain data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `p` is NUL-terminated and `st` a live, writable statfs.
+    cvt(unsafe { libc::statfs(p.as_ptr(), &mut st) } as libc::c_long)?;
+    Ok(st.f_type as libc::c_long == TMPFS_MAGIC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_tmpfs_agrees_with_stat() {
+        assert!(!is_tmpfs(Path::new("/proc")).unwrap());
+        let o = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T", "/dev/shm"])
+            .output()
+            .unwrap();
+        let shm = String::from_utf8_lossy(&o.stdout).trim() == "tmpfs";
+        assert_eq!(is_tmpfs(Path::new("/dev/shm")).unwrap(), shm);
+    }
 
     #[test]
     fn a_zombie_has_a_start_time_but_is_not_live() {

@@ -29,6 +29,10 @@ pub struct PoolState {
     pub preparing: usize,
     /// Shells the manager keeps.
     pub want: usize,
+    /// When the pool was asked for through a snapshot: the branch roots
+    /// of that snapshot made ahead (see `snapshot/ready.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roots_ready: Option<usize>,
 }
 
 /// A process the manager forked, whose ready message is awaited.
@@ -315,6 +319,7 @@ impl LinuxSubstrate {
                 ready: ready as usize,
                 preparing: preparing as usize,
                 want: want as usize,
+                roots_ready: None,
             }),
             r => Err(launch_err(format!(
                 "lineage manager: unexpected reply {r:?}"

@@ -4,6 +4,7 @@
 //! clients are in `client`.
 
 mod client;
+pub(crate) mod job;
 pub(crate) mod lineage;
 pub use lineage::PoolState;
 pub mod record;

@@ -23,14 +23,12 @@
 //!
 //! **Refill.** After each `create` of an image, when fewer than
 //! [`crate::SubstrateConfig::spares`] of its spares are ready and no refill
-//! runs, a detached job (the supervisor program with `--spares`) makes
-//! spares until there are enough. It runs in the `spares` cgroup with
-//! `cpu.idle = 1`, and the lineages it starts stay idle until taken, so
-//! refilling only uses CPU that nothing else wants; it starts 50 ms after
-//! the create, out of the way of the caller's next steps (see
-//! `REFILL_DELAY`). One job per image at a time: it holds an `flock` on
-//! `run/spares/<image>.lock` from its start, and never mounts the store
-//! (a job that starts after an unmount stops).
+//! runs, a detached job ([`super::job`]) makes spares until there are
+//! enough. It runs in the `spares` cgroup with `cpu.idle = 1`, and the
+//! lineages it starts stay idle until taken, so refilling only uses CPU
+//! that nothing else wants; it starts 50 ms after the create, out of the
+//! way of the caller's next steps. One job per image at a time: it holds
+//! an `flock` on `run/spares/<image>.lock` from its start.
 //!
 //! **Lifetime.** Spares live until taken, until `world spares --drop`,
 //! `repair` or `unmount_storage` (which stop them all, after a running
@@ -42,27 +40,17 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::job::{try_lock, Work, REFILL_DELAY};
 use super::LinuxSubstrate;
 use crate::cgroup::WorldCgroup;
-use crate::config::SubstrateConfig;
 use crate::error::{Result, WorldError};
 use crate::lineage::{self, LineageRecord};
 use crate::{btrfs, image, storage};
-
-/// How long a refill job waits before it does anything. Its first steps
-/// move processes between cgroups, and the kernel holds its global cgroup
-/// lock through such a move, for an RCU grace period when no move
-/// happened recently (~10 ms here): every cgroup operation on the host
-/// waits meanwhile, the caller's next steps included (a destroy right
-/// after the create measured p50 6.8 ms instead of 1.8 ms). A caller's
-/// next steps usually follow its create at once; the job comes after.
-const REFILL_DELAY: Duration = Duration::from_millis(50);
 
 /// How long a refill waits for a new spare's shell to be ready.
 const SHELL_READY_WAIT: Duration = Duration::from_secs(30);
@@ -84,20 +72,6 @@ pub struct SpareCount {
     pub ready: usize,
 }
 
-/// What the refill job needs to rebuild the substrate (one JSON argument
-/// after `--spares`).
-#[derive(Debug, Serialize, Deserialize)]
-struct Job {
-    state_dir: PathBuf,
-    run_dir: PathBuf,
-    supervisor_cmd: Vec<std::ffi::OsString>,
-    storage_size_mib: u64,
-    uid_base: u32,
-    cgroup_name: String,
-    spares: usize,
-    image: String,
-}
-
 /// The directory of an image's spare markers.
 fn marker_dir(l: &storage::Layout, image: &str) -> PathBuf {
     l.run.join("spares").join(image)
@@ -111,18 +85,6 @@ fn spare_root(l: &storage::Layout, lineage: &str) -> PathBuf {
 /// The lock a refill job of `image` holds while it runs.
 fn lock_path(l: &storage::Layout, image: &str) -> PathBuf {
     l.run.join("spares").join(format!("{image}.lock"))
-}
-
-/// Tries an exclusive `flock` without waiting; `None` when another holds it.
-fn try_lock(path: &Path) -> Option<fs::File> {
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .ok()?;
-    // SAFETY: flock on a valid fd.
-    (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(f)
 }
 
 /// Lineage ids of the marked spares of `image`.
@@ -234,44 +196,12 @@ impl LinuxSubstrate {
         if try_lock(&lock_path(&self.layout, image)).is_none() {
             return;
         }
-        let job = Job {
-            state_dir: self.cfg.state_dir.clone(),
-            run_dir: self.cfg.run_dir.clone(),
-            supervisor_cmd: self.cfg.supervisor_cmd.clone(),
-            storage_size_mib: self.cfg.storage_size_mib,
-            uid_base: self.cfg.uid_base,
-            cgroup_name: self.cfg.cgroup_name.clone(),
-            spares: self.cfg.spares,
-            image: image.to_string(),
-        };
-        let Some((prog, args)) = self.cfg.supervisor_cmd.split_first() else {
-            return;
-        };
-        let Ok(json) = serde_json::to_string(&job) else {
-            return;
-        };
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.layout.run.join("spares").join("log"))
-            .map(std::process::Stdio::from)
-            .unwrap_or_else(|_| std::process::Stdio::null());
-        let child = std::process::Command::new(prog)
-            .args(args)
-            .arg(SPARES_ARG)
-            .arg(json)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn();
-        // The job forks and its first process exits at once; reap it on a
-        // thread, so a long-lived caller keeps no zombie (a one-shot CLI
-        // that exits first leaves it to init).
-        if let Ok(mut c) = child {
-            let _ = std::thread::Builder::new()
-                .name("spare-reaper".into())
-                .spawn(move || c.wait());
-        }
+        self.start_job(
+            Work::Spares {
+                image: image.to_string(),
+            },
+            &self.layout.run.join("spares").join("log"),
+        );
     }
 
     /// Makes spares of `image` until [`SubstrateConfig::spares`] are
@@ -376,7 +306,7 @@ impl LinuxSubstrate {
             }
         }
         // The jobs' cgroup, once their last process is gone.
-        let jobs = WorldCgroup::open(&self.cfg.cgroup_name, JOBS_CGROUP);
+        let jobs = WorldCgroup::open(&self.cfg.cgroup_name, super::job::JOBS_CGROUP);
         for _ in 0..100 {
             if !jobs.exists() || jobs.remove().is_ok() {
                 break;
@@ -417,68 +347,23 @@ impl LinuxSubstrate {
     }
 }
 
-/// The cgroup refill jobs run in (`cpu.idle = 1`).
-const JOBS_CGROUP: &str = "spares";
-
-/// The argument (after the supervisor marker) that starts a refill job.
-pub(crate) const SPARES_ARG: &str = "--spares";
-
-/// Body of the refill job process. Never returns.
-pub(crate) fn job_main(args: &[std::ffi::OsString]) -> ! {
-    let Some(job) = args
-        .first()
-        .and_then(|a| serde_json::from_slice::<Job>(a.as_encoded_bytes()).ok())
-    else {
-        eprintln!("spares: usage: {SPARES_ARG} <job-json>");
-        crate::sys::exit_now(2)
-    };
-    // Detach: the caller reaps this process at once; the job goes on as
-    // an orphan in its own session.
-    match crate::sys::fork() {
-        Ok(0) => {}
-        Ok(_) => crate::sys::exit_now(0),
-        Err(e) => {
-            eprintln!("spares: fork: {e}");
-            crate::sys::exit_now(1)
+impl LinuxSubstrate {
+    /// The refill job of `image` (see [`super::job`]): holds the image's
+    /// lock from its start, so that `drop_spares` (repair, unmount) waits
+    /// for it; a job that gets it after a drop finds the store unmounted
+    /// (it never mounts it) and stops.
+    pub(crate) fn spares_job(&self, image: &str) -> Result<()> {
+        let Some(_lock) = try_lock(&lock_path(&self.layout, image)) else {
+            return Ok(());
+        };
+        if !self.store_mounted() {
+            return Ok(());
         }
-    }
-    // SAFETY: setsid has no memory effects.
-    unsafe { libc::setsid() };
-    let cgroup_name = job.cgroup_name.clone();
-    let mut cfg = SubstrateConfig::with_dirs(job.state_dir, job.run_dir, job.supervisor_cmd);
-    cfg.storage_size_mib = job.storage_size_mib;
-    cfg.uid_base = job.uid_base;
-    cfg.cgroup_name = job.cgroup_name;
-    cfg.spares = job.spares;
-    let sub = LinuxSubstrate::new(cfg);
-    // The lock first, held through the delay: `drop_spares` (repair,
-    // unmount) waits for a job that has it. A job that gets it after a
-    // drop finds the store unmounted (it never mounts it) and stops.
-    let Some(_lock) = try_lock(&lock_path(&sub.layout, &job.image)) else {
-        crate::sys::exit_now(0)
-    };
-    let mounted = || storage::is_mounted(&sub.layout.mount_point());
-    if !mounted() {
-        crate::sys::exit_now(0)
-    }
-    std::thread::sleep(REFILL_DELAY);
-    if !mounted() {
-        crate::sys::exit_now(0)
-    }
-    // Idle CPU class for everything the job does itself (btrfs snapshot,
-    // process launches); best effort.
-    if let Ok(cg) = WorldCgroup::create_plain(&cgroup_name, JOBS_CGROUP) {
-        cg.set_idle();
-        let me = std::process::id().to_string();
-        for f in cg.procs_files() {
-            let _ = fs::write(f, &me);
+        std::thread::sleep(REFILL_DELAY);
+        if !self.store_mounted() {
+            return Ok(());
         }
-    }
-    match sub.fill_spares(&job.image) {
-        Ok(_) => crate::sys::exit_now(0),
-        Err(e) => {
-            eprintln!("spares of {}: {e}", job.image);
-            crate::sys::exit_now(1)
-        }
+        self.join_idle_cgroup();
+        self.fill_spares(image).map(drop)
     }
 }

@@ -6,9 +6,11 @@
 #   snapshot  fds [listener]   fork a template; the template keeps the
 #             connection until the host writes one byte on it (or hangs
 #             up): by then the host has moved it to the snapshot's cgroup
-#   branch    (to a template) fds [listener, ready, net, uts, ipc, cgroup,
-#             pid, mnt]   fork a session into a new world (the host moves
-#             it into the world's cgroups: no cgroup file reaches us)
+#   branch_many (to a template) {"children": [{world, seed, apply_seed}...]}
+#             fds: per child [listener, ready, net, uts, ipc, cgroup, pid,
+#             mnt]   fork one session per child into its new world (the
+#             host moves each into its world's cgroups: no cgroup file
+#             reaches us); one reply for the batch, {"ok", "pids"}
 #   ping
 # Fixed fds: 3 listener, 4 lineage pid ns, 5 world pid ns, 6 ready socket.
 import ast, builtins, ctypes, gc, io, json, linecache, os, random, signal
@@ -35,8 +37,11 @@ def _prctl_name(name):
     _libc.prctl(15, ctypes.c_char_p(name.encode()), 0, 0, 0)  # PR_SET_NAME
 
 
+MAX_FDS = 253  # SCM_MAX_FD: what one message can carry
+
+
 def _recv(conn):
-    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 64)
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, MAX_FDS)
     if not data:
         return None, []
     while len(data) < 4:
@@ -59,6 +64,21 @@ def _reply(conn, obj):
 
 class _Timeout(KeyboardInterrupt):
     pass
+
+
+class _Become(BaseException):
+    """Raised in a process just forked from deep in the agent's stack (a
+    template from a session, a session from a template): it unwinds that
+    stack to `_main`, which then runs `fn(*args)` as the process's new
+    role. Without it every generation of branches would run one level
+    deeper in its ancestors' stack, and Python's recursion limit would end
+    the line after a few hundred generations. The unwinding runs the
+    `finally` blocks on the way; those that own something the new role
+    keeps (`keeps`) leave it open."""
+
+    def __init__(self, fn, args, keeps=()):
+        BaseException.__init__(self, fn.__name__)
+        self.fn, self.fn_args, self.keeps = fn, args, keeps
 
 
 def _on_alarm(signum, frame):
@@ -184,10 +204,7 @@ def _snapshot(fds, conn):
     if pid != 0:
         _setns(FD_WPID, CLONE_NEWPID)
     if pid == 0:
-        try:
-            _template(listener, cwd, conn)
-        finally:
-            os._exit(1)
+        raise _Become(_template, (listener, cwd, conn), keeps=(conn,))
     gc.unfreeze()
     os.close(listener)
     return {"ok": True, "pid": pid}
@@ -222,28 +239,65 @@ def _template(listener, cwd, conn):
                         os.close(f)
                     _reply(conn, {"ok": True, "pid": os.getpid()})
                     continue
-                if req.get("op") != "branch":
+                if req.get("op") != "branch_many":
+                    for f in fds:
+                        os.close(f)
                     _reply(conn, {"error": "templates only branch"})
                     continue
-                pid = os.fork()
-                if pid == 0:
-                    try:
-                        conn.close()
-                        srv.close()
-                        _child(req, fds, cwd)
-                    except BaseException as e:  # report and die
-                        try:
-                            os.write(fds[1], ("branch child: %r" % (e,)).encode())
-                        except Exception:
-                            pass
-                    os._exit(1)
-                for f in fds:
-                    os.close(f)
-                _reply(conn, {"ok": True, "pid": pid})
+                _reply(conn, _fork_children(req.get("children"), fds, cwd, conn, srv))
         except OSError:
             pass
         finally:
             conn.close()
+
+
+def _fork_children(kids, fds, cwd, conn, srv):
+    """Forks one session per child of a branch_many request; each takes
+    its own 8 fds. Closes every fd it was given. Stops at the first
+    failure: the reply names it and the pids forked before it."""
+    pids = []
+    forked = False
+    try:
+        if not isinstance(kids, list) or not kids or len(fds) != 8 * len(kids):
+            n = len(kids) if isinstance(kids, list) else "no list of"
+            return {"error": "branch_many: %d fds for %s children" % (len(fds), n)}
+        for k, kid in enumerate(kids):
+            mine = fds[8 * k:8 * k + 8]
+            try:
+                pid = os.fork()
+            except OSError as e:
+                return {"error": "fork: %s" % e, "pids": pids}
+            if pid == 0:
+                forked = True
+                conn.close()
+                srv.close()
+                raise _Become(_branch_child, (kid if isinstance(kid, dict) else {}, mine, cwd))
+            pids.append(pid)
+        return {"ok": True, "pids": pids}
+    finally:
+        # The child's fds are its own (`_child` keeps what it needs).
+        if not forked:
+            for f in fds:
+                try:
+                    os.close(f)
+                except OSError:
+                    pass
+
+
+def _branch_child(req, fds, cwd):
+    """A session forked by a template for a new world: enters it, then
+    serves. A failure is reported on the ready socket, and ends it."""
+    try:
+        _child(req, fds, cwd)
+    except BaseException as e:  # report and die
+        for fd in (fds[1], FD_READY):
+            try:
+                os.write(fd, ("branch child: %r" % (e,)).encode())
+                break
+            except Exception:
+                pass
+        os._exit(1)
+    _serve()
 
 
 def _child(req, fds, cwd):
@@ -269,7 +323,6 @@ def _child(req, fds, cwd):
         if _state["apply_seed"]:
             random.seed(seed)
     _prctl_name("world-session")
-    _serve()
 
 
 def _serve():
@@ -280,6 +333,7 @@ def _serve():
         os.close(FD_READY)
     while True:
         conn, _ = srv.accept()
+        keep = False
         try:
             req, fds = _recv(conn)
             if req is None:
@@ -298,13 +352,20 @@ def _serve():
                 for f in fds:
                     os.close(f)
                 _reply(conn, {"error": "unknown op %r" % (op,)})
+        except _Become as b:
+            # A new process leaves: nothing of this loop may close an fd
+            # of its new role later (a socket object closes on release).
+            keep = conn in b.keeps
+            srv.close()
+            raise
         except Exception as e:
             try:
                 _reply(conn, {"error": "agent: %r" % (e,)})
             except Exception:
                 pass
         finally:
-            conn.close()
+            if not keep:
+                conn.close()
 
 
 def _main():
@@ -324,7 +385,18 @@ def _main():
     if seed is not None and _state["apply_seed"]:
         random.seed(int(seed))
     sys.argv = [""]
-    _serve()
+    role = (_serve, ())
+    while True:
+        try:
+            role[0](*role[1])
+        except _Become as b:
+            role = (b.fn, b.fn_args)
+            continue
+        except BaseException:
+            pass
+        # A role returned or failed: this process has nothing left to do
+        # (a forked copy must never fall back into its parent's role).
+        os._exit(1)
 
 
 _main()

@@ -100,9 +100,9 @@ pub fn supervisor_main(args: &[std::ffi::OsString]) -> ! {
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     if args
         .first()
-        .is_some_and(|a| a == crate::linux::spare::SPARES_ARG)
+        .is_some_and(|a| a == crate::linux::job::JOB_ARG)
     {
-        crate::linux::spare::job_main(&args[1..]);
+        crate::linux::job::job_main(&args[1..]);
     }
     let res = match args
         .first()

@@ -1,0 +1,228 @@
+//! Ready roots: branch roots of a snapshot made ahead of its next branch.
+//!
+//! Every branch child needs a writable btrfs snapshot of the snapshot's
+//! root. Those are the kernel's share of a branch (the floor row of
+//! `world bench branch`: 100 roots take 130-180 ms here, with 16 threads
+//! sharing transaction commits), and the one step of a big branch that no
+//! amount of host-side work removes. But they depend on nothing the
+//! branch request brings: a root made a minute earlier is the same root.
+//! So a snapshot that was branched keeps as many roots ready as its
+//! biggest branch used (at most [`crate::SubstrateConfig::pool_max`], the
+//! shell pool's limit; the number is `roots.want` in the snapshot's run
+//! directory), and the next branch renames them into place instead of
+//! making them. The workloads that branch one state again and again (RL
+//! rollouts, search from a saved state) get their roots for free; a
+//! first branch, or one bigger than what is ready, makes the rest as
+//! before. `world pool SNAPSHOT --size N` sets it ahead of a branch, and 0
+//! drops them.
+//!
+//! **Layout.** `fs/ready/<sid>/r-<random>`, a private directory. A root
+//! is complete when it exists (the snapshot ioctl is atomic), and has
+//! never been seen by any process: it is the same as one a branch makes.
+//! A branch takes one by renaming it to `fs/worlds/<id>`; of two branches
+//! that pick the same root one wins and the other makes its own.
+//!
+//! **Refill.** After a branch of a snapshot that stays, a detached job
+//! ([`crate::linux::job`], idle CPU class) makes roots one at a time until
+//! as many as wanted are ready (read before each, so lowering it stops
+//! the job). One job per snapshot (`roots.job` lock in the
+//! snapshot's run directory); each root is made under `roots.lock`, which
+//! deleting the snapshot takes too, so a deletion waits for at most one
+//! root and the job, finding the snapshot gone, stops. Deleting the
+//! snapshot deletes its ready roots; `repair` deletes those of snapshots
+//! that are gone.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::record::SnapshotRecord;
+use crate::error::{Result, WorldError};
+use crate::lineage::random_id;
+use crate::linux::job::{lock_existing, try_lock, Work, REFILL_DELAY};
+use crate::storage::{Layout, Lock};
+use crate::{btrfs, LinuxSubstrate};
+
+/// Held by the job of a snapshot for its whole run.
+const JOB_LOCK: &str = "roots.job";
+
+/// Held while one root is made, and while the snapshot is deleted.
+const ROOT_LOCK: &str = "roots.lock";
+
+/// How many roots the snapshot keeps ready (a number, in its run dir).
+const WANT_FILE: &str = "roots.want";
+
+/// The directory of `sid`'s ready roots.
+pub(super) fn ready_dir(l: &Layout, sid: &str) -> PathBuf {
+    l.mount_point().join("ready").join(sid)
+}
+
+/// `sid`'s ready roots now.
+fn ready_roots(l: &Layout, sid: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(ready_dir(l, sid))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("r-"))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Deletes the subvolumes in `dir`, then `dir`.
+fn delete_all(dir: &Path) -> Result<()> {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        btrfs::subvol_delete(&e.path()).map_err(|e| WorldError::Io("delete ready root", e))?;
+    }
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(WorldError::Io("remove ready roots dir", e).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+impl LinuxSubstrate {
+    /// How many roots of snapshot `sid` are ready.
+    pub fn ready_root_count(&self, sid: &str) -> usize {
+        ready_roots(self.layout(), sid).len()
+    }
+
+    /// Up to `n` ready roots of `sid` for a branch to take (by renaming;
+    /// another branch may take one first).
+    pub(super) fn ready_roots_for(&self, sid: &str, n: usize) -> Vec<PathBuf> {
+        let mut v = ready_roots(self.layout(), sid);
+        v.truncate(n);
+        v
+    }
+
+    /// How many roots of `sid` are to be kept ready (0 when never set).
+    fn roots_wanted(&self, sid: &str) -> usize {
+        fs::read_to_string(self.layout().snapshot_run(sid).join(WANT_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Keeps `want` roots of `sid` ready (at most the pool limit; with
+    /// `grow_only`, never fewer than before) and starts a job making them,
+    /// unless they are ready or a job runs. Never fails the caller.
+    pub(super) fn refill_roots(&self, sid: &str, want: usize, grow_only: bool) {
+        let run = self.layout().snapshot_run(sid);
+        if !run.is_dir() {
+            return;
+        }
+        let mut want = want.min(self.config().pool_max);
+        if grow_only {
+            want = want.max(self.roots_wanted(sid));
+        }
+        let _ = fs::write(run.join(WANT_FILE), want.to_string());
+        if want == 0 || self.ready_root_count(sid) >= want {
+            return;
+        }
+        // Both lock files exist before the job starts: it never creates a
+        // file in the run directory (a deletion may be emptying it).
+        let root_lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(run.join(ROOT_LOCK));
+        if root_lock.is_err() || try_lock(&run.join(JOB_LOCK)).is_none() {
+            return;
+        }
+        self.start_job(
+            Work::Roots {
+                snapshot: sid.to_string(),
+            },
+            &run.join("roots.log"),
+        );
+    }
+
+    /// The refill job of `sid` (see the module docs).
+    pub(crate) fn roots_job(&self, sid: &str) -> Result<()> {
+        let run = self.layout().snapshot_run(sid);
+        // Never creates a file in the run directory (see `refill_roots`):
+        // a deleted snapshot has no lock files left.
+        let Some(_job) = lock_existing(&run.join(JOB_LOCK), false) else {
+            return Ok(());
+        };
+        if !self.store_mounted() {
+            return Ok(());
+        }
+        std::thread::sleep(REFILL_DELAY);
+        self.join_idle_cgroup();
+        let src = self.layout().snapshot_root(sid);
+        let dir = ready_dir(self.layout(), sid);
+        loop {
+            if !self.store_mounted() || !run.is_dir() {
+                return Ok(());
+            }
+            let Some(_lock) = lock_existing(&run.join(ROOT_LOCK), true) else {
+                return Ok(());
+            };
+            // Deleted (or being deleted) while we waited.
+            if !src.exists() || SnapshotRecord::load(self.layout(), sid).is_none() {
+                return Ok(());
+            }
+            // Read each time: `world pool SNAP --size 0` lowers it.
+            if ready_roots(self.layout(), sid).len() >= self.roots_wanted(sid) {
+                return Ok(());
+            }
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent).map_err(|e| WorldError::Io("create ready dir", e))?;
+                crate::access::private_dir(parent)
+                    .map_err(|e| WorldError::Io("restrict ready dir", e))?;
+            }
+            fs::create_dir_all(&dir).map_err(|e| WorldError::Io("create ready dir", e))?;
+            btrfs::snapshot(&src, &dir.join(random_id("r")), false)
+                .map_err(|e| WorldError::Io("make a ready root", e))?;
+        }
+    }
+
+    /// Sets how many roots of `sid` are kept ready: 0 deletes them (after
+    /// the one being made, if any), more starts a refill.
+    pub(super) fn set_ready_roots(&self, sid: &str, want: usize) -> Result<()> {
+        self.refill_roots(sid, want, false);
+        if want > 0 {
+            return Ok(());
+        }
+        let run = self.layout().snapshot_run(sid);
+        let _lock = Lock::take(&run.join(ROOT_LOCK)).ok();
+        delete_all(&ready_dir(self.layout(), sid))
+    }
+
+    /// Deletes the ready roots of `sid` for the deletion of the snapshot,
+    /// and returns the lock that keeps a job from making another: the
+    /// caller holds it until the snapshot's root is gone.
+    pub(super) fn drop_ready_roots(&self, sid: &str) -> Result<Option<Lock>> {
+        let run = self.layout().snapshot_run(sid);
+        let lock = if run.is_dir() {
+            Some(
+                Lock::take(&run.join(ROOT_LOCK))
+                    .map_err(|e| WorldError::Io("lock ready roots", e))?,
+            )
+        } else {
+            None
+        };
+        delete_all(&ready_dir(self.layout(), sid))?;
+        Ok(lock)
+    }
+
+    /// Ready roots of snapshots that are gone (`repair`); returns what it
+    /// deleted, as `ready/<sid>`.
+    pub(super) fn drop_orphan_ready_roots(&self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for e in fs::read_dir(self.layout().mount_point().join("ready"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let sid = e.file_name().to_string_lossy().into_owned();
+            if !self.layout().snapshot_meta(&sid).exists() {
+                delete_all(&e.path())?;
+                gone.push(format!("ready/{sid}"));
+            }
+        }
+        Ok(gone)
+    }
+}
