@@ -73,10 +73,22 @@ pub fn is_ours(run: &Path) -> bool {
         .any(|(t, src)| t == "tmpfs" && src == SOURCE)
 }
 
-/// Unmounts our tmpfs from `run`, unless something still holds it (a
-/// daemon's bound socket): then it stays, and is used again.
+/// Unmounts our tmpfs from `run`. A refill job that is finishing (its
+/// log and lock files are open there until it exits) keeps it busy for a
+/// moment: it is tried again for up to [`RELEASE_WAIT`]. Something that
+/// holds it longer (a daemon's bound socket) keeps it mounted, to be used
+/// again.
 pub fn release(run: &Path) {
-    if is_ours(run) {
-        let _ = sys::umount2(run, 0);
+    let t0 = std::time::Instant::now();
+    while is_ours(run) {
+        match sys::umount2(run, 0) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && t0.elapsed() < RELEASE_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => return,
+        }
     }
 }
+
+/// How long [`release`] waits for a busy tmpfs.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);

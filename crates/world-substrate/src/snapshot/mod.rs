@@ -284,6 +284,9 @@
 //!   or 10 children, slower at 100. What stays from it: the manager
 //!   protocol reads exactly one frame per message, so a peer may pipeline
 //!   without bytes or fds of the next message being lost.
+//!   Tried again with ready roots (stage 1 no longer competes): branch 100
+//!   pooled, six interleaved pairs, p50 ~150 ms pipelined, ~146 ms not: no
+//!   gain, not kept.
 //! * Done: **ready roots** (`snapshot/ready.rs`). A root depends on
 //!   nothing a branch request brings, so a snapshot that was branched
 //!   keeps as many writable roots of itself ready as its biggest branch
