@@ -84,9 +84,10 @@ pub enum Command {
     Repair,
     /// Show or set a lineage's pool of world shells (inits made ahead of
     /// time, so that a branch does not make them) and, given a snapshot,
-    /// its branch roots made ahead. Branches keep both as big as the last
-    /// branch (up to WORLD_POOL_MAX); set it before a time-critical branch,
-    /// or to 0 to free it.
+    /// its branch roots made ahead. Branches keep the shells as big as the
+    /// last branch and the roots as big as the biggest (up to
+    /// WORLD_POOL_MAX); set it before a time-critical branch, or to 0 to
+    /// free both.
     Pool {
         /// A world or a snapshot (id or name) of the lineage.
         target: String,

@@ -288,26 +288,23 @@ fn loop_direct_io(mp: &Path) -> io::Result<()> {
     .map(drop)
 }
 
-/// Unmounts the store (the loop device detaches itself) and the run
-/// directory's tmpfs (see [`crate::run_fs`]).
+/// Unmounts the store (the loop device detaches itself). The caller then
+/// releases the run directory's tmpfs ([`crate::run_fs::release`]).
 pub fn unmount(l: &Layout) -> Result<(), StorageError> {
     let mp = l.mount_point();
     if !is_mounted(&mp) {
-        crate::run_fs::release(&l.run);
         return Ok(());
     }
-    crate::sys::umount2(&mp, 0)
-        .map(|()| crate::run_fs::release(&l.run))
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::EBUSY) {
-                StorageError::Busy
-            } else {
-                StorageError::Io {
-                    step: "unmount",
-                    source: e,
-                }
+    crate::sys::umount2(&mp, 0).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            StorageError::Busy
+        } else {
+            StorageError::Io {
+                step: "unmount",
+                source: e,
             }
-        })
+        }
+    })
 }
 
 /// An exclusive `flock` held until dropped.

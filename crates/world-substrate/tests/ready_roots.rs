@@ -196,3 +196,25 @@ fn repair_deletes_ready_roots_of_snapshots_that_are_gone() {
     // The live snapshot's roots stay.
     assert_eq!(e.sub.ready_root_count(&s.id), 2);
 }
+
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn snapshot_and_branch_in_one_call_makes_no_ready_roots() {
+    if !is_root() {
+        return;
+    }
+    let e = Env::new();
+    let w = e.create();
+    // What push_down does: its snapshot is kept, and usually collapsed soon.
+    let opts = BranchOptions {
+        keep_snapshot: true,
+        ..BranchOptions::default()
+    };
+    let b = e.sub.branch_world(&w, 3, &opts).unwrap();
+    let sid = b.snapshot.expect("the snapshot is kept");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(e.sub.ready_root_count(&sid), 0);
+    // A second use of the snapshot asks for them.
+    e.sub.branch(&sid, 2, &BranchOptions::default()).unwrap();
+    wait_ready(&e, &sid, 2);
+}

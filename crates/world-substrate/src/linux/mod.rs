@@ -99,7 +99,15 @@ impl LinuxSubstrate {
             return Err(storage::StorageError::Busy.into());
         }
         self.drop_spares(None);
-        Ok(storage::unmount(&self.layout)?)
+        // No ready-roots job inside the store while it is unmounted; the
+        // locks go before the run directory's tmpfs, which a job waiting
+        // on one keeps busy until it has seen the store gone and exited.
+        let roots = self.hold_all_roots_locks();
+        let r = storage::unmount(&self.layout);
+        drop(roots);
+        r?;
+        crate::run_fs::release(&self.layout.run);
+        Ok(())
     }
 
     fn info(&self, r: &WorldRecord) -> WorldInfo {

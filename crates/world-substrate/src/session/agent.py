@@ -11,7 +11,7 @@
 #             mnt]   fork one session per child into its new world (the
 #             host moves each into its world's cgroups: no cgroup file
 #             reaches us); one reply for the batch, {"ok", "pids"}
-#   ping
+#   ping      {"ok", "pid"}; a template adds "batches": true
 # Fixed fds: 3 listener, 4 lineage pid ns, 5 world pid ns, 6 ready socket.
 import ast, builtins, ctypes, gc, io, json, linecache, os, random, signal
 import socket, struct, sys, time, traceback
@@ -237,12 +237,14 @@ def _template(listener, cwd, conn):
                 if req.get("op") == "ping":
                     for f in fds:
                         os.close(f)
-                    _reply(conn, {"ok": True, "pid": os.getpid()})
+                    # "batches": this template takes branch_many (the host
+                    # asks before it sends any fds).
+                    _reply(conn, {"ok": True, "pid": os.getpid(), "batches": True})
                     continue
                 if req.get("op") != "branch_many":
                     for f in fds:
                         os.close(f)
-                    _reply(conn, {"error": "templates only branch"})
+                    _reply(conn, {"error": "templates serve ping and branch_many"})
                     continue
                 _reply(conn, _fork_children(req.get("children"), fds, cwd, conn, srv))
         except OSError:

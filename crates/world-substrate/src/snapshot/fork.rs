@@ -12,9 +12,11 @@
 //! replies once: when children arrive faster than the template forks,
 //! batches grow by themselves; when they arrive one by one, nothing waits.
 //!
-//! A template made by an earlier version answers `branch_many` with
-//! "templates only branch"; the host then sends it the old one-child
-//! `branch` requests, so snapshots survive an upgrade of the binary.
+//! The host first pings each template: one made by this version says
+//! `"batches": true`. One made by an earlier version (a snapshot taken
+//! before an upgrade of the binary) does not, and gets the old one-child
+//! `branch` requests; it never sees a batch's fds, which it would not
+//! close (and of which it reads only 64).
 //!
 //! What a template reports is a claim: each forked session proves itself
 //! on its own ready socket, and [`Forked::adopt`] checks it against the
@@ -43,9 +45,6 @@ const FORK_BATCH: usize = 16;
 
 /// Fds each child of a `branch_many` request takes.
 const FDS_PER_CHILD: usize = 8;
-
-/// The reply of a template that predates `branch_many`.
-const OLD_TEMPLATE: &str = "templates only branch";
 
 /// A session of a branch child, prepared in stage 1: its pid file path,
 /// bound socket and the child world's cgroup (the host moves the session
@@ -92,32 +91,29 @@ struct Template<'a> {
     conn: UnixStream,
     /// Host pids allowed to have forked this session's children.
     parents: Vec<i32>,
-    /// Whether it takes `branch_many` (false once it answered as an old one).
+    /// Whether it takes `branch_many` (its ping says so).
     batches: bool,
 }
 
 impl Template<'_> {
     /// Has the template fork one session per child of `kids`, whose fds
     /// are `fds` (8 per child, in order).
-    fn fork(&mut self, kids: &[serde_json::Value], fds: &[RawFd]) -> Result<()> {
+    fn fork(&self, kids: &[serde_json::Value], fds: &[RawFd]) -> Result<()> {
         if self.batches {
             let req = serde_json::json!({"op": "branch_many", "children": kids});
             let v = self.call(&req, fds)?;
-            if v.get("ok").is_some() {
-                let n = v.get("pids").and_then(|p| p.as_array()).map_or(0, Vec::len);
-                if n != kids.len() {
-                    return Err(failed(format!(
-                        "template '{}' forked {n} of {} sessions",
-                        self.session,
-                        kids.len()
-                    )));
-                }
-                return Ok(());
-            }
-            if v.get("error").and_then(|e| e.as_str()) != Some(OLD_TEMPLATE) {
+            if v.get("ok").is_none() {
                 return Err(failed(format!("template '{}': {v}", self.session)));
             }
-            self.batches = false;
+            let n = v.get("pids").and_then(|p| p.as_array()).map_or(0, Vec::len);
+            if n != kids.len() {
+                return Err(failed(format!(
+                    "template '{}' forked {n} of {} sessions",
+                    self.session,
+                    kids.len()
+                )));
+            }
+            return Ok(());
         }
         for (kid, fds) in kids.iter().zip(fds.chunks(FDS_PER_CHILD)) {
             let mut req = kid.clone();
@@ -170,12 +166,15 @@ impl LinuxSubstrate {
             } else {
                 named
             };
-            templates.push(Template {
+            let mut t = Template {
                 session: s,
                 conn,
                 parents,
-                batches: true,
-            });
+                batches: false,
+            };
+            let v = t.call(&serde_json::json!({"op": "ping"}), &[])?;
+            t.batches = v.get("batches").and_then(|b| b.as_bool()) == Some(true);
+            templates.push(t);
         }
         while let Ok(first) = ready.recv() {
             let mut batch = vec![first];
@@ -203,7 +202,7 @@ impl LinuxSubstrate {
                 .into_iter()
                 .map(|(i, _, fds)| (i, fds.into_iter()))
                 .collect();
-            for t in templates.iter_mut() {
+            for t in &templates {
                 let mut fds = Vec::with_capacity(per_child.len() * FDS_PER_CHILD);
                 let mut forked = Vec::with_capacity(per_child.len());
                 for ((i, sessions), ns) in per_child.iter_mut().zip(&ns) {

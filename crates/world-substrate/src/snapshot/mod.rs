@@ -289,15 +289,17 @@
 //!   gain, not kept.
 //! * Done: **ready roots** (`snapshot/ready.rs`). A root depends on
 //!   nothing a branch request brings, so a snapshot that was branched
+//!   (`branch` of an existing snapshot, not snapshot + branch in one call)
 //!   keeps as many writable roots of itself ready as its biggest branch
 //!   used (up to `pool_max`), made by a detached job at idle CPU priority;
-//!   the next branch renames them into place (`fs/ready/<sid>/` ->
-//!   `fs/worlds/<id>`; of two branches that pick the same root, one wins and
-//!   the other makes its own) and then needs one stage-1 thread instead of
-//!   16. `world pool SNAPSHOT --size N [--wait]` sets both the lineage's
+//!   the next branch claims them up front by renaming them into its
+//!   staging directory (`fs/ready/<sid>/`; of two branches that pick the
+//!   same root, one wins and the other makes its own) and, when it got
+//!   all it needs, uses one stage-1 thread instead of 16. `world pool SNAPSHOT --size N [--wait]` sets both the lineage's
 //!   shells and the snapshot's roots, 0 drops them; deleting the snapshot
 //!   deletes its roots (after the one being made), `repair` deletes those
-//!   of vanished snapshots. Workloads that branch one state again and again
+//!   of vanished snapshots. They stay until then (btrfs metadata, no
+//!   memory). Workloads that branch one state again and again
 //!   (rollouts, search from a saved state) get their roots for free; a first
 //!   branch makes them as before.
 //! * Done: **batched session forks** (`snapshot/fork.rs`). The host sends a

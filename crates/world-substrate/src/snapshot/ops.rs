@@ -296,6 +296,34 @@ impl Roots {
         }
     }
 
+    /// Claims `ready` roots (see `ready.rs`) for the first of `ids` by
+    /// renaming them into one staging directory; a root another branch
+    /// took first is skipped. Never fails: what it cannot claim, the
+    /// branch makes.
+    fn claim(l: &crate::storage::Layout, ready: &[PathBuf], ids: &[WorldId]) -> Roots {
+        let mut roots = Roots::default();
+        if ready.is_empty() {
+            return roots;
+        }
+        let dir = staging_dir(l).join(random_id("stage"));
+        if fs::create_dir_all(&dir).is_err() {
+            return roots;
+        }
+        let mut ids = ids.iter();
+        for r in ready {
+            let Some(id) = ids.as_slice().first() else {
+                break;
+            };
+            let to = dir.join(id.as_str());
+            if fs::rename(r, &to).is_ok() {
+                roots.made.push((id.clone(), to));
+                ids.next();
+            }
+        }
+        roots.dirs.push(dir);
+        roots
+    }
+
     fn get(&self, id: &WorldId) -> Option<&std::path::Path> {
         self.made
             .iter()
@@ -698,12 +726,14 @@ impl LinuxSubstrate {
             },
         )
         .map_err(|e| WorldError::Io("write journal", e))?;
-        let ready = if premade.made.is_empty() {
-            self.ready_roots_for(&sr.id, ids.len())
-        } else {
-            Vec::new()
-        };
-        let res = self.branch_inner(&sr, &ids, opts, &premade, &ready, t0);
+        if premade.made.is_empty() {
+            // Claimed now, all at once: the branch then knows how many
+            // roots it still has to make (a concurrent branch of the same
+            // snapshot may have taken some), and so how many threads.
+            let ready = self.ready_roots_for(&sr.id, ids.len());
+            premade = Roots::claim(self.layout(), &ready, &ids);
+        }
+        let res = self.branch_inner(&sr, &ids, opts, &premade, t0);
         if refill && res.is_ok() {
             self.refill_roots(&sr.id, ids.len(), true);
         }
@@ -738,7 +768,9 @@ impl LinuxSubstrate {
         let (s, roots) =
             self.snapshot_full(id, None, opts.snapshot_id.as_deref(), opts.busy_wait, early)?;
         trace("branch world: snapshot taken", t0);
-        let r = self.branch_ids(&s.id, &ids, opts, roots, opts.keep_snapshot, Instant::now());
+        // No ready roots for the snapshot: a kept one (push_down's) is
+        // usually collapsed soon; a second `branch` of it asks for them.
+        let r = self.branch_ids(&s.id, &ids, opts, roots, false, Instant::now());
         trace("branch world: branched", t0);
         if !opts.keep_snapshot {
             let _ = self.delete_snapshot(&s.id);
@@ -758,7 +790,6 @@ impl LinuxSubstrate {
         ids: &[WorldId],
         opts: &BranchOptions,
         premade: &Roots,
-        ready: &[PathBuf],
         t0: Instant,
     ) -> Result<Branched> {
         let img = image::get(self.layout(), &sr.image, self.config().uid_base)?;
@@ -803,7 +834,7 @@ impl LinuxSubstrate {
             // of stage 2, and more would only take CPU from the other
             // stages (measured, branch 100 pooled: 1 thread p50 ~150 ms,
             // 2 ~170, 16 ~175).
-            let cap = if ready.len() >= ids.len() {
+            let cap = if premade.made.len() >= ids.len() {
                 READY_ROOT_WORKERS
             } else {
                 ROOT_WORKERS
@@ -820,15 +851,7 @@ impl LinuxSubstrate {
                     }
                     for i in (k..ids.len()).step_by(workers) {
                         let r = self
-                            .branch_root(
-                                src,
-                                &stage,
-                                &ids[i],
-                                (premade.get(&ids[i]), ready.get(i).map(PathBuf::as_path)),
-                                sr,
-                                i,
-                                t0,
-                            )
+                            .branch_root(src, &stage, &ids[i], premade.get(&ids[i]), sr, i, t0)
                             .and_then(|(cg, warnings)| {
                                 let c = &ids[i];
                                 let spec = LaunchSpec {
@@ -960,7 +983,7 @@ impl LinuxSubstrate {
     }
 
     /// Stage 1 of a branch for one child: run dir, writable btrfs snapshot
-    /// of the snapshot's root (a ready one when there is one), disk limit,
+    /// of the snapshot's root (made ahead when there is one), disk limit,
     /// cgroup with the limits.
     #[allow(clippy::too_many_arguments)]
     fn branch_root(
@@ -968,7 +991,7 @@ impl LinuxSubstrate {
         src: &std::path::Path,
         stage: &std::path::Path,
         c: &WorldId,
-        (premade, ready): (Option<&std::path::Path>, Option<&std::path::Path>),
+        premade: Option<&std::path::Path>,
         sr: &SnapshotRecord,
         i: usize,
         t0: Instant,
@@ -976,13 +999,7 @@ impl LinuxSubstrate {
         let root = self.world_root(c);
         fs::create_dir_all(self.layout().session_dir(c.as_str()))
             .map_err(|e| WorldError::Io("create run dir", e))?;
-        // A ready root is taken by renaming it; another branch may have
-        // taken it first: then this child makes its own.
-        if ready.is_some_and(|p| fs::rename(p, &root).is_ok()) {
-            trace_child(i, "ready root taken", t0);
-        } else {
-            self.make_branch_root(src, stage, c, premade, &root, i, t0)?;
-        }
+        self.make_branch_root(src, stage, c, premade, &root, i, t0)?;
         let mut warnings = Vec::new();
         if let Some(mib) = sr.limits.disk_mib {
             // The child already holds what the snapshot held: it may write
@@ -1000,8 +1017,8 @@ impl LinuxSubstrate {
         Ok((cg, warnings))
     }
 
-    /// A branch child's root made now: a writable snapshot of `src` (or a
-    /// `premade` one), moved into place at `root`.
+    /// A branch child's root: a writable snapshot of `src` made now, or a
+    /// `premade` one, moved into place at `root`.
     #[allow(clippy::too_many_arguments)]
     fn make_branch_root(
         &self,
@@ -1424,7 +1441,7 @@ impl LinuxSubstrate {
             rep.removed_subvolumes.push(format!("snapshots/{n}"));
         }
         rep.removed_subvolumes
-            .extend(self.drop_orphan_ready_roots()?);
+            .extend(self.drop_orphan_ready_roots(&busy)?);
         for lid in LineageRecord::all_ids(&l) {
             if self.is_spare(&lid) {
                 continue;

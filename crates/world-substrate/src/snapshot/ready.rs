@@ -19,18 +19,25 @@
 //! **Layout.** `fs/ready/<sid>/r-<random>`, a private directory. A root
 //! is complete when it exists (the snapshot ioctl is atomic), and has
 //! never been seen by any process: it is the same as one a branch makes.
-//! A branch takes one by renaming it to `fs/worlds/<id>`; of two branches
-//! that pick the same root one wins and the other makes its own.
+//! A branch claims them all at once, before it starts, by renaming them
+//! into its staging directory (of two branches that pick the same root,
+//! one wins and the other makes its own); it then knows how many it still
+//! has to make, and with how many threads.
 //!
-//! **Refill.** After a branch of a snapshot that stays, a detached job
+//! **Refill.** After a `branch` of an existing snapshot (not a snapshot
+//! and branch in one call, whose snapshot, push_down's included, is
+//! usually deleted or collapsed soon), a detached job
 //! ([`crate::linux::job`], idle CPU class) makes roots one at a time until
 //! as many as wanted are ready (read before each, so lowering it stops
 //! the job). One job per snapshot (`roots.job` lock in the
 //! snapshot's run directory); each root is made under `roots.lock`, which
 //! deleting the snapshot takes too, so a deletion waits for at most one
-//! root and the job, finding the snapshot gone, stops. Deleting the
-//! snapshot deletes its ready roots; `repair` deletes those of snapshots
-//! that are gone.
+//! root and the job, finding the snapshot gone, stops; unmounting the
+//! store holds every snapshot's `roots.lock` for the same reason. A job
+//! that finishes while a branch asks for more looks again once its lock
+//! is free. Ready roots stay until the snapshot is deleted or `world pool
+//! SNAPSHOT --size 0` (they cost btrfs metadata only, no memory); `repair`
+//! deletes those of snapshots that are gone.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -69,10 +76,16 @@ fn ready_roots(l: &Layout, sid: &str) -> Vec<PathBuf> {
     v
 }
 
-/// Deletes the subvolumes in `dir`, then `dir`.
+/// Deletes the subvolumes in `dir`, then `dir`. A root a branch renamed
+/// away meanwhile is not an error.
 fn delete_all(dir: &Path) -> Result<()> {
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        btrfs::subvol_delete(&e.path()).map_err(|e| WorldError::Io("delete ready root", e))?;
+        match btrfs::subvol_delete(&e.path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(WorldError::Io("delete ready root", e).into())
+            }
+            _ => {}
+        }
     }
     match fs::remove_dir(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -116,7 +129,15 @@ impl LinuxSubstrate {
         if grow_only {
             want = want.max(self.roots_wanted(sid));
         }
-        let _ = fs::write(run.join(WANT_FILE), want.to_string());
+        // Replaced whole, never truncated in place: a job reading it
+        // meanwhile sees the old number or the new one.
+        let tmp = run.join(format!("{WANT_FILE}.{}", std::process::id()));
+        if fs::write(&tmp, want.to_string()).is_err()
+            || fs::rename(&tmp, run.join(WANT_FILE)).is_err()
+        {
+            let _ = fs::remove_file(&tmp);
+            return;
+        }
         if want == 0 || self.ready_root_count(sid) >= want {
             return;
         }
@@ -143,7 +164,7 @@ impl LinuxSubstrate {
         let run = self.layout().snapshot_run(sid);
         // Never creates a file in the run directory (see `refill_roots`):
         // a deleted snapshot has no lock files left.
-        let Some(_job) = lock_existing(&run.join(JOB_LOCK), false) else {
+        let Some(mut job) = lock_existing(&run.join(JOB_LOCK), false) else {
             return Ok(());
         };
         if !self.store_mounted() {
@@ -151,6 +172,30 @@ impl LinuxSubstrate {
         }
         std::thread::sleep(REFILL_DELAY);
         self.join_idle_cgroup();
+        loop {
+            let before = self.ready_root_count(sid);
+            self.fill_roots(sid)?;
+            // A branch that asked for more while this job was finishing
+            // found the job lock held and started none: look again once
+            // the lock is free, and go on if nobody else took it (and this
+            // round made progress: a round that made nothing stopped for
+            // a reason that still holds).
+            drop(job);
+            let now = self.ready_root_count(sid);
+            if !self.store_mounted() || now >= self.roots_wanted(sid) || now <= before {
+                return Ok(());
+            }
+            match lock_existing(&run.join(JOB_LOCK), false) {
+                Some(j) => job = j,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Makes roots of `sid` one at a time until as many as wanted are
+    /// ready, or the snapshot or the store is gone.
+    fn fill_roots(&self, sid: &str) -> Result<()> {
+        let run = self.layout().snapshot_run(sid);
         let src = self.layout().snapshot_root(sid);
         let dir = ready_dir(self.layout(), sid);
         loop {
@@ -183,7 +228,7 @@ impl LinuxSubstrate {
     /// the one being made, if any), more starts a refill.
     pub(super) fn set_ready_roots(&self, sid: &str, want: usize) -> Result<()> {
         self.refill_roots(sid, want, false);
-        if want > 0 {
+        if want.min(self.config().pool_max) > 0 {
             return Ok(());
         }
         let run = self.layout().snapshot_run(sid);
@@ -208,9 +253,10 @@ impl LinuxSubstrate {
         Ok(lock)
     }
 
-    /// Ready roots of snapshots that are gone (`repair`); returns what it
-    /// deleted, as `ready/<sid>`.
-    pub(super) fn drop_orphan_ready_roots(&self) -> Result<Vec<String>> {
+    /// Ready roots of snapshots that are gone (`repair`), except those of
+    /// `busy` ones (an operation in flight is deleting them); returns what
+    /// it deleted, as `ready/<sid>`.
+    pub(super) fn drop_orphan_ready_roots(&self, busy: &[String]) -> Result<Vec<String>> {
         let mut gone = Vec::new();
         for e in fs::read_dir(self.layout().mount_point().join("ready"))
             .into_iter()
@@ -218,11 +264,36 @@ impl LinuxSubstrate {
             .flatten()
         {
             let sid = e.file_name().to_string_lossy().into_owned();
-            if !self.layout().snapshot_meta(&sid).exists() {
-                delete_all(&e.path())?;
-                gone.push(format!("ready/{sid}"));
+            if busy.contains(&sid) || self.layout().snapshot_meta(&sid).exists() {
+                continue;
             }
+            let _lock = self.roots_lock(&sid);
+            delete_all(&e.path())?;
+            gone.push(format!("ready/{sid}"));
         }
         Ok(gone)
+    }
+
+    /// The lock a root being made holds, when the snapshot's run directory
+    /// exists (a job can only run while it does).
+    fn roots_lock(&self, sid: &str) -> Option<Lock> {
+        let run = self.layout().snapshot_run(sid);
+        if run.is_dir() {
+            Lock::take(&run.join(ROOT_LOCK)).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Holds the root lock of every snapshot, so that no job is inside a
+    /// btrfs snapshot of the store (`unmount_storage`: the store would be
+    /// busy). Jobs waiting on them find the store gone and stop.
+    pub(crate) fn hold_all_roots_locks(&self) -> Vec<Lock> {
+        fs::read_dir(self.layout().run.join("snapshots"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| self.roots_lock(&e.file_name().to_string_lossy()))
+            .collect()
     }
 }
