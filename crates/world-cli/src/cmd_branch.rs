@@ -109,13 +109,10 @@ pub fn run_code(via: &Via, out: &Out, a: RunCodeArgs) -> Result<i32> {
             }
         }
     }
-    Ok(if r.timed_out {
-        124
-    } else if r.error.is_some() {
-        1
-    } else {
-        0
-    })
+    Ok(world_substrate::session::cell_exit_code(
+        r.timed_out,
+        r.error.is_some(),
+    ))
 }
 
 /// `world snapshot`.

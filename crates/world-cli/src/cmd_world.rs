@@ -145,12 +145,8 @@ fn exec_local(engine: &Engine, id: &WorldId, req: &ExecRequest, stdin: BorrowedF
     let status = engine.world_exec(id, req, stdio)?;
     if status.timed_out {
         timed_out(req);
-        return Ok(124);
     }
-    Ok(match status.signal {
-        Some(sig) => 128 + sig,
-        None => status.exit_code,
-    })
+    Ok(status.shell_code())
 }
 
 fn timed_out(req: &ExecRequest) {
@@ -218,7 +214,7 @@ fn exec_remote(engine: &Engine, d: &Daemon, id: &WorldId, req: &ExecRequest) -> 
             )
         })?;
         // The stream carries no timeout flag: with --timeout, 124 is ours.
-        if code == 124 && req.timeout.is_some() {
+        if code == world_substrate::types::TIMEOUT_EXIT_CODE && req.timeout.is_some() {
             timed_out(req);
         }
         return Ok(code);

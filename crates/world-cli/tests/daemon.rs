@@ -76,9 +76,27 @@ impl Serve {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Everything that says why: the daemon's whole log (health checks
+        // and errors included), its run directory and what is mounted there.
+        let dir = self.log.parent().unwrap();
+        let run = dir.join("run");
+        let listing: Vec<String> = std::fs::read_dir(&run)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&*run.to_string_lossy()))
+            .map(str::to_string)
+            .collect();
         panic!(
-            "the daemon did not log {want:?}; it logged:\n{}",
-            self.requests().join("\n")
+            "the daemon did not log {want:?}; its log:\n{}\nrun dir {}: {listing:?}\nmounts there: {mounts:?}",
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+            run.display()
         );
     }
 
@@ -103,6 +121,9 @@ fn commands_go_through_the_daemon_and_fall_back_without_it() {
     let mut serve = Serve::start(&env);
     let socket = env.dir.path().join("run").join("api.sock");
     assert!(socket.exists());
+    // Reachable as the commands below will find it (the reason if not).
+    let (code, _, err) = env.code(&["--daemon", "list"]);
+    assert_eq!(code, 0, "the daemon cannot be reached: {err}");
 
     // create: a daemon-only trace besides the log (its metadata file).
     let created = env.json(&["create", "--memory", "256"]);
@@ -312,6 +333,8 @@ fn daemon_of_another_database_is_not_used() {
     let other_db = env.dir.path().join("other.duckdb");
     let other = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_world"))
+            .env_remove("WORLD_NO_DAEMON")
+            .env_remove("WORLD_DAEMON")
             .arg("--db")
             .arg(&other_db)
             .env("WORLD_STATE_DIR", env.dir.path().join("state"))

@@ -226,6 +226,25 @@ pub struct ExecStatus {
     pub timed_out: bool,
 }
 
+/// The exit code of a command killed by its timeout, as `timeout(1)`.
+pub const TIMEOUT_EXIT_CODE: i32 = 124;
+
+impl ExecStatus {
+    /// The shell-style exit code every front door reports (CLI exit code,
+    /// HTTP `exit_code`): [`TIMEOUT_EXIT_CODE`] when the timeout killed
+    /// the command, 128 + N when signal N did, else its own exit status.
+    /// Never overflows, whatever a status read from a world says.
+    pub fn shell_code(&self) -> i32 {
+        if self.timed_out {
+            TIMEOUT_EXIT_CODE
+        } else if let Some(s) = self.signal {
+            128i32.saturating_add(s)
+        } else {
+            self.exit_code
+        }
+    }
+}
+
 /// Captured result of [`crate::Substrate::exec_output`].
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
@@ -240,6 +259,22 @@ pub struct ExecOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn shell_codes_follow_the_one_rule(code in any::<i32>(), sig in proptest::option::of(any::<i32>()), timed_out in any::<bool>()) {
+            let s = ExecStatus { exit_code: code, signal: sig, timed_out };
+            let got = s.shell_code();
+            if timed_out {
+                prop_assert_eq!(got, TIMEOUT_EXIT_CODE);
+            } else if let Some(n) = sig {
+                prop_assert_eq!(got as i64, (128i64 + n as i64).min(i32::MAX as i64));
+            } else {
+                prop_assert_eq!(got, code);
+            }
+        }
+    }
 
     #[test]
     fn world_ids_are_validated_when_read_from_json() {

@@ -28,7 +28,11 @@ impl Env {
     }
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_world"));
-        c.arg("--db")
+        // Whether commands go through a daemon is the test's to decide,
+        // not the caller's shell's.
+        c.env_remove("WORLD_NO_DAEMON")
+            .env_remove("WORLD_DAEMON")
+            .arg("--db")
             .arg(self.db())
             .env("WORLD_STATE_DIR", self.dir.path().join("state"))
             .env("WORLD_RUN_DIR", self.dir.path().join("run"))

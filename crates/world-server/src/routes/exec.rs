@@ -152,11 +152,7 @@ pub async fn exec_captured(
         let duration_ms = t.elapsed().as_secs_f64() * 1000.0;
         match r {
             Ok(o) => Ok(ExecView {
-                exit_code: if o.status.timed_out {
-                    124
-                } else {
-                    o.status.signal.map_or(o.status.exit_code, |s| 128 + s)
-                },
+                exit_code: o.status.shell_code(),
                 signal: o.status.signal,
                 timed_out: o.status.timed_out,
                 stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -303,8 +299,7 @@ pub async fn exec_sse(
             }
         }
         let code = match result {
-            Some(Ok(Ok(s))) if s.timed_out => 124,
-            Some(Ok(Ok(s))) => s.signal.map_or(s.exit_code, |g| 128 + g),
+            Some(Ok(Ok(s))) => s.shell_code(),
             Some(Ok(Err(e))) => {
                 let _ = tx.send(event("stderr", &format!("{e}\n"))).await;
                 match e.kind() {

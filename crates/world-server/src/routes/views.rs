@@ -110,13 +110,7 @@ impl From<CodeResult> for CodeView {
         CodeView {
             stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
-            exit_code: if r.timed_out {
-                124
-            } else if r.error.is_some() {
-                1
-            } else {
-                0
-            },
+            exit_code: r.shell_code(),
             value: r.value_repr,
             error: r.error,
             timed_out: r.timed_out,

@@ -110,6 +110,26 @@ pub struct CodeResult {
     pub duration_ms: f64,
 }
 
+/// The exit code every front door reports for a cell of code:
+/// [`crate::types::TIMEOUT_EXIT_CODE`] when its timeout interrupted it, 1
+/// when it raised, else 0.
+pub fn cell_exit_code(timed_out: bool, raised: bool) -> i32 {
+    if timed_out {
+        crate::types::TIMEOUT_EXIT_CODE
+    } else if raised {
+        1
+    } else {
+        0
+    }
+}
+
+impl CodeResult {
+    /// [`cell_exit_code`] of this result.
+    pub fn shell_code(&self) -> i32 {
+        cell_exit_code(self.timed_out, self.error.is_some())
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct RunReply {
     value: Option<String>,
