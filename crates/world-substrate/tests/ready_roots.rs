@@ -26,6 +26,19 @@ fn wait_ready(e: &Env, sid: &str, n: usize) {
     }
 }
 
+/// A store with a snapshot of a world whose `/work/f` holds "base";
+/// `None` (skipped) without root.
+fn based_snapshot() -> Option<(Env, world_substrate::snapshot::SnapshotInfo)> {
+    if !is_root() {
+        return None;
+    }
+    let e = Env::new();
+    let w = e.create();
+    e.sh(&w, "echo base > /work/f");
+    let s = e.sub.snapshot(&w, None).unwrap();
+    Some((e, s))
+}
+
 fn ready_dir(e: &Env, sid: &str) -> PathBuf {
     e.sub.config().state_dir.join("fs/ready").join(sid)
 }
@@ -51,13 +64,9 @@ fn cat(e: &Env, w: &WorldId, path: &str) -> String {
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn branches_take_ready_roots_and_nothing_passes_between_children() {
-    if !is_root() {
+    let Some((e, s)) = based_snapshot() else {
         return;
-    }
-    let e = Env::new();
-    let w = e.create();
-    e.sh(&w, "echo base > /work/f");
-    let s = e.sub.snapshot(&w, None).unwrap();
+    };
     assert_eq!(
         e.sub.ready_root_count(&s.id),
         0,
@@ -139,13 +148,9 @@ fn pool_size_and_deleting_the_snapshot_drop_ready_roots() {
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn concurrent_branches_share_ready_roots_without_clashing() {
-    if !is_root() {
+    let Some((e, s)) = based_snapshot() else {
         return;
-    }
-    let e = Env::new();
-    let w = e.create();
-    e.sh(&w, "echo base > /work/f");
-    let s = e.sub.snapshot(&w, None).unwrap();
+    };
     e.sub.shell_pool(&s.id, Some(4)).unwrap();
     wait_ready(&e, &s.id, 4);
     let kids: Vec<WorldId> = std::thread::scope(|sc| {

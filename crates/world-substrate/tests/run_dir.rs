@@ -20,28 +20,28 @@ fn fs_type(p: &Path) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-/// The run directory's parent, when the test can say something: `None`
-/// (reported as skipped) when it is on a tmpfs already.
-fn disk_parent(e: &Env) -> Option<std::path::PathBuf> {
-    let parent = e.sub.config().run_dir.parent().unwrap().to_path_buf();
-    if fs_type(&parent) == "tmpfs" {
+/// A store whose run directory is on a disk filesystem, and that
+/// directory; `None` (reported as skipped) without root or when the test
+/// directory is on a tmpfs already (then no tmpfs is mounted).
+fn env_on_disk() -> Option<(Env, std::path::PathBuf)> {
+    if !is_root() {
+        return None;
+    }
+    let e = Env::new();
+    let run = e.sub.config().run_dir.clone();
+    if fs_type(run.parent().unwrap()) == "tmpfs" {
         eprintln!("skipping: the test directory is on a tmpfs, so no tmpfs is mounted");
         return None;
     }
-    Some(parent)
+    Some((e, run))
 }
 
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn run_dir_gets_a_tmpfs_with_the_store_and_loses_it_at_unmount() {
-    if !is_root() {
+    let Some((e, run)) = env_on_disk() else {
         return;
-    }
-    let e = Env::new();
-    if disk_parent(&e).is_none() {
-        return;
-    }
-    let run = e.sub.config().run_dir.clone();
+    };
     assert!(!run_fs::is_ours(&run));
     let w = e.create();
     assert!(run_fs::is_ours(&run), "no tmpfs on the run directory");
@@ -55,14 +55,9 @@ fn run_dir_gets_a_tmpfs_with_the_store_and_loses_it_at_unmount() {
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn a_live_daemon_socket_keeps_the_run_dir_as_it_is() {
-    if !is_root() {
+    let Some((e, run)) = env_on_disk() else {
         return;
-    }
-    let e = Env::new();
-    if disk_parent(&e).is_none() {
-        return;
-    }
-    let run = e.sub.config().run_dir.clone();
+    };
     std::fs::create_dir_all(&run).unwrap();
     // A daemon that started first (its store unmounted since): hiding its
     // socket under a new tmpfs would cut every client off.
