@@ -39,19 +39,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        e.body_text(),
-                    )
-                } else {
-                    ApiError::bad_request(e.body_text())
-                }
-            })?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptBody(T::default()));
         }
@@ -61,6 +49,76 @@ where
     }
 }
 
+/// A required JSON body of type `T` that may come without a
+/// `Content-Type`, as the original design's babashka client sends it
+/// (`http/post` with a string `:body` and no header). A `Content-Type`
+/// that is given must still be JSON (415 otherwise); an empty body is 400.
+pub struct LaxBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for LaxBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ct) = req.headers().get(axum::http::header::CONTENT_TYPE) {
+            if !is_json_type(ct.as_bytes()) {
+                return Err(unsupported_media_type());
+            }
+        }
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("missing JSON body"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(LaxBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Whether a `Content-Type` value names JSON (`application/json` or a
+/// `+json` suffix type, parameters ignored).
+fn is_json_type(v: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(v) else {
+        return false;
+    };
+    let essence = s.split(';').next().unwrap_or("").trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json") || sub.to_ascii_lowercase().ends_with("+json"))
+}
+
+async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    e.body_text(),
+                )
+            } else {
+                ApiError::bad_request(e.body_text())
+            }
+        })
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "expected a JSON body with `Content-Type: application/json`",
+    )
+}
+
 fn json_rejection(r: JsonRejection) -> ApiError {
     let status = r.status();
     let text = r.body_text();
@@ -68,11 +126,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(status, "payload_too_large", "request body is too large")
         }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            status,
-            "unsupported_media_type",
-            "expected a JSON body with `Content-Type: application/json`",
-        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => unsupported_media_type(),
         _ => ApiError::bad_request(text),
     }
 }
@@ -92,5 +146,42 @@ where
             .await
             .map(|q| Q(q.0))
             .map_err(|r: QueryRejection| ApiError::bad_request(r.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_type;
+    use proptest::prelude::*;
+
+    #[test]
+    fn json_types() {
+        for t in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/problem+json",
+        ] {
+            assert!(is_json_type(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "text/plain",
+            "application/xml",
+            "json",
+            "",
+            "application/jsonx",
+        ] {
+            assert!(!is_json_type(t.as_bytes()), "{t}");
+        }
+    }
+
+    proptest! {
+        /// Parameters never change the verdict on the media type itself.
+        #[test]
+        fn parameters_are_ignored(sub in "[a-z+]{1,12}", param in "[ -~]{0,20}") {
+            let bare = format!("application/{sub}");
+            let with = format!("{bare};{param}");
+            prop_assert_eq!(is_json_type(bare.as_bytes()), is_json_type(with.as_bytes()));
+        }
     }
 }

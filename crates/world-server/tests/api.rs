@@ -284,56 +284,133 @@ fn worlds_exec_code_snapshot_branch_through_the_api() {
     assert!(!d.socket().exists(), "the socket is removed");
 }
 
-/// The babashka client's calls: create, snapshot "pre-split" three times
-/// over, create from a snapshot with {verse, trit} metadata, execute.
+/// One `http/post` of the original design's babashka client, byte for
+/// byte as `babashka.http-client` (on `java.net.http`) sends it: its
+/// default `accept-encoding` and `user-agent`, the h2c upgrade offer Java
+/// makes on a cleartext connection, `Authorization: Bearer`, and a
+/// `Content-Type` only where the design's code sets one (`create-world`).
+fn babashka_post(d: &Daemon, path: &str, body: &Value, content_type: bool) -> common::Resp {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Content-Length: {}\r\nHost: {}\r\nHTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\n\
+         Upgrade: h2c\r\nUser-Agent: babashka.http-client/0.4.22\r\n\
+         accept-encoding: gzip, deflate\r\nAuthorization: Bearer {}\r\n",
+        body.len(),
+        d.addr,
+        d.token
+    );
+    if content_type {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str("\r\n");
+    let mut s = std::net::TcpStream::connect(&d.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(300)))
+        .unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    // Read one response: headers, then Content-Length or chunked body.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed before a full response");
+        raw.extend_from_slice(&buf[..n]);
+        if common::full_response(&raw) {
+            break;
+        }
+    }
+    common::parse(&raw)
+}
+
+/// The original design's babashka functions, replayed as its client sends
+/// them: `create-world {seed}`, `push-down` (snapshot "pre-split", then
+/// three `branch-world`s with {verse, trit} metadata), `execute-in-verse`
+/// in two verses, as `extract-wev` does, twice over (the second "pre-split"
+/// must not collide with the first). `snapshot-world` and
+/// `execute-in-verse` send no `Content-Type`.
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn original_design_endpoints() {
     let Some(d) = Daemon::start() else { return };
-    let w = d.ok("POST", "/v1/sandboxes", Some(json!({"seed": 42})), 201);
+    let post = |path: &str, body: Value, ctype: bool, status: u16| {
+        let r = babashka_post(&d, path, &body, ctype);
+        assert_eq!(r.status, status, "POST {path}: {}", r.text());
+        r.json()
+    };
+    // create-world
+    let w = post("/v1/sandboxes", json!({"seed": 42}), true, 201);
     let id = w["id"].as_str().unwrap().to_string();
     assert_eq!(w["metadata"]["seed"], "42");
-    let r = d.ok(
-        "POST",
+    let r = post(
         &format!("/v1/sandboxes/{id}/execute"),
-        Some(json!({"code": "strategy = 'base'\nprint('ready')"})),
+        json!({"code": "strategy = 'base'\nprint('ready')"}),
+        false,
         200,
     );
     assert_eq!(r["stdout"], "ready\n");
     let mut verses = Vec::new();
     for _ in 0..2 {
-        let s = d.ok(
-            "POST",
+        // push-down: snapshot-world reads `:snapshot_id` of the answer.
+        let s = post(
             &format!("/v1/sandboxes/{id}/snapshots"),
-            Some(json!({"name": "pre-split"})),
+            json!({"name": "pre-split"}),
+            false,
             201,
         );
         let sid = s["snapshot_id"].as_str().unwrap().to_string();
         for (verse, trit) in [("nash", -1), ("optimal", 0), ("chaos", 1)] {
-            let v = d.ok(
-                "POST",
+            // branch-world = create-world {snapshot_id, metadata}; reads `:id`.
+            let v = post(
                 "/v1/sandboxes",
-                Some(json!({"snapshot_id": sid, "metadata": {"verse": verse, "trit": trit}})),
+                json!({"snapshot_id": sid, "metadata": {"verse": verse, "trit": trit}}),
+                true,
                 201,
             );
             assert_eq!(v["metadata"]["trit"], trit.to_string());
             verses.push(v["id"].as_str().unwrap().to_string());
         }
     }
-    let out = d.ok(
-        "POST",
+    // extract-wev: execute-in-verse in the nash and optimal verses.
+    let out = post(
         &format!("/v1/sandboxes/{}/execute", verses[1]),
-        Some(json!({"code": "strategy = 'cooperative'; strategy"})),
+        json!({"code": "strategy = 'cooperative'; strategy"}),
+        false,
         200,
     );
     assert_eq!(out["value"], "'cooperative'");
-    let out = d.ok(
-        "POST",
+    let out = post(
         &format!("/v1/sandboxes/{}/execute", verses[0]),
-        Some(json!({"code": "strategy"})),
+        json!({"code": "strategy"}),
+        false,
         200,
     );
     assert_eq!(out["value"], "'base'");
+    // A content type that is given must still be JSON; a body is required.
+    let r = d.raw(
+        "POST",
+        &format!("/v1/sandboxes/{}/execute", verses[0]),
+        Some(b"strategy"),
+        Some(&d.token),
+        Some("text/plain"),
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
+    let r = d.raw(
+        "POST",
+        &format!("/v1/sandboxes/{}/execute", verses[0]),
+        Some(b""),
+        Some(&d.token),
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = babashka_post(
+        &d,
+        &format!("/v1/sandboxes/{}/execute", verses[0]),
+        &json!({"cod": "1"}),
+        false,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
     for v in &verses {
         d.ok("DELETE", &format!("/v1/sandboxes/{v}"), None, 200);
     }

@@ -3,6 +3,10 @@
 //! /v1/sandboxes/{id}/snapshots {name}` answering `{snapshot_id}`, `POST
 //! /v1/sandboxes/{id}/execute {code}` running Python in the sandbox's
 //! session. A sandbox is a world.
+//!
+//! The original design's babashka client posts `snapshots` and `execute`
+//! bodies without a `Content-Type`, so these routes take JSON bodies with
+//! no content type ([`LaxBody`], [`OptBody`]); a non-JSON one is 415.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use super::worlds::{
     create_world, get_world, list_worlds, run_code_in, snapshot_world, CreateSpec,
 };
 use super::{metadata_in, world_id, St};
-use crate::extract::{Body, OptBody};
+use crate::extract::{LaxBody, OptBody};
 use crate::meta::{SnapMeta, Ttl};
 use crate::state::AppState;
 use crate::ApiError;
@@ -128,7 +132,7 @@ pub struct ExecuteReq {
 async fn execute(
     st: St,
     Path(id): Path<String>,
-    Body(r): Body<ExecuteReq>,
+    LaxBody(r): LaxBody<ExecuteReq>,
 ) -> Result<Json<CodeView>, ApiError> {
     Ok(Json(
         run_code_in(&st, world_id(&id)?, r.session, r.code, r.timeout).await?,

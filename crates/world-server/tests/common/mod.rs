@@ -285,7 +285,26 @@ pub fn http<S: Read + Write>(
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> Resp {
+/// Whether `raw` holds one whole response (headers and a body framed by
+/// `Content-Length` or chunked encoding).
+pub fn full_response(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= len
+}
+
+pub fn parse(raw: &[u8]) -> Resp {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
