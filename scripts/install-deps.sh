@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: a C toolchain for crates that build C, python3 for
 # code sessions, btrfs-progs for copy-on-write world filesystems,
-# bubblewrap and util-linux (unshare) as benchmark baselines. npm (to
+# bubblewrap and util-linux (unshare) as benchmark baselines, OpenSSH's
+# clients (the SSH door's tests) and sftp-server (worlds run the host's
+# /usr, so it is what the SFTP subsystem runs inside a world). npm (to
 # fetch DuckDB's prebuilt library) is installed by scripts/duckdb.sh when
 # missing.
-PKGS=(build-essential python3 python3-venv btrfs-progs bubblewrap util-linux iproute2 tar)
+PKGS=(build-essential python3 python3-venv btrfs-progs bubblewrap util-linux iproute2 tar openssh-client openssh-sftp-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

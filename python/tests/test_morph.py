@@ -15,7 +15,13 @@ from morphcloud.api import ApiError, MorphCloudClient  # noqa: E402
 def morph():
     if not os.environ.get("WORLD_API_URL"):
         pytest.skip("no daemon")
-    return MorphCloudClient(api_key=os.environ["WORLD_API_TOKEN"], base_url=os.environ["WORLD_API_URL"] + "/api")
+    port = os.environ.get("WORLD_SSH_PORT")
+    return MorphCloudClient(
+        api_key=os.environ["WORLD_API_TOKEN"],
+        base_url=os.environ["WORLD_API_URL"] + "/api",
+        ssh_hostname="127.0.0.1",
+        ssh_port=int(port) if port else None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +163,54 @@ def test_expose_http_service(morph, base):
         assert httpx.get(url + "index.txt", headers=auth).status_code == 404
     finally:
         inst.stop()
+
+
+def test_ssh_upload_download(morph, base, tmp_path):
+    """`instance.ssh()`, `upload` and `download` over the daemon's SSH door
+    (Morph's convention: user `INSTANCE_ID:API_KEY`, any key)."""
+    if not os.environ.get("WORLD_SSH_PORT"):
+        pytest.skip("the daemon serves no SSH")
+    inst = morph.instances.start(base.id)
+    try:
+        with inst.ssh() as ssh:
+            r = ssh.run("echo over-ssh; echo err >&2; exit 4", get_pty=False)
+            assert (r.returncode, r.stdout, r.stderr) == (4, "over-ssh\n", "err\n")
+            r = ssh.run("tty")
+            assert r.returncode == 0 and r.stdout.strip() == "/dev/pts/0"
+        src = tmp_path / "data"
+        (src / "sub").mkdir(parents=True)
+        (src / "a.txt").write_text("alpha\n")
+        (src / "sub" / "b.bin").write_bytes(bytes(range(256)) * 1000)
+        inst.upload(str(src), "/root/data", recursive=True)
+        assert inst.exec("cat /root/data/a.txt").stdout == "alpha\n"
+        assert inst.exec("wc -c < /root/data/sub/b.bin").stdout.strip() == "256000"
+        back = tmp_path / "back"
+        inst.download("/root/data", str(back), recursive=True)
+        assert (back / "sub" / "b.bin").read_bytes() == (src / "sub" / "b.bin").read_bytes()
+    finally:
+        inst.stop()
+
+
+def test_snapshot_build_is_cached_by_digest(morph, base):
+    """`snapshot.exec` and `snapshot.build` run their steps over SSH and
+    keep each step as a snapshot keyed by digest: the second run of the
+    same steps starts no instance."""
+    if not os.environ.get("WORLD_SSH_PORT"):
+        pytest.skip("the daemon serves no SSH")
+    steps = ["echo one > /root/one", "cat /root/one > /root/two && echo two >> /root/two"]
+    first = base.build(steps)
+    before = len(morph.instances.list())
+    t = time.time()
+    second = base.build(steps)
+    assert second.id == first.id and second.digest == first.digest
+    assert len(morph.instances.list()) == before
+    assert time.time() - t < 5
+    one = base.exec("echo single > /root/s")
+    assert base.exec("echo single > /root/s").id == one.id
+    inst = morph.instances.start(first.id)
+    try:
+        assert inst.exec("cat /root/two").stdout == "one\ntwo\n"
+    finally:
+        inst.stop()
+    with pytest.raises(RuntimeError):
+        base.exec("exit 3")

@@ -139,6 +139,11 @@ pub enum Command {
         /// TCP address to listen on (loopback by default).
         #[arg(long, default_value = "127.0.0.1:7077")]
         listen: String,
+        /// Also serve SSH into worlds on this address (loopback; port 0
+        /// picks one): `ssh -p PORT WORLD_ID@127.0.0.1` with the token as
+        /// password, or user `WORLD_ID:TOKEN` with any key.
+        #[arg(long, value_name = "ADDR")]
+        ssh: Option<String>,
         /// Unix socket path (default: <run dir>/api.sock).
         #[arg(long)]
         socket: Option<PathBuf>,

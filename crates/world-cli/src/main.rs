@@ -127,10 +127,18 @@ fn main() {
         Command::Bench(cmd) => cmd_bench::run(&engine, &out, cmd),
         Command::Serve {
             listen,
+            ssh,
             socket,
             no_socket,
             log_requests,
-        } => serve(engine.db_path(), &listen, socket, no_socket, log_requests),
+        } => serve(
+            engine.db_path(),
+            &listen,
+            ssh.as_deref(),
+            socket,
+            no_socket,
+            log_requests,
+        ),
         Command::Token => world_server::load_or_create_token(&substrate_config().state_dir)
             .map(|t| outln!("{t}"))
             .map_err(anyhow::Error::from),
@@ -188,6 +196,7 @@ fn parse_args(raw: &[std::ffi::OsString]) -> Cli {
 fn serve(
     db: &std::path::Path,
     listen: &str,
+    ssh: Option<&str>,
     socket: Option<std::path::PathBuf>,
     no_socket: bool,
     log_requests: bool,
@@ -199,6 +208,20 @@ fn serve(
             "--listen {listen:?} is not an address like 127.0.0.1:7077"
         ))
     })?;
+    if let Some(s) = ssh {
+        let a: std::net::SocketAddr = s.parse().map_err(|_| {
+            world_engine::Error::Invalid(format!(
+                "--ssh {s:?} is not an address like 127.0.0.1:2222"
+            ))
+        })?;
+        if !a.ip().is_loopback() {
+            return Err(world_engine::Error::Invalid(format!(
+                "--ssh {s}: the SSH door listens on loopback only"
+            ))
+            .into());
+        }
+        cfg.ssh_listen = Some(a);
+    }
     if no_socket {
         cfg.unix_socket = None;
     } else if let Some(s) = socket {

@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Unix socket to listen on as well (`None`: TCP only).
     pub unix_socket: Option<PathBuf>,
+    /// TCP address of the SSH door (`None`: no SSH; port 0 picks one).
+    pub ssh_listen: Option<SocketAddr>,
     /// Largest accepted request body, bytes.
     pub body_limit: usize,
     /// Print one line per request on stderr (method, path, status, time).
@@ -36,6 +38,7 @@ impl ServerConfig {
             substrate,
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             unix_socket,
+            ssh_listen: None,
             body_limit: 4 << 20,
             log_requests: false,
         }

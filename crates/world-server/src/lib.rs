@@ -32,6 +32,7 @@ mod meta;
 mod openapi;
 mod reaper;
 mod routes;
+pub mod ssh;
 mod state;
 mod token;
 
@@ -96,6 +97,19 @@ pub async fn serve(config: ServerConfig) -> Result<(), Error> {
                 .into_future(),
         ));
         println!("world-serve listening on unix:{}", path.display());
+    }
+    if let Some(ssh_addr) = config.ssh_listen {
+        let key = ssh::load_or_create_host_key(&config.substrate.state_dir)?;
+        let l = TcpListener::bind(ssh_addr)
+            .await
+            .map_err(|e| Error::Io(format!("bind ssh {ssh_addr}"), e))?;
+        let bound = l
+            .local_addr()
+            .map_err(|e| Error::Io("local_addr".into(), e))?;
+        let st = state.clone();
+        let rx = stop_rx.clone();
+        servers.push(tokio::spawn(ssh::serve(st, l, key, rx)));
+        println!("world-serve listening on ssh://{bound}");
     }
     println!("world-serve listening on http://{addr}");
     shutdown_signal().await;

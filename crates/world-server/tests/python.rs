@@ -1,5 +1,6 @@
 //! Runs the Python SDK's tests (`python/tests`: the sync and asyncio
-//! SDK, the original design's example, and the real `morphcloud` SDK)
+//! SDK, the original design's example, and the real `morphcloud` SDK,
+//! its SSH calls included)
 //! against a daemon in temporary directories. Needs root and the venv's
 //! pytest (`scripts/requirements-dev.txt`); skips with a message
 //! otherwise.
@@ -44,6 +45,10 @@ fn python_sdk_and_morph_sdk_tests_pass() {
         .current_dir(&dir)
         .env("WORLD_API_URL", format!("http://{}", d.addr))
         .env("WORLD_API_TOKEN", &d.token)
+        .env(
+            "WORLD_SSH_PORT",
+            d.ssh_addr.rsplit(':').next().unwrap_or_default(),
+        )
         .env("PYTHONPATH", &dir)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")

@@ -66,6 +66,7 @@ pub mod image;
 pub mod lineage;
 pub mod linux;
 pub mod proto;
+pub mod pty;
 pub mod run_fs;
 pub mod seccomp;
 pub mod seed;

@@ -203,6 +203,11 @@ pub struct ExecRequest {
     pub cwd: Option<String>,
     /// Kill the whole process tree of this exec after this long.
     pub timeout: Option<Duration>,
+    /// Standard input is a terminal (the slave of a [`crate::pty::Pty`]):
+    /// the command's new session takes it as its controlling terminal, so
+    /// job control, `^C` and hang-up work as under `sshd`.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 impl ExecRequest {

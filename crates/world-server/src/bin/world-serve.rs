@@ -2,7 +2,7 @@
 //! subcommand calls the same [`world_server::serve_blocking`]).
 //!
 //! ```text
-//! world-serve [--listen 127.0.0.1:7077] [--socket PATH | --no-socket] [--db PATH] [--log-requests]
+//! world-serve [--listen 127.0.0.1:7077] [--ssh 127.0.0.1:PORT] [--socket PATH | --no-socket] [--db PATH] [--log-requests]
 //! world-serve token          # print the token (created if missing)
 //! ```
 //! `WORLD_STATE_DIR`, `WORLD_RUN_DIR` and `WORLD_DB` override the
@@ -32,6 +32,7 @@ fn main() {
     }
     let mut db: Option<PathBuf> = None;
     let mut listen = None;
+    let mut ssh = None;
     let mut socket: Option<Option<PathBuf>> = None;
     let mut token = false;
     let mut log_requests = false;
@@ -46,6 +47,7 @@ fn main() {
             "token" => token = true,
             "--db" => db = Some(val("--db").into()),
             "--listen" => listen = Some(val("--listen")),
+            "--ssh" => ssh = Some(val("--ssh")),
             "--socket" => socket = Some(Some(val("--socket").into())),
             "--no-socket" => socket = Some(None),
             "--log-requests" => log_requests = true,
@@ -77,6 +79,17 @@ fn main() {
             usage("--listen must be a loopback address");
         }
     }
+    if let Some(s) = ssh {
+        let a: std::net::SocketAddr = s.parse().unwrap_or_else(|_| {
+            usage(&format!(
+                "--ssh {s:?} is not an address like 127.0.0.1:2222"
+            ))
+        });
+        if !a.ip().is_loopback() {
+            usage("--ssh must be a loopback address");
+        }
+        cfg.ssh_listen = Some(a);
+    }
     if let Some(s) = socket {
         cfg.unix_socket = s;
     }
@@ -91,6 +104,6 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("error: {msg}");
     }
-    eprintln!("usage: world-serve [--listen ADDR] [--socket PATH | --no-socket] [--db PATH] [--log-requests]\n       world-serve token");
+    eprintln!("usage: world-serve [--listen ADDR] [--ssh ADDR] [--socket PATH | --no-socket] [--db PATH] [--log-requests]\n       world-serve token");
     std::process::exit(2);
 }

@@ -49,6 +49,8 @@ pub struct Daemon {
     pub child: Option<Child>,
     pub addr: String,
     pub token: String,
+    /// `127.0.0.1:PORT` of the SSH door.
+    pub ssh_addr: String,
 }
 
 impl Daemon {
@@ -64,6 +66,7 @@ impl Daemon {
             child: None,
             addr: String::new(),
             token: String::new(),
+            ssh_addr: String::new(),
         };
         d.spawn();
         Some(d)
@@ -88,7 +91,7 @@ impl Daemon {
     /// Starts the daemon process (again) and waits until it listens.
     pub fn spawn(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_world-serve"))
-            .args(["--listen", "127.0.0.1:0", "--db"])
+            .args(["--listen", "127.0.0.1:0", "--ssh", "127.0.0.1:0", "--db"])
             .arg(self.db())
             .arg("--socket")
             .arg(self.socket())
@@ -104,6 +107,9 @@ impl Daemon {
                 .next()
                 .expect("daemon exited before listening")
                 .unwrap();
+            if let Some(a) = l.strip_prefix("world-serve listening on ssh://") {
+                self.ssh_addr = a.to_string();
+            }
             if let Some(a) = l.strip_prefix("world-serve listening on http://") {
                 break a.to_string();
             }

@@ -1233,6 +1233,7 @@ impl LinuxSubstrate {
             env: svc.request.env.clone(),
             cwd: svc.request.cwd.clone(),
             timeout: Some(Duration::from_secs(30)),
+            tty: false,
         };
         let o = self.exec_output(id, &req, b"")?;
         if o.status.exit_code != 0 {

@@ -82,6 +82,31 @@ fn exec(conn: &OwnedFd, r: ExecRequest, fds: Vec<OwnedFd>, prog: &Program) -> Op
             "exec needs stdin, stdout, stderr".into(),
         ));
     }
+    // A terminal: made here, in the world's own devpts (so its name means
+    // the same inside the world), its master sent back over the socket
+    // the caller gave as stdio; the command gets the slave.
+    let fds = if r.tty {
+        match open_terminal(&fds[0]) {
+            Ok(slave) => vec![slave.try_clone().ok(), slave.try_clone().ok(), Some(slave)]
+                .into_iter()
+                .collect::<Option<Vec<OwnedFd>>>()
+                .unwrap_or_default(),
+            Err(e) => {
+                return Some(failed(
+                    FailKind::Other,
+                    format!("cannot open a terminal in the world: {e}"),
+                ))
+            }
+        }
+    } else {
+        fds
+    };
+    if fds.len() != 3 {
+        return Some(failed(
+            FailKind::Other,
+            "cannot duplicate the terminal".into(),
+        ));
+    }
     let env = build_env(&r);
     let path = env
         .iter()
@@ -131,6 +156,11 @@ fn exec(conn: &OwnedFd, r: ExecRequest, fds: Vec<OwnedFd>, prog: &Program) -> Op
                 if sys::dup2(fd.as_raw_fd(), i as i32).is_err() {
                     report(STEP_SETUP, libc::EBADF);
                 }
+            }
+            // SAFETY: ioctl on fd 0 with an integer argument (0: never
+            // steal a terminal that is another session's).
+            if r.tty && unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+                report(STEP_SETUP, last_errno());
             }
             // SAFETY: valid C string.
             if unsafe { libc::chdir(cwd_c.as_ptr()) } != 0 {
@@ -188,6 +218,19 @@ fn exec(conn: &OwnedFd, r: ExecRequest, fds: Vec<OwnedFd>, prog: &Program) -> Op
         });
     }
     wait(conn, child, r.timeout.map(|t| Instant::now() + t))
+}
+
+/// Opens a terminal pair in the world's devpts, sends the master over
+/// `ctl` and returns the slave.
+fn open_terminal(ctl: &OwnedFd) -> std::io::Result<OwnedFd> {
+    let p = crate::pty::Pty::open_at(crate::pty::WORLD_PTMX, crate::pty::WinSize::clamped(0, 0))?;
+    proto::send_msg(
+        ctl.as_fd(),
+        &crate::pty::MASTER_MSG,
+        &[p.master.as_raw_fd()],
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(p.slave)
 }
 
 fn last_errno() -> i32 {
