@@ -141,6 +141,7 @@ fn exec_local(engine: &Engine, id: &WorldId, req: &ExecRequest, stdin: BorrowedF
         stdin: Some(stdin),
         stdout: Some(stdout.as_fd()),
         stderr: Some(stderr.as_fd()),
+        cancel: None,
     };
     let status = engine.world_exec(id, req, stdio)?;
     if status.timed_out {

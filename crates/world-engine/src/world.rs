@@ -71,6 +71,20 @@ impl Engine {
         Ok(self.substrate()?.inspect(id)?)
     }
 
+    /// Runs a command in a world feeding `stdin` and capturing its output
+    /// (each stream bounded, see `world_substrate::capture`).
+    pub fn world_exec_output(
+        &self,
+        id: &WorldId,
+        req: &ExecRequest,
+        stdin: &[u8],
+    ) -> Result<world_substrate::ExecOutput> {
+        if req.argv.is_empty() {
+            return Err(Error::Invalid("no command given".into()));
+        }
+        Ok(self.substrate()?.exec_output(id, req, stdin)?)
+    }
+
     /// Runs a command in a world with the caller's stdio.
     pub fn world_exec(
         &self,

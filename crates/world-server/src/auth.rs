@@ -1,6 +1,8 @@
-//! Bearer-token authentication: every request must carry
-//! `Authorization: Bearer <token>`; anything else is 401 before a handler
-//! runs, so nothing is done.
+//! Token authentication: every request must carry the daemon's token, as
+//! `Authorization: Bearer <token>` or, for E2B's SDKs, `X-API-KEY:
+//! <token>`; anything else is 401 before a handler runs, so nothing is
+//! done. (Requests to a sandbox's agent, routed by `E2b-Sandbox-Id`, are
+//! checked by the E2B door itself: `crate::e2b`.)
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use crate::state::AppState;
 use crate::ApiError;
 
 /// Constant-time comparison of two byte strings.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -30,7 +32,13 @@ pub async fn require_token(State(st): State<Arc<AppState>>, req: Request, next: 
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
+        .map(str::trim)
+        .or_else(|| {
+            req.headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        });
     match given {
         Some(t) if same(t.as_bytes(), st.token.as_bytes()) => next.run(req).await,
         Some(_) => unauthorized("wrong API token"),

@@ -74,10 +74,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // `code` and `message` repeat the status and the detail in the
+        // shape E2B's SDKs parse every error in (`{"code": 404, "message"}`).
         let body = json!({
             "error_code": self.code,
             "detail": self.message,
             "status": self.status.as_u16(),
+            "code": self.status.as_u16(),
+            "message": self.message,
         });
         (self.status, axum::Json(body)).into_response()
     }

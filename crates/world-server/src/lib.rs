@@ -26,6 +26,7 @@
 
 mod auth;
 mod config;
+pub mod e2b;
 mod error;
 mod extract;
 mod meta;

@@ -62,6 +62,13 @@ pub struct WorldMeta {
     /// Exposed services.
     #[serde(default)]
     pub http_services: Vec<HttpService>,
+    /// Environment every command of the world gets through the E2B door
+    /// (E2B's `envVars` at create).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The E2B template it was created from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// What the daemon keeps about a snapshot.

@@ -26,6 +26,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Log every request on stderr.
     pub log_requests: bool,
+    /// Processes started through the E2B door, for `SendSignal`.
+    pub e2b: crate::e2b::Procs,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             cgroup_name: cfg.substrate.cgroup_name.clone(),
             body_limit: cfg.body_limit,
             log_requests: cfg.log_requests,
+            e2b: crate::e2b::Procs::default(),
         })
     }
 

@@ -1,6 +1,6 @@
 //! Runs the Python SDK's tests (`python/tests`: the sync and asyncio
 //! SDK, the original design's example, and the real `morphcloud` SDK,
-//! its SSH calls included)
+//! its SSH calls included, and the real `e2b` SDK)
 //! against a daemon in temporary directories. Needs root and the venv's
 //! pytest (`scripts/requirements-dev.txt`); skips with a message
 //! otherwise.
@@ -45,6 +45,9 @@ fn python_sdk_and_morph_sdk_tests_pass() {
         .current_dir(&dir)
         .env("WORLD_API_URL", format!("http://{}", d.addr))
         .env("WORLD_API_TOKEN", &d.token)
+        .env("E2B_API_URL", format!("http://{}", d.addr))
+        .env("E2B_SANDBOX_URL", format!("http://{}", d.addr))
+        .env("E2B_API_KEY", &d.token)
         .env(
             "WORLD_SSH_PORT",
             d.ssh_addr.rsplit(':').next().unwrap_or_default(),
@@ -53,7 +56,9 @@ fn python_sdk_and_morph_sdk_tests_pass() {
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .env_remove("MORPH_API_KEY")
-        .env_remove("MORPH_BASE_URL");
+        .env_remove("MORPH_BASE_URL")
+        .env_remove("E2B_DOMAIN")
+        .env_remove("E2B_ACCESS_TOKEN");
     if let Ok(k) = std::env::var("PYTEST_K") {
         cmd.args(["-k", &k]);
     }

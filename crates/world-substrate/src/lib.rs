@@ -119,6 +119,10 @@ pub struct ExecStdio<'a> {
     pub stdout: Option<BorrowedFd<'a>>,
     /// Standard error.
     pub stderr: Option<BorrowedFd<'a>>,
+    /// When this fd becomes readable or hangs up (write a byte to, or
+    /// close, the other end of a pipe), the command's whole process tree
+    /// is killed and the exec returns as killed by `SIGKILL`.
+    pub cancel: Option<BorrowedFd<'a>>,
 }
 
 /// A world backend. The Linux namespace backend is [`LinuxSubstrate`]; a

@@ -207,6 +207,39 @@ pub fn poll_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
     }
 }
 
+/// Waits until `a` or `b` is readable (or hung up) or `timeout_ms`
+/// passes (-1: forever); returns which of the two fired.
+pub fn poll2(
+    a: std::os::fd::BorrowedFd<'_>,
+    b: std::os::fd::BorrowedFd<'_>,
+    timeout_ms: i32,
+) -> io::Result<(bool, bool)> {
+    let ev = libc::POLLIN | libc::POLLRDHUP;
+    let mut p = [
+        libc::pollfd {
+            fd: a.as_raw_fd(),
+            events: ev,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: b.as_raw_fd(),
+            events: ev,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two valid pollfds.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms) };
+        if r >= 0 {
+            return Ok((p[0].revents != 0, p[1].revents != 0));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// The start time (clock ticks since boot, field 22 of /proc/PID/stat) of a
 /// process, used with the pid to recognise a process despite pid reuse.
 pub fn process_start_time(pid: i32) -> Option<u64> {

@@ -97,6 +97,40 @@ fn output_streams_while_running() {
     assert_eq!(t.join().unwrap().unwrap().exit_code, 0);
 }
 
+/// A cancel fd kills the command's whole tree (a background child too)
+/// and the exec returns as killed by SIGKILL, long before its own end.
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn cancel_kills_the_whole_tree() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.create();
+    let (cancel_r, cancel_w) = std::io::pipe().unwrap();
+    let sub = env.sub.clone();
+    let id2 = id.clone();
+    let t = std::thread::spawn(move || {
+        let req = ExecRequest::new(&["sh", "-c", "sleep 300 & sleep 300"]);
+        sub.exec(
+            &id2,
+            &req,
+            ExecStdio {
+                cancel: Some(cancel_r.as_fd()),
+                ..Default::default()
+            },
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    drop(cancel_w);
+    let st = t.join().unwrap().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!((st.signal, st.exit_code), (Some(9), 137));
+    let o = env.sh(&id, "cat /proc/[0-9]*/comm | grep -c '^sleep$' || true");
+    assert_eq!(out(&o).trim(), "0", "no sleep is left");
+}
+
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn timeout_kills_whole_tree_and_concurrent_execs() {

@@ -258,6 +258,7 @@ pub async fn exec_sse(
             stdin: None,
             stdout: Some(out_w.as_fd()),
             stderr: Some(err_w.as_fd()),
+            cancel: None,
         };
         st2.engine.world_exec(&id, &req, stdio)
     });

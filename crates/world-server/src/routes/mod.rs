@@ -1,7 +1,7 @@
 //! The HTTP layer: one file per resource. Handlers parse the request into
 //! a typed value, call the engine on the blocking pool and answer JSON.
 
-mod exec;
+pub(crate) mod exec;
 mod images;
 mod morph_images;
 mod morph_instances;
@@ -11,8 +11,8 @@ mod sandboxes;
 mod services;
 mod snapshots;
 mod verses;
-mod views;
-mod worlds;
+pub(crate) mod views;
+pub(crate) mod worlds;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +46,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(records::routes())
         .merge(sandboxes::routes())
         .merge(services::routes())
+        .merge(crate::e2b::control::routes())
         .nest(
             "/api",
             Router::new()
@@ -59,6 +60,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_token,
+        ))
+        // Requests for an E2B sandbox's agent go there first, with their
+        // own credential.
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), crate::e2b::envd_router(state.clone())),
+            crate::e2b::dispatch,
         ))
         .with_state(state);
     if log {

@@ -266,6 +266,7 @@ async fn relay(
                     stdin: Some(in_r.as_fd()),
                     stdout: Some(out_w.as_fd()),
                     stderr: Some(err_w.as_fd()),
+                    cancel: None,
                 };
                 st.engine.world_exec(&id, &er, stdio)
             };

@@ -151,6 +151,7 @@ async fn start(
                     stdin: Some(world_ctl.as_fd()),
                     stdout: Some(world_ctl.as_fd()),
                     stderr: Some(world_ctl.as_fd()),
+                    cancel: None,
                 };
                 st2.engine.world_exec(&id, &req, stdio)
             });
@@ -199,6 +200,7 @@ async fn start(
                     stdin: Some(in_w.as_fd()),
                     stdout: Some(out_w.as_fd()),
                     stderr: Some(err_w.as_fd()),
+                    cancel: None,
                 };
                 st2.engine.world_exec(&id, &req, stdio)
             });

@@ -188,6 +188,35 @@ impl Daemon {
         http(s, method, path, body, token, ctype)
     }
 
+    /// One request with exactly these headers (plus Host, Connection and
+    /// Content-Length), no token added.
+    pub fn with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\n\r\n",
+            body.map_or(0, <[u8]>::len)
+        ));
+        s.write_all(head.as_bytes()).unwrap();
+        if let Some(b) = body {
+            let _ = s.write_all(b);
+        }
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        parse(&raw)
+    }
+
     pub fn unix(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
         let s = UnixStream::connect(self.socket()).unwrap();
         http(

@@ -92,7 +92,45 @@ pub fn exec(
     let fds = [pick(stdio.stdin), pick(stdio.stdout), pick(stdio.stderr)];
     proto::send_request(conn.as_fd(), &Request::Exec(req), &fds)?;
     drop(null);
+    if let Some(cancel) = stdio.cancel {
+        if wait_or_cancel(&conn, cancel, deadline)? {
+            return Ok(ExecStatus {
+                exit_code: 128 + libc::SIGKILL,
+                signal: Some(libc::SIGKILL),
+                timed_out: false,
+            });
+        }
+    }
     finish_exec(&conn, deadline)
+}
+
+/// Waits until the agent answers (`false`) or `cancel` fires (`true`): then
+/// the connection is half-closed, which makes the agent kill the command's
+/// tree, and the agent's close is awaited.
+fn wait_or_cancel(
+    conn: &UnixStream,
+    cancel: std::os::fd::BorrowedFd<'_>,
+    deadline: Instant,
+) -> Result<bool> {
+    loop {
+        let ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
+        let (answer, cancelled) = sys::poll2(conn.as_fd(), cancel, ms)?;
+        if answer {
+            return Ok(false);
+        }
+        if cancelled {
+            let _ = conn.shutdown(std::net::Shutdown::Write);
+            // The agent kills the tree, then closes without a reply.
+            let _ = proto::recv_reply(conn.as_fd(), Instant::now() + EXEC_GRACE);
+            return Ok(true);
+        }
+        if ms == 0 {
+            return Ok(false);
+        }
+    }
 }
 
 /// Runs a command, feeding `stdin` and capturing stdout/stderr (each

@@ -173,16 +173,19 @@ impl LinuxSubstrate {
         std::thread::sleep(REFILL_DELAY);
         self.join_idle_cgroup();
         loop {
-            let before = self.ready_root_count(sid);
-            self.fill_roots(sid)?;
-            // A branch that asked for more while this job was finishing
-            // found the job lock held and started none: look again once
-            // the lock is free, and go on if nobody else took it (and this
-            // round made progress: a round that made nothing stopped for
-            // a reason that still holds).
+            let asked = self.roots_wanted(sid);
+            let made = self.fill_roots(sid)?;
+            // A branch or `world pool` that asked for more while this job
+            // was finishing found the job lock held and started none: look
+            // again once the lock is free, and go on if nobody else took
+            // it, unless this round made nothing and nobody asked for a
+            // different number meanwhile (then it stopped for a reason
+            // that still holds). Counting what is ready would not do:
+            // `world pool --size 0` may have deleted what this round made.
             drop(job);
+            let wanted = self.roots_wanted(sid);
             let now = self.ready_root_count(sid);
-            if !self.store_mounted() || now >= self.roots_wanted(sid) || now <= before {
+            if !self.store_mounted() || now >= wanted || (made == 0 && wanted == asked) {
                 return Ok(());
             }
             match lock_existing(&run.join(JOB_LOCK), false) {
@@ -193,25 +196,27 @@ impl LinuxSubstrate {
     }
 
     /// Makes roots of `sid` one at a time until as many as wanted are
-    /// ready, or the snapshot or the store is gone.
-    fn fill_roots(&self, sid: &str) -> Result<()> {
+    /// ready, or the snapshot or the store is gone; returns how many it
+    /// made.
+    fn fill_roots(&self, sid: &str) -> Result<usize> {
         let run = self.layout().snapshot_run(sid);
         let src = self.layout().snapshot_root(sid);
         let dir = ready_dir(self.layout(), sid);
+        let mut made = 0;
         loop {
             if !self.store_mounted() || !run.is_dir() {
-                return Ok(());
+                return Ok(made);
             }
             let Some(_lock) = lock_existing(&run.join(ROOT_LOCK), true) else {
-                return Ok(());
+                return Ok(made);
             };
             // Deleted (or being deleted) while we waited.
             if !src.exists() || SnapshotRecord::load(self.layout(), sid).is_none() {
-                return Ok(());
+                return Ok(made);
             }
             // Read each time: `world pool SNAP --size 0` lowers it.
             if ready_roots(self.layout(), sid).len() >= self.roots_wanted(sid) {
-                return Ok(());
+                return Ok(made);
             }
             if let Some(parent) = dir.parent() {
                 fs::create_dir_all(parent).map_err(|e| WorldError::Io("create ready dir", e))?;
@@ -221,6 +226,7 @@ impl LinuxSubstrate {
             fs::create_dir_all(&dir).map_err(|e| WorldError::Io("create ready dir", e))?;
             btrfs::snapshot(&src, &dir.join(random_id("r")), false)
                 .map_err(|e| WorldError::Io("make a ready root", e))?;
+            made += 1;
         }
     }
 

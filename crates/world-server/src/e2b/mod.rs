@@ -1,0 +1,153 @@
+//! The E2B front door: the official `e2b` SDKs work against `world serve`
+//! with `E2B_API_URL` and `E2B_SANDBOX_URL` both set to the daemon's
+//! address and `E2B_API_KEY` to its token.
+//!
+//! * [`control`]: the control plane (`/v2/sandboxes`, `/sandboxes/...`),
+//!   authenticated by `X-API-KEY` like every other route.
+//! * The sandbox agent ("envd"): a request carrying `E2b-Sandbox-Id` is
+//!   taken by [`dispatch`] before any other route, checked against
+//!   `X-Access-Token` (the sandbox's `envdAccessToken`, which is the
+//!   daemon's token) and routed to [`process`] (`process.Process/Start`,
+//!   `SendSignal`) or [`fs`] (`filesystem.Filesystem/Stat`, `ListDir`,
+//!   `MakeDir`, `Remove`, `GET`/`POST /files`), or answers `GET /health`.
+//!   [`connect`] holds the Connect protocol's framing and errors.
+//!
+//! A sandbox is a world, and every operation goes through the engine's
+//! exec in that world. The door keeps no state of its own but the table
+//! of running processes (so that `SendSignal` can find them).
+//!
+//! Not here yet (issue 15): the code interpreter (port 49999), `fork`,
+//! snapshots and templates, pty processes, stdin, `Connect`/`List` of
+//! processes, directory watches; each answers Connect `unimplemented` or,
+//! for another port, 502 "port is not open".
+
+pub mod connect;
+pub mod control;
+pub mod fs;
+pub mod process;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use world_substrate::WorldId;
+
+use self::connect::{Code, ConnectError};
+use crate::state::AppState;
+
+pub use process::Procs;
+
+/// The agent's port as the SDK names it.
+pub const ENVD_PORT: &str = "49983";
+
+/// The sandbox a request to the agent is for (checked to exist).
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// Its world.
+    pub id: WorldId,
+}
+
+/// The agent's routes.
+pub fn envd_router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/process.Process/Start", post(process::start))
+        .route("/process.Process/SendSignal", post(process::send_signal))
+        .route("/filesystem.Filesystem/Stat", post(fs::stat))
+        .route("/filesystem.Filesystem/ListDir", post(fs::list_dir))
+        .route("/filesystem.Filesystem/MakeDir", post(fs::make_dir))
+        .route("/filesystem.Filesystem/Remove", post(fs::remove))
+        .route("/files", get(fs::read).post(fs::write))
+        .route("/health", get(|| async { StatusCode::NO_CONTENT }))
+        .fallback(|req: Request| async move {
+            ConnectError::new(
+                Code::Unimplemented,
+                format!(
+                    "{} is not served by this sandbox agent yet",
+                    req.uri().path()
+                ),
+            )
+        })
+        // Uploads stream into the world; its disk limit bounds them.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(st)
+}
+
+/// E2B's answer for a sandbox the proxy cannot reach: the SDKs turn it
+/// into `SandboxNotRunningException` ("was not found").
+fn not_running(msg: String) -> Response {
+    (
+        StatusCode::BAD_GATEWAY,
+        axum::Json(json!({"code": 502, "message": msg})),
+    )
+        .into_response()
+}
+
+/// Takes requests for a sandbox's agent (header `E2b-Sandbox-Id`) away
+/// from the daemon's own routes.
+pub async fn dispatch(
+    State((st, envd)): State<(Arc<AppState>, Router)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(sid) = req
+        .headers()
+        .get("e2b-sandbox-id")
+        .map(|v| v.to_str().unwrap_or("").to_string())
+    else {
+        return next.run(req).await;
+    };
+    let token = req
+        .headers()
+        .get("x-access-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !crate::auth::same(token.as_bytes(), st.token.as_bytes()) {
+        return ConnectError::new(
+            Code::Unauthenticated,
+            "missing or wrong X-Access-Token (the sandbox's envdAccessToken)",
+        )
+        .into_response();
+    }
+    let port = req
+        .headers()
+        .get("e2b-sandbox-port")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(ENVD_PORT)
+        .to_string();
+    let Ok(id) = world_engine::world::world_id(&sid) else {
+        return not_running(format!("The sandbox {sid:?} was not found"));
+    };
+    let id2 = id.clone();
+    let alive = st
+        .run(move |st| {
+            let w = st.engine.world_inspect(&id2)?;
+            Ok((w.state.can_exec(), st.meta.world(id2.as_str()).paused))
+        })
+        .await;
+    match alive {
+        Ok((true, false)) => {}
+        Ok((_, true)) => {
+            return ConnectError::new(
+                Code::FailedPrecondition,
+                format!("sandbox {sid} is paused; connect to it to resume it"),
+            )
+            .into_response()
+        }
+        _ => return not_running(format!("The sandbox {sid} was not found")),
+    }
+    if port != ENVD_PORT {
+        return not_running(format!(
+            "The sandbox {sid} has no service on port {port} through this door yet"
+        ));
+    }
+    req.extensions_mut().insert(Sandbox { id });
+    match tower::ServiceExt::oneshot(envd, req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    }
+}

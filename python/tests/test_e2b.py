@@ -1,0 +1,131 @@
+"""The official E2B SDK (`e2b` from PyPI, unchanged) against the daemon's
+E2B door: E2B_API_URL and E2B_SANDBOX_URL are the daemon's address,
+E2B_API_KEY its token (set by the Rust test that starts the daemon)."""
+
+import asyncio
+import os
+import time
+
+import pytest
+
+e2b = pytest.importorskip("e2b")
+from e2b import (  # noqa: E402
+    AsyncSandbox,
+    CommandExitException,
+    NotFoundException,
+    Sandbox,
+    SandboxQuery,
+)
+from e2b.exceptions import AuthenticationException, SandboxException  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def e2b_env():
+    if not os.environ.get("E2B_API_URL"):
+        pytest.skip("no daemon")
+
+
+def test_sandbox_commands_and_files():
+    sbx = Sandbox.create(metadata={"suite": "e2b", "who": "alice smith"}, envs={"GREETING": "hi"}, timeout=300)
+    try:
+        # Output callbacks, sandbox env vars, per-command env and cwd.
+        seen = []
+        r = sbx.commands.run(
+            'echo "$GREETING $EXTRA"; pwd; echo oops >&2',
+            envs={"EXTRA": "there"},
+            cwd="/tmp",
+            on_stdout=seen.append,
+        )
+        assert (r.exit_code, r.stdout, r.stderr) == (0, "hi there\n/tmp\n", "oops\n")
+        assert "".join(seen) == r.stdout
+        # A failing command raises the SDK's own exception with its output.
+        with pytest.raises(CommandExitException) as e:
+            sbx.commands.run("echo partial; exit 3")
+        assert e.value.exit_code == 3 and e.value.stdout == "partial\n"
+        # A command's timeout ends it.
+        t = time.time()
+        with pytest.raises(Exception):
+            sbx.commands.run("sleep 30", timeout=1)
+        assert time.time() - t < 15
+        # Background process, then kill.
+        h = sbx.commands.run("sleep 300", background=True)
+        assert h.pid > 0
+        assert sbx.commands.kill(h.pid) is True
+        with pytest.raises(CommandExitException):
+            h.wait()
+        assert sbx.commands.kill(h.pid) is False
+
+        # Files: write (text and bytes), read, list, make_dir, exists, remove.
+        sbx.files.write("/root/work/notes.txt", "line one\n")
+        blob = bytes(range(256)) * 4096
+        sbx.files.write("/root/work/blob.bin", blob)
+        assert sbx.files.read("/root/work/notes.txt") == "line one\n"
+        assert bytes(sbx.files.read("/root/work/blob.bin", format="bytes")) == blob
+        names = sorted(e.name for e in sbx.files.list("/root/work"))
+        assert names == ["blob.bin", "notes.txt"]
+        assert sbx.files.make_dir("/root/work/sub") is True
+        assert sbx.files.make_dir("/root/work/sub") is False
+        assert sbx.files.exists("/root/work/notes.txt") is True
+        info = sbx.files.get_info("/root/work/blob.bin")
+        assert info.size == len(blob) and info.name == "blob.bin"
+        sbx.files.remove("/root/work/notes.txt")
+        assert sbx.files.exists("/root/work/notes.txt") is False
+        with pytest.raises(NotFoundException):
+            sbx.files.read("/root/work/notes.txt")
+        with pytest.raises(NotFoundException):
+            sbx.files.list("/root/no-such-dir")
+        # What the SDK wrote is a file of the world.
+        assert sbx.commands.run("wc -c < /root/work/blob.bin").stdout.strip() == str(len(blob))
+
+        # Listing by metadata (E2B's double-encoded filter).
+        ids = [s.sandbox_id for s in Sandbox.list(query=SandboxQuery(metadata={"who": "alice smith"})).next_items()]
+        assert ids == [sbx.sandbox_id]
+        assert Sandbox.list(query=SandboxQuery(metadata={"who": "bob"})).next_items() == []
+        info = sbx.get_info()
+        assert info.metadata == {"suite": "e2b", "who": "alice smith"} and info.sandbox_id == sbx.sandbox_id
+
+        # Pause, then connect: the world's state is kept.
+        sbx.commands.run("echo kept > /root/state")
+        assert sbx.pause() is True
+        with pytest.raises(SandboxException):
+            sbx.commands.run("true")
+        again = Sandbox.connect(sbx.sandbox_id)
+        assert again.commands.run("cat /root/state").stdout == "kept\n"
+        sbx.set_timeout(120)
+        assert sbx.is_running()
+    finally:
+        sbx.kill()
+    assert Sandbox.kill(sbx.sandbox_id) is False
+    assert not sbx.is_running()
+
+
+def test_timeout_kills_the_sandbox():
+    sbx = Sandbox.create(timeout=2)
+    deadline = time.time() + 20
+    while time.time() < deadline and sbx.is_running():
+        time.sleep(0.5)
+    assert not sbx.is_running(), "the timeout did not end the sandbox"
+    assert Sandbox.kill(sbx.sandbox_id) is False
+
+
+def test_errors_are_the_sdks_own():
+    with pytest.raises(AuthenticationException):
+        Sandbox.create(api_key="not-the-token")
+    with pytest.raises(SandboxException):
+        Sandbox.create(template="no-such-template")
+
+
+def test_async_sdk():
+    async def go():
+        a, b = await asyncio.gather(AsyncSandbox.create(), AsyncSandbox.create())
+        try:
+            ra, rb = await asyncio.gather(a.commands.run("hostname"), b.commands.run("hostname"))
+            assert ra.stdout.strip() == a.sandbox_id and rb.stdout.strip() == b.sandbox_id
+            await a.files.write("/root/x", "async")
+            assert await a.files.read("/root/x") == "async"
+            with pytest.raises(CommandExitException):
+                await b.commands.run("exit 7")
+        finally:
+            await asyncio.gather(a.kill(), b.kill())
+
+    asyncio.run(go())
