@@ -99,6 +99,32 @@ def test_sandbox_commands_and_files():
     assert not sbx.is_running()
 
 
+def test_fork_carries_files_then_diverges():
+    parent = Sandbox.create(metadata={"role": "parent"}, envs={"FROM": "parent-env"})
+    kids = []
+    try:
+        parent.files.write("/root/shared.txt", "before the fork\n")
+        kids = parent.fork(count=3)
+        assert len(kids) == 3 and all(isinstance(k, Sandbox) for k in kids)
+        assert len({k.sandbox_id for k in kids} | {parent.sandbox_id}) == 4
+        for i, k in enumerate(kids):
+            assert k.files.read("/root/shared.txt") == "before the fork\n"
+            assert k.commands.run("echo $FROM").stdout == "parent-env\n"
+            k.files.write("/root/mine.txt", f"child {i}")
+        for i, k in enumerate(kids):
+            assert k.files.read("/root/mine.txt") == f"child {i}"
+        assert parent.files.exists("/root/mine.txt") is False
+        assert parent.commands.run("cat /root/shared.txt").stdout == "before the fork\n"
+        assert {k.get_info().metadata["role"] for k in kids} == {"parent"}
+        with pytest.raises(Exception):
+            parent.fork(count=21)
+    finally:
+        for k in kids:
+            if isinstance(k, Sandbox):
+                k.kill()
+        parent.kill()
+
+
 def test_timeout_kills_the_sandbox():
     sbx = Sandbox.create(timeout=2)
     deadline = time.time() + 20
@@ -129,3 +155,69 @@ def test_async_sdk():
             await asyncio.gather(a.kill(), b.kill())
 
     asyncio.run(go())
+
+
+ci = pytest.importorskip("e2b_code_interpreter")
+
+
+def test_code_interpreter_keeps_state_and_returns_rich_results():
+    from e2b_code_interpreter import Sandbox as CodeSandbox
+
+    sbx = CodeSandbox.create()
+    kids = []
+    restored = None
+    try:
+        lines = []
+        ex = sbx.run_code("x = 41\nprint('working')\nx + 1", on_stdout=lambda m: lines.append(m.line))
+        assert ex.text == "42" and ex.logs.stdout == ["working\n"] and ex.error is None
+        assert lines == ["working\n"] and ex.execution_count >= 1
+        assert sbx.run_code("x").text == "41", "state is kept across calls"
+        ex = sbx.run_code("class Table:\n    def _repr_html_(self):\n        return '<table><tr><td>1</td></tr></table>'\nTable()")
+        assert ex.results[0].html == "<table><tr><td>1</td></tr></table>" and ex.results[0].is_main_result
+        ex = sbx.run_code("import json\nclass J:\n    def _repr_json_(self):\n        return {'a': 1}\nJ()")
+        assert ex.results[0].json == {"a": 1}
+        # An exception in the code is the execution's error, not a raise.
+        ex = sbx.run_code("undefined_name + 1")
+        assert ex.error.name == "NameError" and "undefined_name" in ex.error.value
+        assert "Traceback" in ex.error.traceback
+        assert sbx.run_code("import os; os.environ.get('ONLY_HERE')", envs={"ONLY_HERE": "yes"}).text == "'yes'"
+        assert sbx.run_code("import os; os.environ.get('ONLY_HERE')").text is None
+        # Contexts are separate interpreters.
+        ctx = sbx.create_code_context(cwd="/tmp")
+        assert ctx.cwd == "/tmp" and ctx.language == "python"
+        assert sbx.run_code("import os; os.getcwd()", context=ctx).text == "'/tmp'"
+        sbx.run_code("only_in_ctx = 1", context=ctx)
+        assert sbx.run_code("'only_in_ctx' in dir()").text == "False"
+        assert {c.id for c in sbx.list_code_contexts()} >= {ctx.id}
+        sbx.restart_code_context(ctx)
+        assert sbx.run_code("only_in_ctx", context=ctx).error.name == "NameError"
+        sbx.remove_code_context(ctx)
+        assert ctx.id not in {c.id for c in sbx.list_code_contexts()}
+        with pytest.raises(NotFoundException):
+            sbx.run_code("1", context=ctx)
+        with pytest.raises(SandboxException):
+            sbx.run_code("1", language="javascript")
+        # fork(3): each child has the parent's variables, then diverges.
+        kids = sbx.fork(count=3)
+        assert [k.run_code("x").text for k in kids] == ["41", "41", "41"]
+        for i, k in enumerate(kids):
+            k.run_code(f"x = {i}")
+        assert [k.run_code("x").text for k in kids] == ["0", "1", "2"]
+        assert sbx.run_code("x").text == "41"
+        # A snapshot is a template: a sandbox from it has the variables.
+        snap = sbx.create_snapshot(name="ci-snap")
+        assert snap.names == ["ci-snap"]
+        assert snap.snapshot_id in [s.snapshot_id for s in CodeSandbox.list_snapshots(sandbox_id=sbx.sandbox_id).next_items()]
+        restored = CodeSandbox.create(snap.snapshot_id)
+        assert restored.run_code("x").text == "41"
+        restored.kill()
+        restored = None
+        assert CodeSandbox.delete_snapshot(snap.snapshot_id) is True
+        assert CodeSandbox.delete_snapshot(snap.snapshot_id) is False
+    finally:
+        for k in kids:
+            if isinstance(k, CodeSandbox):
+                k.kill()
+        if restored is not None:
+            restored.kill()
+        sbx.kill()

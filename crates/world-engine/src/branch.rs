@@ -55,6 +55,21 @@ impl Engine {
         Ok(self.substrate()?.run_code(id, session, code, timeout)?)
     }
 
+    /// Starts session `name` of a world (an error if it already runs).
+    pub fn session_start(&self, id: &WorldId, name: &str) -> Result<()> {
+        Ok(self.substrate()?.start_session(id, name)?)
+    }
+
+    /// Names of a world's sessions.
+    pub fn sessions(&self, id: &WorldId) -> Result<Vec<String>> {
+        Ok(self.substrate()?.sessions(id)?)
+    }
+
+    /// Stops session `name` of a world; its variables are gone.
+    pub fn session_stop(&self, id: &WorldId, name: &str) -> Result<()> {
+        Ok(self.substrate()?.stop_session(id, name)?)
+    }
+
     /// Like [`Engine::run_code`], streaming output into the given fds.
     pub fn run_code_stream(
         &self,

@@ -69,6 +69,10 @@ pub struct WorldMeta {
     /// The E2B template it was created from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// Code-interpreter contexts made through the E2B door (each is a
+    /// session of the world), with their working directory.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<String, String>,
 }
 
 /// What the daemon keeps about a snapshot.

@@ -87,11 +87,52 @@ fn credentials_and_unknown_sandboxes() {
             .unwrap()
             .contains("was not found"));
     }
-    // A port we do not serve yet.
+    // A port we do not serve.
     let mut h = envd(&sid, &d.token, "application/json");
-    h[1] = ("E2b-Sandbox-Port", "49999");
+    h[1] = ("E2b-Sandbox-Port", "8080");
     let r = d.with_headers("POST", "/execute", Some(b"{}"), &h);
     assert_eq!(r.status, 502);
+    // The code interpreter: its token (either header) is required, bodies
+    // are checked, contexts must exist; nothing runs otherwise.
+    let mut h = envd(&sid, "wrong", "application/json");
+    h[1] = ("E2b-Sandbox-Port", "49999");
+    let run =
+        br#"{"code":"open('/root/ran','w')","context_id":null,"language":null,"env_vars":null}"#;
+    assert_eq!(
+        d.with_headers("POST", "/execute", Some(run), &h).status,
+        401
+    );
+    assert_eq!(d.with_headers("GET", "/contexts", None, &h).status, 401);
+    h[2] = ("E2B-Traffic-Access-Token", &d.token);
+    assert_eq!(d.with_headers("GET", "/contexts", None, &h).status, 200);
+    for bad in [
+        &b"{"[..],
+        b"[]",
+        br#"{"code":1}"#,
+        br#"{"code":"1","language":"r"}"#,
+    ] {
+        assert_eq!(
+            d.with_headers("POST", "/execute", Some(bad), &h).status,
+            400
+        );
+    }
+    let r = d.with_headers(
+        "POST",
+        "/execute",
+        Some(br#"{"code":"1","context_id":"no-such","language":null,"env_vars":null}"#),
+        &h,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        d.with_headers("DELETE", "/contexts/default", None, &h)
+            .status,
+        404
+    );
+    let r = d.post(
+        &format!("/v1/worlds/{sid}/exec"),
+        json!({"command": "test -e /root/ran && echo ran || echo not"}),
+    );
+    assert_eq!(r.json()["stdout"], "not\n");
     // Control plane: unknown ids are 404 with E2B's error shape.
     let r = d.with_headers(
         "DELETE",

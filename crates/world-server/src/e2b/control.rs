@@ -12,6 +12,13 @@
 //! * `GET /v2/sandboxes?metadata=&state=&limit=&nextToken=`: E2B encodes
 //!   the metadata filter twice (see [`metadata_filter`]); pages carry
 //!   `x-next-token`.
+//! * `POST /sandboxes/{id}/fork {count, timeout}`: our branch of the
+//!   running sandbox: every child starts with its files and its sessions'
+//!   memory, its metadata and envVars; 201 with `[{"sandbox": ...}]`.
+//! * `POST /sandboxes/{id}/snapshots {name}` (201 `{snapshotID,
+//!   names}`), `GET /snapshots?sandboxID=&name=`, `DELETE
+//!   /templates/{id}`: our snapshots (files and session memory); a
+//!   snapshot's id or name is a template for `Sandbox.create`.
 //! * `GET`/`DELETE /sandboxes/{id}`, `POST /sandboxes/{id}/timeout`,
 //!   `POST /sandboxes/{id}/pause` (409 when already paused), `POST
 //!   /v2/sandboxes/{id}/connect` (resumes a paused sandbox).
@@ -59,6 +66,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/sandboxes/{id}/timeout", post(timeout))
         .route("/sandboxes/{id}/pause", post(pause))
         .route("/v2/sandboxes/{id}/connect", post(connect))
+        .route("/sandboxes/{id}/fork", post(fork))
+        .route("/sandboxes/{id}/snapshots", post(snapshot))
+        .route("/snapshots", get(snapshots))
+        .route("/templates/{id}", axum::routing::delete(delete_snapshot))
 }
 
 /// `POST /v2/sandboxes` body.
@@ -85,7 +96,7 @@ struct NewSandbox {
 /// The image behind an E2B template name.
 fn image_of(template: &str) -> Option<String> {
     match template {
-        "base" | "host" | "" => None,
+        "base" | "host" | "" | "code-interpreter-v1" | "code-interpreter" => None,
         other => Some(other.to_string()),
     }
 }
@@ -126,6 +137,8 @@ fn sandbox_json(st: &AppState, id: &str, template: &str) -> Value {
         "alias": template,
         "envdVersion": ENVD_VERSION,
         "envdAccessToken": st.token,
+        // The code interpreter's SDK sends only this on its context calls.
+        "trafficAccessToken": st.token,
     })
 }
 
@@ -143,8 +156,22 @@ async fn create(st: St, Body(r): Body<NewSandbox>) -> Result<(StatusCode, Json<V
     } else {
         "stop"
     };
+    // A snapshot's id or name is a template too (E2B's `create_snapshot`
+    // then `Sandbox.create(snapshot_id)`).
+    let snapshot = match image_of(&template) {
+        Some(t) => crate::routes::snapshots::one(&st, t)
+            .await
+            .ok()
+            .map(|s| s.id),
+        None => None,
+    };
     let spec = CreateSpec {
-        image: image_of(&template),
+        image: if snapshot.is_some() {
+            None
+        } else {
+            image_of(&template)
+        },
+        snapshot_id: snapshot,
         metadata: metadata_in(r.metadata)?,
         ttl: Ttl::from_now(Some(secs), Some(action.into())),
         ..CreateSpec::default()
@@ -391,4 +418,140 @@ mod tests {
             prop_assert_eq!(chrono::DateTime::parse_from_rfc3339(&t).unwrap().timestamp() as u64, s);
         }
     }
+}
+
+/// E2B's cap on forks per call.
+const MAX_FORKS: usize = 20;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ForkReq {
+    timeout: Option<u64>,
+    count: Option<usize>,
+}
+
+async fn fork(
+    st: St,
+    Path(id): Path<String>,
+    OptBody(r): OptBody<ForkReq>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = world_id(&id)?;
+    let count = r.count.unwrap_or(1);
+    if !(1..=MAX_FORKS).contains(&count) {
+        return Err(ApiError::bad_request(format!(
+            "count must be 1..={MAX_FORKS}"
+        )));
+    }
+    let secs = lifetime(r.timeout)?;
+    let parent = get_world(&st, id.clone()).await?;
+    let pmeta = st.meta.world(id.as_str());
+    let opts = world_substrate::snapshot::BranchOptions::default();
+    let b = crate::routes::worlds::branch_source(
+        &st,
+        id.to_string(),
+        count,
+        opts,
+        parent.metadata.clone(),
+    )
+    .await?;
+    let template = pmeta.template.clone().unwrap_or_else(|| "base".into());
+    let kids = b.children.clone();
+    let action = pmeta
+        .ttl
+        .ttl_action
+        .clone()
+        .unwrap_or_else(|| "stop".into());
+    st.run(move |st| {
+        st.meta.update(|m| {
+            for c in &kids {
+                let e = m.worlds.entry(c.to_string()).or_default();
+                e.env = pmeta.env.clone();
+                e.template = pmeta.template.clone();
+                e.ttl = Ttl::from_now(Some(secs), Some(action.clone()));
+            }
+        });
+        Ok(())
+    })
+    .await?;
+    let out: Vec<Value> = b
+        .children
+        .iter()
+        .map(|c| json!({ "sandbox": sandbox_json(&st, c.as_str(), &template) }))
+        .collect();
+    Ok((StatusCode::CREATED, Json(Value::Array(out))))
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct SnapshotReq {
+    name: Option<String>,
+    /// E2B's `mode`: memory is always kept here (sessions' memory).
+    #[serde(default)]
+    _memory: Option<bool>,
+}
+
+fn snapshot_json(s: &world_substrate::snapshot::SnapshotInfo) -> Value {
+    json!({"snapshotID": s.id, "names": [s.name]})
+}
+
+async fn snapshot(
+    st: St,
+    Path(id): Path<String>,
+    OptBody(r): OptBody<SnapshotReq>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = world_id(&id)?;
+    let info = crate::routes::worlds::snapshot_world(
+        &st,
+        id,
+        r.name.filter(|n| !n.is_empty()),
+        crate::meta::SnapMeta::default(),
+        false,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(snapshot_json(&info))))
+}
+
+async fn snapshots(st: St, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let (mut world, mut name, mut limit, mut from) = (None, None, PAGE, 0usize);
+    for (k, v) in form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+        match &*k {
+            "sandboxID" => world = Some(v.into_owned()),
+            "name" => name = Some(v.into_owned()),
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::bad_request("limit must be 1..=1000"))?
+            }
+            "nextToken" => {
+                from = v
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("nextToken is not one we gave"))?
+            }
+            _ => {}
+        }
+    }
+    let mut all = crate::routes::snapshots::all(&st).await?;
+    all.sort_by(|a, b| (a.info.created_at, &a.info.id).cmp(&(b.info.created_at, &b.info.id)));
+    let picked: Vec<Value> = all
+        .iter()
+        .filter(|s| world.as_deref().is_none_or(|w| s.info.world.as_str() == w))
+        .filter(|s| name.as_deref().is_none_or(|n| s.info.name == n))
+        .map(|s| snapshot_json(&s.info))
+        .collect();
+    let page: Vec<Value> = picked.iter().skip(from).take(limit).cloned().collect();
+    let mut headers = HeaderMap::new();
+    if from + page.len() < picked.len() {
+        headers.insert(
+            "x-next-token",
+            HeaderValue::from_str(&(from + page.len()).to_string())
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        );
+    }
+    Ok((headers, Json(page)).into_response())
+}
+
+async fn delete_snapshot(st: St, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    crate::routes::snapshots::remove(&st, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

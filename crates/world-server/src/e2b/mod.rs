@@ -16,14 +16,16 @@
 //! exec in that world. The door keeps no state of its own but the table
 //! of running processes (so that `SendSignal` can find them).
 //!
-//! Not here yet (issue 15): the code interpreter (port 49999), `fork`,
-//! snapshots and templates, pty processes, stdin, `Connect`/`List` of
-//! processes, directory watches; each answers Connect `unimplemented` or,
-//! for another port, 502 "port is not open".
+//! * The code interpreter (`E2b-Sandbox-Port: 49999`): [`interp`].
+//!
+//! Not here yet (issue 15): templates built from Dockerfiles, pty
+//! processes, process stdin, `Connect`/`List` of processes, directory
+//! watches, metrics; each answers Connect `unimplemented` (or a 404).
 
 pub mod connect;
 pub mod control;
 pub mod fs;
+pub mod interp;
 pub mod process;
 
 use std::sync::Arc;
@@ -44,6 +46,33 @@ pub use process::Procs;
 
 /// The agent's port as the SDK names it.
 pub const ENVD_PORT: &str = "49983";
+
+/// The code interpreter's port.
+pub const INTERP_PORT: &str = "49999";
+
+/// The code interpreter's routes.
+pub fn interp_router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/execute", post(interp::execute))
+        .route(
+            "/contexts",
+            post(interp::create_context).get(interp::list_contexts),
+        )
+        .route(
+            "/contexts/{id}",
+            axum::routing::delete(interp::remove_context),
+        )
+        .route("/contexts/{id}/restart", post(interp::restart_context))
+        .route("/health", get(|| async { "OK" }))
+        .fallback(|req: Request| async move {
+            (
+                StatusCode::NOT_FOUND,
+                format!("no route {} on the code interpreter", req.uri().path()),
+            )
+        })
+        .layer(DefaultBodyLimit::max(16 << 20))
+        .with_state(st)
+}
 
 /// The sandbox a request to the agent is for (checked to exist).
 #[derive(Debug, Clone)]
@@ -90,7 +119,7 @@ fn not_running(msg: String) -> Response {
 /// Takes requests for a sandbox's agent (header `E2b-Sandbox-Id`) away
 /// from the daemon's own routes.
 pub async fn dispatch(
-    State((st, envd)): State<(Arc<AppState>, Router)>,
+    State((st, envd, interp)): State<(Arc<AppState>, Router, Router)>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -101,12 +130,18 @@ pub async fn dispatch(
     else {
         return next.run(req).await;
     };
-    let token = req
-        .headers()
-        .get("x-access-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !crate::auth::same(token.as_bytes(), st.token.as_bytes()) {
+    // The agent's calls carry `X-Access-Token`; the code interpreter's
+    // context calls only `E2B-Traffic-Access-Token` (both are the token
+    // create answered).
+    let token_ok = ["x-access-token", "e2b-traffic-access-token"]
+        .iter()
+        .any(|h| {
+            req.headers()
+                .get(*h)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| crate::auth::same(t.as_bytes(), st.token.as_bytes()))
+        });
+    if !token_ok {
         return ConnectError::new(
             Code::Unauthenticated,
             "missing or wrong X-Access-Token (the sandbox's envdAccessToken)",
@@ -140,13 +175,17 @@ pub async fn dispatch(
         }
         _ => return not_running(format!("The sandbox {sid} was not found")),
     }
-    if port != ENVD_PORT {
-        return not_running(format!(
-            "The sandbox {sid} has no service on port {port} through this door yet"
-        ));
-    }
+    let router = match port.as_str() {
+        ENVD_PORT => envd,
+        INTERP_PORT => interp,
+        _ => {
+            return not_running(format!(
+                "The sandbox {sid} has no service on port {port} through this door"
+            ))
+        }
+    };
     req.extensions_mut().insert(Sandbox { id });
-    match tower::ServiceExt::oneshot(envd, req).await {
+    match tower::ServiceExt::oneshot(router, req).await {
         Ok(r) => r,
         Err(e) => match e {},
     }

@@ -9,7 +9,7 @@ mod morph_snapshots;
 mod records;
 mod sandboxes;
 mod services;
-mod snapshots;
+pub(crate) mod snapshots;
 mod verses;
 pub(crate) mod views;
 pub(crate) mod worlds;
@@ -64,7 +64,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Requests for an E2B sandbox's agent go there first, with their
         // own credential.
         .layer(middleware::from_fn_with_state(
-            (state.clone(), crate::e2b::envd_router(state.clone())),
+            (
+                state.clone(),
+                crate::e2b::envd_router(state.clone()),
+                crate::e2b::interp_router(state.clone()),
+            ),
             crate::e2b::dispatch,
         ))
         .with_state(state);

@@ -13,7 +13,7 @@
 #             reaches us); one reply for the batch, {"ok", "pids"}
 #   ping      {"ok", "pid"}; a template adds "batches": true
 # Fixed fds: 3 listener, 4 lineage pid ns, 5 world pid ns, 6 ready socket.
-import ast, builtins, ctypes, gc, io, json, linecache, os, random, signal
+import ast, base64, builtins, ctypes, gc, io, json, linecache, os, random, signal
 import socket, struct, sys, time, traceback
 
 FD_LISTEN, FD_LPID, FD_WPID, FD_READY = 3, 4, 5, 6
@@ -106,6 +106,7 @@ def _run(code, timeout_ms):
                 _ns["_"] = v
                 r = repr(v)
                 res["value"] = r if len(r) <= 1 << 20 else r[: 1 << 20] + "..."
+                res["formats"] = _formats(v)
     except _Timeout as e:
         signal.setitimer(signal.ITIMER_REAL, 0)
         res["timed_out"] = True
@@ -122,7 +123,55 @@ def _run(code, timeout_ms):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     res["duration_ms"] = (time.monotonic() - t0) * 1000.0
+    res["count"] = _cell[0]
     return res
+
+
+# IPython's rich display methods and the MIME types they give.
+_RICH = (
+    ("_repr_html_", "text/html"),
+    ("_repr_markdown_", "text/markdown"),
+    ("_repr_svg_", "image/svg+xml"),
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_latex_", "text/latex"),
+    ("_repr_json_", "application/json"),
+    ("_repr_javascript_", "application/javascript"),
+)
+
+
+def _formats(v):
+    """The value's rich representations (IPython's `_repr_*_` methods),
+    by MIME type: text as text, bytes as base64, JSON as JSON; at most
+    8 MiB in all, and a method that fails is skipped."""
+    out, left = {}, 8 << 20
+    for meth, mime in _RICH:
+        f = getattr(type(v), meth, None)
+        if f is None:
+            continue
+        try:
+            r = f(v)
+        except Exception:  # noqa: BLE001 - user code; skip what fails
+            continue
+        if isinstance(r, tuple):
+            r = r[0]
+        if r is None:
+            continue
+        if isinstance(r, (bytes, bytearray)):
+            r = base64.b64encode(bytes(r)).decode("ascii")
+        elif mime == "application/json":
+            try:
+                json.dumps(r)
+            except (TypeError, ValueError):
+                continue
+        elif not isinstance(r, str):
+            continue
+        size = len(r) if isinstance(r, str) else len(json.dumps(r))
+        if size > left:
+            continue
+        left -= size
+        out[mime] = r
+    return out
 
 
 def _format(e, last_line):

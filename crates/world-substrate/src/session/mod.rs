@@ -108,6 +108,15 @@ pub struct CodeResult {
     pub timed_out: bool,
     /// Time spent running the code inside the session, ms.
     pub duration_ms: f64,
+    /// Rich representations of the last expression's value by MIME type
+    /// (from IPython's `_repr_*_` methods: `text/html`, `image/png` as
+    /// base64, ...), at most 8 MiB in all.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub formats: std::collections::BTreeMap<String, serde_json::Value>,
+    /// How many cells the session has run, this one included (absent
+    /// from a session started by an older agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_count: Option<u64>,
 }
 
 /// The exit code every front door reports for a cell of code:
@@ -138,6 +147,10 @@ struct RunReply {
     timed_out: bool,
     #[serde(default)]
     duration_ms: f64,
+    #[serde(default)]
+    formats: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    count: Option<u64>,
 }
 
 /// Whether `name` is a valid session name.
@@ -434,6 +447,8 @@ impl LinuxSubstrate {
             error: r.error,
             timed_out: r.timed_out,
             duration_ms: r.duration_ms,
+            formats: r.formats,
+            execution_count: r.count,
         })
     }
 }
