@@ -54,6 +54,19 @@ def test_sandbox_commands_and_files():
         with pytest.raises(CommandExitException):
             h.wait()
         assert sbx.commands.kill(h.pid) is False
+        # Input to a background command, listing, then end of input.
+        cat = sbx.commands.run("cat > /root/fed; echo fed", background=True, stdin=True)
+        assert cat.pid in [p.pid for p in sbx.commands.list()]
+        listed = [p for p in sbx.commands.list() if p.pid == cat.pid][0]
+        assert listed.cmd == "/bin/bash" and listed.args[-1] == "cat > /root/fed; echo fed"
+        sbx.commands.send_stdin(cat.pid, "first line\n")
+        sbx.commands.send_stdin(cat.pid, b"second\n")
+        sbx.commands.close_stdin(cat.pid)
+        assert cat.wait().stdout == "fed\n"
+        assert sbx.files.read("/root/fed") == "first line\nsecond\n"
+        assert cat.pid not in [p.pid for p in sbx.commands.list()]
+        with pytest.raises(Exception):
+            sbx.commands.send_stdin(cat.pid, "late")
 
         # Files: write (text and bytes), read, list, make_dir, exists, remove.
         sbx.files.write("/root/work/notes.txt", "line one\n")
@@ -68,6 +81,10 @@ def test_sandbox_commands_and_files():
         assert sbx.files.exists("/root/work/notes.txt") is True
         info = sbx.files.get_info("/root/work/blob.bin")
         assert info.size == len(blob) and info.name == "blob.bin"
+        moved = sbx.files.rename("/root/work/notes.txt", "/root/work/renamed/notes2.txt")
+        assert moved.name == "notes2.txt" and moved.path == "/root/work/renamed/notes2.txt"
+        assert sbx.files.read("/root/work/renamed/notes2.txt") == "line one\n"
+        sbx.files.rename("/root/work/renamed/notes2.txt", "/root/work/notes.txt")
         sbx.files.remove("/root/work/notes.txt")
         assert sbx.files.exists("/root/work/notes.txt") is False
         with pytest.raises(NotFoundException):
@@ -204,6 +221,9 @@ def test_code_interpreter_keeps_state_and_returns_rich_results():
             k.run_code(f"x = {i}")
         assert [k.run_code("x").text for k in kids] == ["0", "1", "2"]
         assert sbx.run_code("x").text == "41"
+        # Pause, then connect: the interpreter's memory is still there.
+        assert sbx.pause() is True
+        assert CodeSandbox.connect(sbx.sandbox_id).run_code("x + 1").text == "42"
         # A snapshot is a template: a sandbox from it has the variables.
         snap = sbx.create_snapshot(name="ci-snap")
         assert snap.names == ["ci-snap"]

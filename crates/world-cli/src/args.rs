@@ -609,6 +609,24 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5)]
         snapshots: usize,
     },
+    /// The clients people use beside our native API, through a running
+    /// `world serve` (with `--ssh` for the SSH row): `true` through E2B's
+    /// SDK (`commands.run`), OpenSSH and native HTTP exec; E2B's
+    /// `fork(count=3)` beside a native branch of 3. Needs the venv's `e2b`.
+    Clients {
+        /// Samples per exec row (a third as many for the fork rows).
+        #[arg(long, default_value_t = 30)]
+        n: usize,
+        /// The daemon's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:7077")]
+        url: String,
+        /// The daemon's SSH port, for the OpenSSH row.
+        #[arg(long)]
+        ssh_port: Option<u16>,
+        /// Python with the `e2b` package.
+        #[arg(long, default_value = "/var/cache/world-runtime/venv/bin/python3")]
+        python: String,
+    },
     /// Ledger throughput: in-memory, parallel executor, persisted batches.
     Ledger {
         /// Operations per measured run.

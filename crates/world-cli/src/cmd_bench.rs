@@ -22,6 +22,12 @@ use crate::output::{table, Out};
 pub fn run(engine: &Engine, out: &Out, cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Ledger { ops, runs } => ledger(out, ops.max(1000), runs.max(3)),
+        BenchCmd::Clients {
+            n,
+            url,
+            ssh_port,
+            python,
+        } => crate::cmd_bench_clients::run(out, n.max(3), &url, ssh_port, &python),
         BenchCmd::Substrate { n, idle } => {
             let report =
                 world_substrate::bench::bench_substrate(engine.substrate()?, n.max(3), idle)?;

@@ -30,6 +30,7 @@
 
 mod args;
 mod cmd_bench;
+mod cmd_bench_clients;
 mod cmd_branch;
 mod cmd_demo;
 mod cmd_demo_worlds;

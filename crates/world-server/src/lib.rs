@@ -76,6 +76,11 @@ pub async fn serve(config: ServerConfig) -> Result<(), Error> {
     let reaper = tokio::spawn(reaper::run(state.clone(), stop_rx.clone()));
     let mut servers = Vec::new();
     let mut rx = stop_rx.clone();
+    // No Nagle: a stream's small frames (a command's start event, then its
+    // output) would otherwise wait for the client's delayed ACK, 40 ms.
+    let tcp = axum::serve::ListenerExt::tap_io(tcp, |s: &mut tokio::net::TcpStream| {
+        let _ = s.set_nodelay(true);
+    });
     servers.push(tokio::spawn(
         axum::serve(tcp, app.clone())
             .with_graceful_shutdown(async move {

@@ -226,6 +226,37 @@ pub async fn remove(
     Ok(Json(json!({})))
 }
 
+#[derive(Debug, Deserialize)]
+struct MoveReq {
+    source: String,
+    destination: String,
+}
+
+/// `Move` (rename; the destination must not exist as a directory to
+/// merge into: it is replaced like `mv -T`).
+pub async fn move_entry(
+    State(st): State<Arc<AppState>>,
+    Extension(sb): Extension<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ConnectError> {
+    let r: MoveReq = unary(&headers, &body)?;
+    let (from, to) = (world_path(&r.source)?, world_path(&r.destination)?);
+    let script = format!(
+        "[ -e \"$1\" ] || [ -L \"$1\" ] || exit {GONE}; mkdir -p -- \"$(dirname -- \"$2\")\" && \
+         mv -T -- \"$1\" \"$2\" && exec find \"$2\" -maxdepth 0 -printf '{FIELDS}'"
+    );
+    let o = sh(&st, &sb, &script, &[&from, &to]).await?;
+    if o.status.exit_code != 0 {
+        return Err(failure(&o, &from));
+    }
+    let e = entries(&o.stdout)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| failure(&o, &to))?;
+    Ok(Json(json!({ "entry": e })))
+}
+
 fn query_path(q: &Option<String>) -> Option<String> {
     form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "path")

@@ -8,8 +8,9 @@
 //!   taken by [`dispatch`] before any other route, checked against
 //!   `X-Access-Token` (the sandbox's `envdAccessToken`, which is the
 //!   daemon's token) and routed to [`process`] (`process.Process/Start`,
-//!   `SendSignal`) or [`fs`] (`filesystem.Filesystem/Stat`, `ListDir`,
-//!   `MakeDir`, `Remove`, `GET`/`POST /files`), or answers `GET /health`.
+//!   `SendSignal`, `List`, `SendInput`, `CloseStdin`) or [`fs`]
+//!   (`filesystem.Filesystem/Stat`, `ListDir`, `MakeDir`, `Move`,
+//!   `Remove`, `GET`/`POST /files`), or answers `GET /health`.
 //!   [`connect`] holds the Connect protocol's framing and errors.
 //!
 //! A sandbox is a world, and every operation goes through the engine's
@@ -19,8 +20,9 @@
 //! * The code interpreter (`E2b-Sandbox-Port: 49999`): [`interp`].
 //!
 //! Not here yet (issue 15): templates built from Dockerfiles, pty
-//! processes, process stdin, `Connect`/`List` of processes, directory
-//! watches, metrics; each answers Connect `unimplemented` (or a 404).
+//! processes, `Connect` (re-attaching to a process's output),
+//! `StreamInput`, `Update`, directory watches, metrics; each answers
+//! Connect `unimplemented` (or a 404).
 
 pub mod connect;
 pub mod control;
@@ -86,6 +88,10 @@ pub fn envd_router(st: Arc<AppState>) -> Router {
     Router::new()
         .route("/process.Process/Start", post(process::start))
         .route("/process.Process/SendSignal", post(process::send_signal))
+        .route("/process.Process/List", post(process::list))
+        .route("/process.Process/SendInput", post(process::send_input))
+        .route("/process.Process/CloseStdin", post(process::close_stdin))
+        .route("/filesystem.Filesystem/Move", post(fs::move_entry))
         .route("/filesystem.Filesystem/Stat", post(fs::stat))
         .route("/filesystem.Filesystem/ListDir", post(fs::list_dir))
         .route("/filesystem.Filesystem/MakeDir", post(fs::make_dir))

@@ -27,24 +27,57 @@ use super::connect::{end_stream, envelope, first_message, unary, Code, ConnectEr
 use super::Sandbox;
 use crate::state::AppState;
 
-/// Running processes started through the door, by (sandbox, pid): the
-/// write end of each one's cancel pipe.
+/// Running processes started through the door, by (sandbox, pid): what
+/// ends each one (the write end of its cancel pipe), its input when it
+/// was started with `stdin`, and its config for `List`.
 #[derive(Default)]
 pub struct Procs {
     next: AtomicU32,
-    running: Mutex<HashMap<(String, u32), OwnedFd>>,
+    running: Mutex<HashMap<(String, u32), Proc>>,
+}
+
+struct Proc {
+    cancel: OwnedFd,
+    stdin: Option<Arc<tokio::sync::Mutex<Option<tokio::net::UnixStream>>>>,
+    config: Value,
 }
 
 impl Procs {
-    fn add(&self, world: &str, cancel: OwnedFd) -> u32 {
+    fn add(&self, world: &str, p: Proc) -> u32 {
         let pid = 1000 + self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert((world.to_string(), pid), cancel);
+        self.lock().insert((world.to_string(), pid), p);
         pid
     }
-    fn remove(&self, world: &str, pid: u32) -> Option<OwnedFd> {
+    fn remove(&self, world: &str, pid: u32) -> Option<Proc> {
         self.lock().remove(&(world.to_string(), pid))
     }
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), OwnedFd>> {
+    fn stdin_of(
+        &self,
+        world: &str,
+        pid: u32,
+    ) -> Result<Arc<tokio::sync::Mutex<Option<tokio::net::UnixStream>>>, ConnectError> {
+        let g = self.lock();
+        let p = g.get(&(world.to_string(), pid)).ok_or_else(|| {
+            ConnectError::new(Code::NotFound, format!("process with pid {pid} not found"))
+        })?;
+        p.stdin.clone().ok_or_else(|| {
+            ConnectError::new(
+                Code::FailedPrecondition,
+                format!("process {pid} was started without stdin"),
+            )
+        })
+    }
+    fn list(&self, world: &str) -> Vec<Value> {
+        let g = self.lock();
+        let mut v: Vec<(u32, Value)> = g
+            .iter()
+            .filter(|((w, _), _)| w == world)
+            .map(|((_, pid), p)| (*pid, json!({"pid": pid, "config": p.config})))
+            .collect();
+        v.sort_by_key(|(pid, _)| *pid);
+        v.into_iter().map(|(_, j)| j).collect()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Proc>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -85,12 +118,6 @@ fn request_of(
         return Err(ConnectError::new(
             Code::Unimplemented,
             "pty processes are not supported through the E2B door yet; use SSH (world serve --ssh)",
-        ));
-    }
-    if r.stdin == Some(true) {
-        return Err(ConnectError::new(
-            Code::Unimplemented,
-            "stdin for processes is not supported through the E2B door yet",
         ));
     }
     let p = r.process;
@@ -150,6 +177,9 @@ pub async fn start(
     let r: StartRequest =
         serde_json::from_slice(msg).map_err(|e| invalid(format!("bad StartRequest: {e}")))?;
     let base_env = st.meta.world(sb.id.as_str()).env;
+    let config = json!({"cmd": r.process.cmd, "args": r.process.args,
+        "envs": r.process.envs, "cwd": r.process.cwd});
+    let with_stdin = r.stdin == Some(true);
     let req = request_of(r, base_env, &headers)?;
     let io = |e: std::io::Error| ConnectError::new(Code::Internal, format!("streams: {e}"));
     let pair = || -> Result<(tokio::net::UnixStream, OwnedFd), ConnectError> {
@@ -160,11 +190,24 @@ pub async fn start(
     let (mut out_r, out_w) = pair()?;
     let (mut err_r, err_w) = pair()?;
     let (cancel_r, cancel_w) = std::io::pipe().map_err(io)?;
-    let pid = st.e2b.add(sb.id.as_str(), cancel_w.into());
+    let (stdin_host, stdin_world) = if with_stdin {
+        let (a, b) = pair()?;
+        (Some(Arc::new(tokio::sync::Mutex::new(Some(a)))), Some(b))
+    } else {
+        (None, None)
+    };
+    let pid = st.e2b.add(
+        sb.id.as_str(),
+        Proc {
+            cancel: cancel_w.into(),
+            stdin: stdin_host,
+            config,
+        },
+    );
     let (st2, id2) = (st.clone(), sb.id.clone());
     let mut job = tokio::task::spawn_blocking(move || {
         let stdio = ExecStdio {
-            stdin: None,
+            stdin: stdin_world.as_ref().map(|f| f.as_fd()),
             stdout: Some(out_w.as_fd()),
             stderr: Some(err_w.as_fd()),
             cancel: Some(cancel_r.as_fd()),
@@ -294,8 +337,8 @@ pub async fn send_signal(
         .ok_or_else(|| invalid("select the process by pid"))?;
     match st.e2b.remove(sb.id.as_str(), pid) {
         // Closing the write end fires the exec's cancel.
-        Some(w) => {
-            drop(w);
+        Some(p) => {
+            drop(p.cancel);
             Ok(Json(json!({})))
         }
         None => Err(ConnectError::new(
@@ -303,4 +346,103 @@ pub async fn send_signal(
             format!("process with pid {pid} not found"),
         )),
     }
+}
+
+/// `POST /process.Process/List`: the processes started here that run.
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    Extension(sb): Extension<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ConnectError> {
+    let _: Value = unary(&headers, &body)?;
+    Ok(Json(json!({"processes": st.e2b.list(sb.id.as_str())})))
+}
+
+#[derive(Debug, Deserialize)]
+struct InputRequest {
+    process: Selector,
+    #[serde(default)]
+    input: Option<Input>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Input {
+    stdin: Option<String>,
+    pty: Option<String>,
+}
+
+/// How long writing a process's input may wait for it to read.
+const INPUT_WAIT: Duration = Duration::from_secs(30);
+
+/// `POST /process.Process/SendInput`: bytes to a process started with
+/// `stdin`.
+pub async fn send_input(
+    State(st): State<Arc<AppState>>,
+    Extension(sb): Extension<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ConnectError> {
+    let r: InputRequest = unary(&headers, &body)?;
+    let pid = r
+        .process
+        .pid
+        .ok_or_else(|| invalid("select the process by pid"))?;
+    let input = r.input.ok_or_else(|| invalid("no input"))?;
+    if input.pty.is_some() {
+        return Err(ConnectError::new(
+            Code::Unimplemented,
+            "pty input is not supported",
+        ));
+    }
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(input.stdin.unwrap_or_default())
+        .map_err(|e| invalid(format!("stdin is not base64: {e}")))?;
+    let stdin = st.e2b.stdin_of(sb.id.as_str(), pid)?;
+    let mut g = stdin.lock().await;
+    let w = g.as_mut().ok_or_else(|| {
+        ConnectError::new(
+            Code::FailedPrecondition,
+            format!("the stdin of process {pid} is closed"),
+        )
+    })?;
+    match tokio::time::timeout(INPUT_WAIT, tokio::io::AsyncWriteExt::write_all(w, &data)).await {
+        Ok(Ok(())) => Ok(Json(json!({}))),
+        Ok(Err(e)) => Err(ConnectError::new(
+            Code::FailedPrecondition,
+            format!("process {pid} no longer reads its input: {e}"),
+        )),
+        Err(_) => Err(ConnectError::new(
+            Code::ResourceExhausted,
+            format!(
+                "process {pid} has not read its input for {} s",
+                INPUT_WAIT.as_secs()
+            ),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CloseStdinRequest {
+    process: Selector,
+}
+
+/// `POST /process.Process/CloseStdin`: the process reads end of input.
+pub async fn close_stdin(
+    State(st): State<Arc<AppState>>,
+    Extension(sb): Extension<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ConnectError> {
+    let r: CloseStdinRequest = unary(&headers, &body)?;
+    let pid = r
+        .process
+        .pid
+        .ok_or_else(|| invalid("select the process by pid"))?;
+    let stdin = st.e2b.stdin_of(sb.id.as_str(), pid)?;
+    let mut g = stdin.lock().await;
+    if let Some(mut w) = g.take() {
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
+    }
+    Ok(Json(json!({})))
 }
