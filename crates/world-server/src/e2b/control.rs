@@ -232,6 +232,41 @@ fn listed(st: &AppState, w: &WorldView) -> Value {
     })
 }
 
+/// One page of `all` from `from`, with `x-next-token` when more follow.
+fn page(all: Vec<Value>, from: usize, limit: usize) -> Result<Response, ApiError> {
+    let total = all.len();
+    let page: Vec<Value> = all.into_iter().skip(from).take(limit).collect();
+    let mut headers = HeaderMap::new();
+    if from + page.len() < total {
+        headers.insert(
+            "x-next-token",
+            HeaderValue::from_str(&(from + page.len()).to_string())
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        );
+    }
+    Ok((headers, Json(page)).into_response())
+}
+
+/// The `limit` and `nextToken` parameters of a listing.
+fn paging(k: &str, v: &str, limit: &mut usize, from: &mut usize) -> Result<(), ApiError> {
+    match k {
+        "limit" => {
+            *limit = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ApiError::bad_request("limit must be 1..=1000"))?
+        }
+        "nextToken" => {
+            *from = v
+                .parse()
+                .map_err(|_| ApiError::bad_request("nextToken is not one we gave"))?
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Decodes E2B's metadata filter. The SDK quotes each key and value,
 /// form-encodes the pairs, and the HTTP layer encodes that string once
 /// more as the `metadata` parameter: so after the query string is parsed,
@@ -259,19 +294,7 @@ async fn list(st: St, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
         match &*k {
             "metadata" => filter.extend(metadata_filter(&v)),
             "state" => states = Some(v.split(',').map(str::to_string).collect()),
-            "limit" => {
-                limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| ApiError::bad_request("limit must be 1..=1000"))?
-            }
-            "nextToken" => {
-                from = v
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("nextToken is not one we gave"))?
-            }
-            _ => {}
+            k => paging(k, &v, &mut limit, &mut from)?,
         }
     }
     let mut all = list_worlds(&st).await?;
@@ -288,16 +311,7 @@ async fn list(st: St, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
         })
         .map(|w| listed(&st, w))
         .collect();
-    let page: Vec<Value> = picked.iter().skip(from).take(limit).cloned().collect();
-    let mut headers = HeaderMap::new();
-    if from + page.len() < picked.len() {
-        headers.insert(
-            "x-next-token",
-            HeaderValue::from_str(&(from + page.len()).to_string())
-                .map_err(|e| ApiError::internal(e.to_string()))?,
-        );
-    }
-    Ok((headers, Json(page)).into_response())
+    page(picked, from, limit)
 }
 
 async fn detail(st: St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -516,19 +530,7 @@ async fn snapshots(st: St, RawQuery(q): RawQuery) -> Result<Response, ApiError> 
         match &*k {
             "sandboxID" => world = Some(v.into_owned()),
             "name" => name = Some(v.into_owned()),
-            "limit" => {
-                limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| ApiError::bad_request("limit must be 1..=1000"))?
-            }
-            "nextToken" => {
-                from = v
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("nextToken is not one we gave"))?
-            }
-            _ => {}
+            k => paging(k, &v, &mut limit, &mut from)?,
         }
     }
     let mut all = crate::routes::snapshots::all(&st).await?;
@@ -539,16 +541,7 @@ async fn snapshots(st: St, RawQuery(q): RawQuery) -> Result<Response, ApiError> 
         .filter(|s| name.as_deref().is_none_or(|n| s.info.name == n))
         .map(|s| snapshot_json(&s.info))
         .collect();
-    let page: Vec<Value> = picked.iter().skip(from).take(limit).cloned().collect();
-    let mut headers = HeaderMap::new();
-    if from + page.len() < picked.len() {
-        headers.insert(
-            "x-next-token",
-            HeaderValue::from_str(&(from + page.len()).to_string())
-                .map_err(|e| ApiError::internal(e.to_string()))?,
-        );
-    }
-    Ok((headers, Json(page)).into_response())
+    page(picked, from, limit)
 }
 
 async fn delete_snapshot(st: St, Path(id): Path<String>) -> Result<StatusCode, ApiError> {

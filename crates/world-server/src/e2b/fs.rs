@@ -7,7 +7,7 @@
 //!
 //! A relative path is taken from `/root`, the home of the world's user.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -143,6 +143,26 @@ fn permissions(kind: &[u8], mode: u32) -> String {
     p
 }
 
+/// Runs a script that ends with `find -printf FIELDS` for one path and
+/// answers `{"entry": ...}`; errors name `path`.
+async fn one_entry(
+    st: &Arc<AppState>,
+    sb: &Sandbox,
+    script: &str,
+    args: &[&str],
+    path: &str,
+) -> Result<Json<Value>, ConnectError> {
+    let o = sh(st, sb, script, args).await?;
+    if o.status.exit_code != 0 {
+        return Err(failure(&o, path));
+    }
+    let e = entries(&o.stdout)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| failure(&o, path))?;
+    Ok(Json(json!({ "entry": e })))
+}
+
 #[derive(Debug, Deserialize)]
 struct PathReq {
     path: String,
@@ -160,15 +180,7 @@ pub async fn stat(
     let r: PathReq = unary(&headers, &body)?;
     let p = world_path(&r.path)?;
     let script = format!("[ -e \"$1\" ] || [ -L \"$1\" ] || exit {GONE}; exec find \"$1\" -maxdepth 0 -printf '{FIELDS}'");
-    let o = sh(&st, &sb, &script, &[&p]).await?;
-    if o.status.exit_code != 0 {
-        return Err(failure(&o, &p));
-    }
-    let e = entries(&o.stdout)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| failure(&o, &p))?;
-    Ok(Json(json!({ "entry": e })))
+    one_entry(&st, &sb, &script, &[&p], &p).await
 }
 
 /// `ListDir` (depth 1: the directory's entries; more: their contents too).
@@ -192,6 +204,24 @@ pub async fn list_dir(
     Ok(Json(json!({ "entries": entries(&o.stdout)? })))
 }
 
+/// Runs a path script for a unary call: `{}` when it exits 0, else the
+/// error its exit code means.
+async fn path_rpc(
+    st: &Arc<AppState>,
+    sb: &Sandbox,
+    headers: &HeaderMap,
+    body: &[u8],
+    script: &str,
+) -> Result<Json<Value>, ConnectError> {
+    let r: PathReq = unary(headers, body)?;
+    let p = world_path(&r.path)?;
+    let o = sh(st, sb, script, &[&p]).await?;
+    if o.status.exit_code != 0 {
+        return Err(failure(&o, &p));
+    }
+    Ok(Json(json!({})))
+}
+
 /// `MakeDir` (parents too; an existing path is `already_exists`).
 pub async fn make_dir(
     State(st): State<Arc<AppState>>,
@@ -199,14 +229,8 @@ pub async fn make_dir(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ConnectError> {
-    let r: PathReq = unary(&headers, &body)?;
-    let p = world_path(&r.path)?;
     let script = format!("[ -e \"$1\" ] && exit {EXISTS}; mkdir -p -- \"$1\"");
-    let o = sh(&st, &sb, &script, &[&p]).await?;
-    if o.status.exit_code != 0 {
-        return Err(failure(&o, &p));
-    }
-    Ok(Json(json!({})))
+    path_rpc(&st, &sb, &headers, &body, &script).await
 }
 
 /// `Remove` (a file, a link or a whole directory).
@@ -216,14 +240,8 @@ pub async fn remove(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ConnectError> {
-    let r: PathReq = unary(&headers, &body)?;
-    let p = world_path(&r.path)?;
     let script = format!("[ -e \"$1\" ] || [ -L \"$1\" ] || exit {GONE}; rm -rf -- \"$1\"");
-    let o = sh(&st, &sb, &script, &[&p]).await?;
-    if o.status.exit_code != 0 {
-        return Err(failure(&o, &p));
-    }
-    Ok(Json(json!({})))
+    path_rpc(&st, &sb, &headers, &body, &script).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,15 +264,7 @@ pub async fn move_entry(
         "[ -e \"$1\" ] || [ -L \"$1\" ] || exit {GONE}; mkdir -p -- \"$(dirname -- \"$2\")\" && \
          mv -T -- \"$1\" \"$2\" && exec find \"$2\" -maxdepth 0 -printf '{FIELDS}'"
     );
-    let o = sh(&st, &sb, &script, &[&from, &to]).await?;
-    if o.status.exit_code != 0 {
-        return Err(failure(&o, &from));
-    }
-    let e = entries(&o.stdout)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| failure(&o, &to))?;
-    Ok(Json(json!({ "entry": e })))
+    one_entry(&st, &sb, &script, &[&from, &to], &from).await
 }
 
 fn query_path(q: &Option<String>) -> Option<String> {
@@ -280,10 +290,7 @@ pub async fn read(
         return Err(failure(&o, &p));
     }
     let io = |e: std::io::Error| ConnectError::new(Code::Internal, format!("streams: {e}"));
-    let (a, b) = std::os::unix::net::UnixStream::pair().map_err(io)?;
-    a.set_nonblocking(true).map_err(io)?;
-    let mut out = tokio::net::UnixStream::from_std(a).map_err(io)?;
-    let w: OwnedFd = b.into();
+    let (mut out, w) = super::stream_pair().map_err(io)?;
     let req = ExecRequest::new(&["cat", "--", &p]);
     let (st2, id) = (st.clone(), sb.id.clone());
     tokio::task::spawn_blocking(move || {
@@ -336,10 +343,7 @@ where
     S: futures_util::Stream<Item = Result<Bytes, ConnectError>> + Unpin,
 {
     let io = |e: std::io::Error| ConnectError::new(Code::Internal, format!("streams: {e}"));
-    let (a, b) = std::os::unix::net::UnixStream::pair().map_err(io)?;
-    a.set_nonblocking(true).map_err(io)?;
-    let mut input = tokio::net::UnixStream::from_std(a).map_err(io)?;
-    let r: OwnedFd = b.into();
+    let (mut input, r) = super::stream_pair().map_err(io)?;
     let script = format!(
         "[ -d \"$1\" ] && exit {IS_DIR}; mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\""
     );

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,11 +177,7 @@ pub async fn execute(
         return Err(bad("bad env_vars"));
     }
     let io = |e: std::io::Error| InterpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let pair = || -> Result<(tokio::net::UnixStream, OwnedFd), InterpError> {
-        let (a, b) = std::os::unix::net::UnixStream::pair().map_err(io)?;
-        a.set_nonblocking(true).map_err(io)?;
-        Ok((tokio::net::UnixStream::from_std(a).map_err(io)?, b.into()))
-    };
+    let pair = || super::stream_pair().map_err(io);
     let (mut out_r, out_w) = pair()?;
     let (mut err_r, err_w) = pair()?;
     let (st2, id, code) = (st.clone(), sb.id.clone(), r.code);

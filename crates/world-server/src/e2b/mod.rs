@@ -112,6 +112,14 @@ pub fn envd_router(st: Arc<AppState>) -> Router {
         .with_state(st)
 }
 
+/// A connected socket pair for a command's stream: the daemon's end
+/// (non-blocking, for tokio) and the end the command gets.
+pub fn stream_pair() -> std::io::Result<(tokio::net::UnixStream, std::os::fd::OwnedFd)> {
+    let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    a.set_nonblocking(true)?;
+    Ok((tokio::net::UnixStream::from_std(a)?, b.into()))
+}
+
 /// E2B's answer for a sandbox the proxy cannot reach: the SDKs turn it
 /// into `SandboxNotRunningException` ("was not found").
 fn not_running(msg: String) -> Response {

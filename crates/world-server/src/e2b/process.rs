@@ -182,11 +182,7 @@ pub async fn start(
     let with_stdin = r.stdin == Some(true);
     let req = request_of(r, base_env, &headers)?;
     let io = |e: std::io::Error| ConnectError::new(Code::Internal, format!("streams: {e}"));
-    let pair = || -> Result<(tokio::net::UnixStream, OwnedFd), ConnectError> {
-        let (a, b) = std::os::unix::net::UnixStream::pair().map_err(io)?;
-        a.set_nonblocking(true).map_err(io)?;
-        Ok((tokio::net::UnixStream::from_std(a).map_err(io)?, b.into()))
-    };
+    let pair = || super::stream_pair().map_err(io);
     let (mut out_r, out_w) = pair()?;
     let (mut err_r, err_w) = pair()?;
     let (cancel_r, cancel_w) = std::io::pipe().map_err(io)?;

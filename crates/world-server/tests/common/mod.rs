@@ -197,7 +197,7 @@ impl Daemon {
         body: Option<&[u8]>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
+        let s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
         let mut head =
             format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
@@ -208,13 +208,7 @@ impl Daemon {
             "Content-Length: {}\r\n\r\n",
             body.map_or(0, <[u8]>::len)
         ));
-        s.write_all(head.as_bytes()).unwrap();
-        if let Some(b) = body {
-            let _ = s.write_all(b);
-        }
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        parse(&raw)
+        exchange(s, &head, body)
     }
 
     pub fn unix(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
@@ -292,7 +286,7 @@ impl Drop for Daemon {
 
 /// One HTTP/1.1 request with `Connection: close`; handles chunked bodies.
 pub fn http<S: Read + Write>(
-    mut s: S,
+    s: S,
     method: &str,
     path: &str,
     body: Option<&[u8]>,
@@ -310,6 +304,11 @@ pub fn http<S: Read + Write>(
         head.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     head.push_str("\r\n");
+    exchange(s, &head, body)
+}
+
+/// Writes a request head and body, reads the whole answer.
+fn exchange<S: Read + Write>(mut s: S, head: &str, body: Option<&[u8]>) -> Resp {
     s.write_all(head.as_bytes()).unwrap();
     if let Some(b) = body {
         // The server may answer (413) before reading everything.
