@@ -8,8 +8,9 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use world_core::ids::VerseId;
+use world_core::wev::GameSense;
 use world_core::wev::WevReport;
-use world_engine::multiverse::WorldOracle;
+use world_engine::actions::{GameRequest, OracleKind, PullUpRequest};
 use world_engine::verse::default_children;
 use world_engine::world::world_id;
 use world_engine::Error;
@@ -244,63 +245,37 @@ pub fn run_verses(via: &Via, out: &Out, a: RunVersesArgs) -> Result<i32> {
 /// `world pull-up`.
 pub fn pull_up(via: &Via, out: &Out, a: PullUpArgs) -> Result<()> {
     let partition = partition_id(&a.partition)?;
-    let oracle = match a.oracle {
-        WorldOracleKind::Explicit => {
-            WorldOracle::Explicit(verse_id(a.winner.as_deref().ok_or_else(|| {
-                Error::Invalid("the explicit oracle needs --winner VERSE".into())
-            })?)?)
-        }
-        WorldOracleKind::Score => WorldOracle::Score { highest: !a.lowest },
-        WorldOracleKind::Weighted => WorldOracle::Weighted {
-            seed: a
-                .seed
-                .ok_or_else(|| Error::Invalid("the weighted oracle needs --seed N".into()))?,
+    // One typed request, run here or sent to the daemon as it is.
+    let req = PullUpRequest {
+        oracle: match a.oracle {
+            WorldOracleKind::Explicit => OracleKind::Explicit,
+            WorldOracleKind::Score => OracleKind::Score,
+            WorldOracleKind::Weighted => OracleKind::Weighted,
+            WorldOracleKind::Command => OracleKind::Command,
         },
-        WorldOracleKind::Command => {
-            if a.argv.is_empty() {
-                return Err(
-                    Error::Invalid("the command oracle needs a command after --".into()).into(),
-                );
-            }
-            WorldOracle::Command {
-                argv: a.argv.clone(),
-                highest: !a.lowest,
-            }
-        }
+        winner: a.winner.clone(),
+        lowest: Some(a.lowest),
+        seed: a.seed,
+        argv: (!a.argv.is_empty()).then(|| a.argv.clone()),
+        game: match (a.nash, a.optimum) {
+            (Some(nash), Some(optimum)) => Some(GameRequest {
+                nash,
+                optimum,
+                sense: Some(match a.sense {
+                    Sense::Cost => GameSense::Cost,
+                    Sense::Welfare => GameSense::Welfare,
+                }),
+            }),
+            _ => None,
+        },
     };
+    let oracle = req.oracle()?;
+    let game = req.game()?;
     let raw = match via {
-        Via::Local(engine) => {
-            let game = crate::cmd_verse::game_input(a.nash, a.optimum, a.sense);
-            serde_json::to_string(&engine.pull_up(partition, &oracle, game)?)?
-        }
+        Via::Local(engine) => serde_json::to_string(&engine.pull_up(partition, &oracle, game)?)?,
         Via::Daemon(d) => {
-            let (kind, winner, seed, argv) = match &oracle {
-                WorldOracle::Explicit(v) => ("explicit", Some(v.to_string()), None, None),
-                WorldOracle::Score { .. } => ("score", None, None, None),
-                WorldOracle::Weighted { seed } => ("weighted", None, Some(*seed), None),
-                WorldOracle::Command { argv, .. } => ("command", None, None, Some(argv)),
-            };
-            let game = match (a.nash, a.optimum) {
-                (Some(nash), Some(optimum)) => Some(json!({
-                    "nash": nash,
-                    "optimum": optimum,
-                    "sense": match a.sense {
-                        Sense::Cost => "cost",
-                        Sense::Welfare => "welfare",
-                    },
-                })),
-                _ => None,
-            };
-            let body = json!({
-                "oracle": kind,
-                "winner": winner,
-                "lowest": a.lowest,
-                "seed": seed,
-                "argv": argv,
-                "game": game,
-            });
             let path = format!("/v1/partitions/{}/pull-up", enc(&partition.to_string()));
-            d.call("POST", &path, Some(&body))?
+            d.call("POST", &path, Some(&serde_json::to_value(&req)?))?
         }
     };
     let r: PulledUp = serde_json::from_str(&raw)?;

@@ -8,6 +8,7 @@
 //! (see [`lease`]).
 #![deny(missing_docs)]
 
+pub mod actions;
 pub mod branch;
 mod error;
 pub mod lease;

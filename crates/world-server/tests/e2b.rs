@@ -204,6 +204,45 @@ fn malformed_connect_bodies_are_client_errors() {
     }
 }
 
+/// A refused operation is the client's 4xx, and an upload that breaks off
+/// leaves the file it was replacing as it was.
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn refusals_are_4xx_and_a_broken_upload_changes_nothing() {
+    use std::io::{Read, Write};
+    let Some(d) = Daemon::start() else { return };
+    let sid = sandbox(&d);
+    d.post(
+        &format!("/v1/worlds/{sid}/exec"),
+        json!({"command": "echo original > /root/f"}),
+    );
+    let r = d.with_headers(
+        "POST",
+        "/filesystem.Filesystem/MakeDir",
+        Some(br#"{"path":"/root/f/sub"}"#),
+        &envd(&sid, &d.token, "application/json"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["code"], "failed_precondition");
+    // Half a body, then the connection closes.
+    let mut s = std::net::TcpStream::connect(&d.addr).unwrap();
+    let head = format!(
+        "POST /files?path=%2Froot%2Ff HTTP/1.1\r\nHost: x\r\nE2b-Sandbox-Id: {sid}\r\n\
+         E2b-Sandbox-Port: 49983\r\nX-Access-Token: {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\nreplaced",
+        d.token
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+    let r = d.post(
+        &format!("/v1/worlds/{sid}/exec"),
+        json!({"command": "cat /root/f; ls /root | grep -c upload || true"}),
+    );
+    assert_eq!(r.json()["stdout"], "original\n0\n", "{}", r.json());
+}
+
 /// A path is data: quotes, `$(...)`, spaces and newlines in a name never
 /// reach a shell as code, and `..` stays inside the world.
 #[test]
@@ -285,4 +324,78 @@ fn form_urlencoded_like(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A world's HTTP service never sees the daemon's token, whichever header
+/// a client put it in (the relay strips every one, and any header whose
+/// value carries it).
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn attack_a_relayed_service_never_sees_the_token() {
+    let Some(d) = Daemon::start() else { return };
+    let w = d.ok("POST", "/v1/worlds", Some(json!({})), 201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A service that writes every request's headers to /root/seen.
+    let server = r#"
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        open('/root/seen', 'a').write(str(self.headers))
+        self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers(); self.wfile.write(b'ok')
+    def log_message(self, *a): pass
+http.server.HTTPServer(('127.0.0.1', 8080), H).serve_forever()
+"#;
+    d.ok(
+        "POST",
+        &format!("/v1/worlds/{w}/exec"),
+        Some(json!({"argv": ["sh", "-c", format!("nohup python3 -c \"$0\" >/dev/null 2>&1 &"), server]})),
+        200,
+    );
+    let mut up = false;
+    for _ in 0..50 {
+        let r = d.post(
+            &format!("/v1/worlds/{w}/exec"),
+            json!({"argv": ["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 8080))"]}),
+        );
+        if r.json()["exit_code"] == 0 {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "the service did not start");
+    d.ok(
+        "POST",
+        &format!("/v1/worlds/{w}/services"),
+        Some(json!({"name": "web", "port": 8080})),
+        201,
+    );
+    let bearer = format!("Bearer {}", d.token);
+    let cookie = format!("s={}", d.token);
+    let r = d.with_headers(
+        "GET",
+        &format!("/v1/services/{w}/web/x"),
+        None,
+        &[
+            ("X-API-KEY", &d.token),
+            ("X-Access-Token", &d.token),
+            ("E2B-Traffic-Access-Token", &d.token),
+            ("Authorization", &bearer),
+            ("Cookie", &cookie),
+            ("X-Visible", "kept"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = d.post(
+        &format!("/v1/worlds/{w}/exec"),
+        json!({"command": "cat /root/seen"}),
+    );
+    let seen = seen.json()["stdout"].as_str().unwrap().to_string();
+    assert!(seen.contains("kept"), "the relay forwarded nothing: {seen}");
+    assert!(
+        !seen.contains(&d.token),
+        "the service saw the token: {seen}"
+    );
 }

@@ -405,3 +405,61 @@ c.close()
     assert!(sent < (64 << 20), "the client could push {sent} bytes");
     assert!(grown < 64 << 10, "the daemon grew by {grown} KiB");
 }
+
+/// Input and output both in bulk through one program (`cat`): the door
+/// never holds the connection waiting on the program, so a program that
+/// writes while its input is still coming does not deadlock. A client
+/// that goes away takes its program with it.
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn bulk_both_ways_and_a_gone_client_ends_its_program() {
+    if !have_openssh() {
+        return;
+    }
+    let Some(d) = Daemon::start() else { return };
+    let door = Door::new(&d);
+    let w = world(&d, json!({}));
+    let u = door.user(&w);
+    let data = vec![7u8; 48 << 20];
+    let t = std::time::Instant::now();
+    let o = door.ssh(&u, &[], "cat", &data);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(o.stdout.len(), data.len(), "all of it came back");
+    assert!(t.elapsed() < std::time::Duration::from_secs(120));
+    // A client killed mid-command: the command goes too.
+    let mut child = Command::new("ssh")
+        .args(OPTS)
+        .args(["-o", "BatchMode=yes", "-p", &door.port])
+        .arg(format!("{u}@127.0.0.1"))
+        .arg("sleep 300")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let count = || {
+        let r = d.post(
+            &format!("/v1/worlds/{w}/exec"),
+            json!({"command": "cat /proc/[0-9]*/comm | grep -c '^sleep$' || true"}),
+        );
+        r.json()["stdout"].as_str().unwrap().trim().to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count() != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count() != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command outlived its client"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

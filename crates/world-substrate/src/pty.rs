@@ -120,11 +120,17 @@ pub fn receive_master(sock: BorrowedFd<'_>, timeout: Duration) -> io::Result<Own
         revents: 0,
     };
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: one pollfd that outlives the call.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let r = loop {
+        // SAFETY: one pollfd that outlives the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r >= 0 {
+            break r;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
     if r == 0 {
         return Err(io::Error::new(
             io::ErrorKind::TimedOut,
@@ -132,6 +138,25 @@ pub fn receive_master(sock: BorrowedFd<'_>, timeout: Duration) -> io::Result<Own
         ));
     }
     let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
+    // A frame that starts and never finishes must not hold the caller:
+    // every read of it waits at most `timeout`.
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: setsockopt with a timeval that outlives the call.
+    if unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
     let (msg, mut fds) = crate::proto::recv_msg::<String>(sock)
         .map_err(|e| bad(&format!("no terminal from the world: {e}")))?;
     if msg != MASTER_MSG || fds.len() != 1 {

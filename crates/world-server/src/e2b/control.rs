@@ -481,6 +481,9 @@ async fn fork(
                 let e = m.worlds.entry(c.to_string()).or_default();
                 e.env = pmeta.env.clone();
                 e.template = pmeta.template.clone();
+                // The sessions are forked with their memory: so are the
+                // code-interpreter contexts that name them.
+                e.contexts = pmeta.contexts.clone();
                 e.ttl = Ttl::from_now(Some(secs), Some(action.clone()));
             }
         });

@@ -81,7 +81,19 @@ fn failure(o: &world_substrate::ExecOutput, path: &str) -> ConnectError {
             Code::InvalidArgument,
             format!("path '{path}' is a directory"),
         ),
-        c => ConnectError::new(Code::Internal, format!("{path}: exit {c}: {stderr}")),
+        // The world refused (a parent that is a file, a directory that is
+        // not empty, no permission): the request cannot be done as asked.
+        c => ConnectError::new(
+            Code::FailedPrecondition,
+            format!(
+                "{path}: {} (exit {c})",
+                if stderr.is_empty() {
+                    "refused"
+                } else {
+                    &stderr
+                }
+            ),
+        ),
     }
 }
 
@@ -293,7 +305,7 @@ pub async fn read(
     let (mut out, w) = super::stream_pair().map_err(io)?;
     let req = ExecRequest::new(&["cat", "--", &p]);
     let (st2, id) = (st.clone(), sb.id.clone());
-    tokio::task::spawn_blocking(move || {
+    let job = tokio::task::spawn_blocking(move || {
         let stdio = ExecStdio {
             stdin: None,
             stdout: Some(w.as_fd()),
@@ -307,7 +319,17 @@ pub async fn read(
         let mut buf = vec![0u8; 64 << 10];
         loop {
             match out.read(&mut buf).await {
-                Ok(0) => break,
+                Ok(0) => {
+                    // A read that did not end well must not look whole: the
+                    // response is cut off with an error.
+                    let ok = matches!(job.await, Ok(Ok(s)) if s.exit_code == 0);
+                    if !ok {
+                        let _ = tx
+                            .send(Err(std::io::Error::other("the read failed in the world")))
+                            .await;
+                    }
+                    break;
+                }
                 Ok(n) => {
                     if tx
                         .send(Ok(Bytes::copy_from_slice(&buf[..n])))
@@ -344,10 +366,13 @@ where
 {
     let io = |e: std::io::Error| ConnectError::new(Code::Internal, format!("streams: {e}"));
     let (mut input, r) = super::stream_pair().map_err(io)?;
+    // Into a new file beside the target, moved over it only once the
+    // whole body arrived (a broken upload leaves the old file as it was).
+    let tmp = format!("{path}.upload-{}", world_substrate::lineage::random_id("t"));
     let script = format!(
-        "[ -d \"$1\" ] && exit {IS_DIR}; mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\""
+        "[ -d \"$1\" ] && exit {IS_DIR}; mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$2\""
     );
-    let req = ExecRequest::new(&["/bin/sh", "-c", &script, "sh", path]);
+    let req = ExecRequest::new(&["/bin/sh", "-c", &script, "sh", path, &tmp]);
     let (st2, id) = (st.clone(), sb.id.clone());
     let job = tokio::task::spawn_blocking(move || {
         let stdio = ExecStdio {
@@ -377,8 +402,17 @@ where
         .await
         .map_err(|e| ConnectError::new(Code::Internal, e.to_string()))?
         .map_err(|e| ConnectError::from(crate::ApiError::from(e)))?;
+    let finish = if failed.is_none() && status.exit_code == 0 {
+        "mv -f -- \"$1\" \"$2\""
+    } else {
+        "rm -f -- \"$1\""
+    };
+    let o = sh(st, sb, finish, &[&tmp, path]).await?;
     if let Some(e) = failed {
         return Err(e);
+    }
+    if o.status.exit_code != 0 {
+        return Err(failure(&o, path));
     }
     match status.exit_code {
         0 => {}

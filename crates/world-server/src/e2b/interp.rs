@@ -34,6 +34,9 @@ use crate::state::AppState;
 /// The session behind E2B's default context.
 pub const DEFAULT_CONTEXT: &str = "default";
 
+/// Most bytes of rich formats passed on per result.
+const FORMATS_MAX: usize = 8 << 20;
+
 /// Where a context starts when none is asked for (the world's home).
 const HOME: &str = "/root";
 
@@ -99,6 +102,13 @@ fn line(v: Value) -> Result<Bytes, Infallible> {
     Ok(Bytes::from(s))
 }
 
+/// A `stdout`/`stderr` line of what was read, whole UTF-8 characters only
+/// (an incomplete one waits in `carry` for the next read).
+fn text_line(kind: &str, carry: &mut Vec<u8>, chunk: &[u8]) -> Option<Value> {
+    let text = crate::routes::exec::decode(carry, chunk);
+    (!text.is_empty()).then(|| json!({"type": kind, "text": text, "timestamp": now()}))
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -119,7 +129,18 @@ pub fn result_line(r: &CodeResult) -> Option<Value> {
     let text = r.value_repr.as_ref()?;
     let mut v = json!({"type": "result", "text": text, "is_main_result": true});
     let mut extra = serde_json::Map::new();
-    for (mime, data) in &r.formats {
+    // The agent caps its formats, but it runs in the world: the host caps
+    // them again (count and size) before copying any.
+    let mut left = FORMATS_MAX;
+    for (mime, data) in r.formats.iter().take(16) {
+        let size = match data {
+            Value::String(s) => s.len(),
+            other => other.to_string().len(),
+        };
+        if size > left {
+            continue;
+        }
+        left -= size;
         let key = match mime.as_str() {
             "text/html" => "html",
             "text/markdown" => "markdown",
@@ -197,6 +218,7 @@ pub async fn execute(
     tokio::spawn(async move {
         let (mut ob, mut eb) = (vec![0u8; 32 << 10], vec![0u8; 32 << 10]);
         let (mut out_open, mut err_open) = (true, true);
+        let (mut oc, mut ec) = (Vec::new(), Vec::new());
         let mut result = None;
         let mut grace = None;
         let mut keepalive = tokio::time::interval(Duration::from_secs(5));
@@ -210,11 +232,11 @@ pub async fn execute(
                 grace.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
             let msg = tokio::select! {
                 n = out_r.read(&mut ob), if out_open => match n {
-                    Ok(n) if n > 0 => Some(json!({"type": "stdout", "text": String::from_utf8_lossy(&ob[..n]), "timestamp": now()})),
+                    Ok(n) if n > 0 => text_line("stdout", &mut oc, &ob[..n]),
                     _ => { out_open = false; None }
                 },
                 n = err_r.read(&mut eb), if err_open => match n {
-                    Ok(n) if n > 0 => Some(json!({"type": "stderr", "text": String::from_utf8_lossy(&eb[..n]), "timestamp": now()})),
+                    Ok(n) if n > 0 => text_line("stderr", &mut ec, &eb[..n]),
                     _ => { err_open = false; None }
                 },
                 _ = keepalive.tick() => Some(json!({"type": "keepalive"})),

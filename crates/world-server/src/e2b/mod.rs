@@ -96,7 +96,12 @@ pub fn envd_router(st: Arc<AppState>) -> Router {
         .route("/filesystem.Filesystem/ListDir", post(fs::list_dir))
         .route("/filesystem.Filesystem/MakeDir", post(fs::make_dir))
         .route("/filesystem.Filesystem/Remove", post(fs::remove))
-        .route("/files", get(fs::read).post(fs::write))
+        .route(
+            "/files",
+            get(fs::read)
+                .post(fs::write)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/health", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(|req: Request| async move {
             ConnectError::new(
@@ -107,8 +112,9 @@ pub fn envd_router(st: Arc<AppState>) -> Router {
                 ),
             )
         })
-        // Uploads stream into the world; its disk limit bounds them.
-        .layer(DefaultBodyLimit::disable())
+        // Calls are small JSON; only uploads (above) stream, bounded by the
+        // world's disk limit.
+        .layer(DefaultBodyLimit::max(connect::MAX_MESSAGE + 5))
         .with_state(st)
 }
 

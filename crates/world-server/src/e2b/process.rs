@@ -141,7 +141,9 @@ fn request_of(
         }
         req.cwd = Some(c);
     }
-    // The whole call's deadline, as the client sends it.
+    // The whole call's deadline, as the client sends it; none (E2B's
+    // `timeout=0`) is the longest a command may run.
+    req.timeout = Some(world_substrate::config::MAX_EXEC_TIMEOUT);
     if let Some(ms) = h
         .get("connect-timeout-ms")
         .and_then(|v| v.to_str().ok())

@@ -210,7 +210,7 @@ fn event(kind: &str, content: &str) -> Result<Event, Infallible> {
 
 /// Decodes UTF-8 across chunk boundaries: returns the complete text and
 /// keeps an incomplete trailing sequence in `carry`.
-fn decode(carry: &mut Vec<u8>, chunk: &[u8]) -> String {
+pub fn decode(carry: &mut Vec<u8>, chunk: &[u8]) -> String {
     carry.extend_from_slice(chunk);
     let keep = match std::str::from_utf8(carry) {
         Ok(_) => 0,

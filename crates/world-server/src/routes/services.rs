@@ -190,6 +190,11 @@ const HOP: &[&str] = &[
     "upgrade",
     "proxy-authorization",
     "authorization",
+    // Every header the daemon takes its token in: a world's service must
+    // never see it.
+    "x-api-key",
+    "x-access-token",
+    "e2b-traffic-access-token",
     "host",
     "content-length",
     "trailer",
@@ -230,6 +235,10 @@ async fn relay(
     for (k, v) in &headers {
         if !HOP.contains(&k.as_str()) {
             if let Ok(v) = v.to_str() {
+                // Nor under any other name.
+                if !st.token.is_empty() && v.contains(st.token.as_str()) {
+                    continue;
+                }
                 req.push_str(&format!("{k}: {v}\r\n"));
             }
         }

@@ -12,9 +12,9 @@ use world_core::ids::{PartitionId, VerseId};
 use world_core::prob::Prob;
 use world_core::trit::Trit;
 use world_core::verse::ChildSpec;
-use world_core::wev::GameSense;
-use world_engine::multiverse::{PulledUp, PushedDown, VerseResult, WorldOracle};
-use world_engine::verse::{default_children, GameInput};
+use world_engine::actions::PullUpRequest;
+use world_engine::multiverse::{PulledUp, PushedDown, VerseResult};
+use world_engine::verse::default_children;
 
 use super::{no_nul, seconds, world_id, St};
 use crate::extract::{Body, OptBody};
@@ -202,80 +202,14 @@ async fn run(st: St, Body(r): Body<RunReq>) -> Result<Json<Vec<VerseResult>>, Ap
     Ok(Json(results))
 }
 
-/// A game for PoA/WEV.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GameReq {
-    nash: f64,
-    optimum: f64,
-    sense: Option<String>,
-}
-
-/// `POST /v1/partitions/{p}/pull-up` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PullUpReq {
-    /// `explicit` (with `winner`), `score`, `weighted` (with `seed`) or
-    /// `command` (with `argv`).
-    oracle: String,
-    winner: Option<String>,
-    lowest: Option<bool>,
-    seed: Option<u64>,
-    argv: Option<Vec<String>>,
-    game: Option<GameReq>,
-}
-
 async fn pull_up(
     st: St,
     Path(p): Path<String>,
-    Body(r): Body<PullUpReq>,
+    Body(r): Body<PullUpRequest>,
 ) -> Result<Json<PulledUp>, ApiError> {
     let p = partition_id(&p)?;
-    let highest = !r.lowest.unwrap_or(false);
-    let oracle = match r.oracle.as_str() {
-        "explicit" => {
-            WorldOracle::Explicit(verse_id(r.winner.as_deref().ok_or_else(|| {
-                ApiError::bad_request("the explicit oracle needs `winner`")
-            })?)?)
-        }
-        "score" => WorldOracle::Score { highest },
-        "weighted" => WorldOracle::Weighted {
-            seed: r
-                .seed
-                .ok_or_else(|| ApiError::bad_request("the weighted oracle needs `seed`"))?,
-        },
-        "command" => {
-            let argv = r.argv.unwrap_or_default();
-            if argv.is_empty() || argv[0].is_empty() {
-                return Err(ApiError::bad_request("the command oracle needs `argv`"));
-            }
-            for a in &argv {
-                no_nul(a, "argv")?;
-            }
-            WorldOracle::Command { argv, highest }
-        }
-        o => {
-            return Err(ApiError::bad_request(format!(
-                "oracle {o:?}: expected explicit, score, weighted or command"
-            )))
-        }
-    };
-    let game = match r.game {
-        None => None,
-        Some(g) => Some(GameInput {
-            nash: g.nash,
-            optimum: g.optimum,
-            sense: match g.sense.as_deref() {
-                None | Some("cost") => GameSense::Cost,
-                Some("welfare") => GameSense::Welfare,
-                Some(s) => {
-                    return Err(ApiError::bad_request(format!(
-                        "game sense {s:?}: expected cost or welfare"
-                    )))
-                }
-            },
-        }),
-    };
+    let oracle = r.oracle()?;
+    let game = r.game()?;
     let r = st
         .run(move |st| {
             let r = st.engine.pull_up(p, &oracle, game)?;

@@ -7,9 +7,10 @@
 //! allows; input goes through a queue of [`STDIN_QUEUE`] packets, and a
 //! full queue holds the connection (the client's window then closes).
 //!
-//! When the client closes the channel, the program's input ends and, with
-//! a terminal, it gets `SIGHUP` as the master closes. A program without a
-//! terminal runs on until it exits, as under `sshd`.
+//! A program runs as long as its channel: no exec timeout applies, and
+//! when the client closes the channel (or the connection drops) the
+//! program's whole process tree is killed through the exec's cancel fd,
+//! so nothing a client left behind keeps a daemon thread.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -28,8 +29,12 @@ use world_substrate::{ExecStdio, WorldId};
 use super::program::{accepted_env, exec_request, Program, Terminal};
 use crate::state::AppState;
 
-/// Input packets queued for the program before the connection waits.
+/// Input packets handed to the writer at once.
 pub const STDIN_QUEUE: usize = 16;
+
+/// Input bytes held for a program that does not read them yet; past this
+/// the channel is not read (the client's window then closes).
+pub const INPUT_CAP: usize = 4 << 20;
 
 /// How long output of background processes that still hold the program's
 /// streams is forwarded after it exits.
@@ -60,7 +65,8 @@ pub async fn run(st: Arc<AppState>, world: Result<WorldId, String>, channel: rus
                 variable_name,
                 variable_value,
                 ..
-            }) if accepted_env(&variable_name, &variable_value) => {
+            }) if accepted_env(&variable_name, &variable_value) && env.len() < 32 => {
+                env.retain(|(k, _): &(String, String)| *k != variable_name);
                 env.push((variable_name, variable_value))
             }
             Some(ChannelMsg::Exec { command, .. }) => {
@@ -95,6 +101,8 @@ pub async fn run(st: Arc<AppState>, world: Result<WorldId, String>, channel: rus
 /// The program's side of the streams once it runs.
 struct Started {
     io: Streams,
+    /// Closing it kills the program's whole tree.
+    cancel: OwnedFd,
     job: tokio::task::JoinHandle<Result<world_substrate::ExecStatus, world_engine::Error>>,
 }
 
@@ -137,7 +145,13 @@ async fn start(
     })
     .await
     .map_err(|e| e.message)?;
-    let req = exec_request(program, tty, env);
+    let mut req = exec_request(program, tty, env);
+    // As long as the client stays (a shell, a long copy): the program ends
+    // with its channel, through the cancel fd, not at the exec timeout.
+    req.timeout = Some(world_substrate::config::MAX_EXEC_TIMEOUT);
+    let (cancel_r, cancel_w) =
+        std::io::pipe().map_err(|e| format!("cannot set up the streams: {e}"))?;
+    let cancel_w = OwnedFd::from(cancel_w);
     let io = |e: std::io::Error| format!("cannot set up the streams: {e}");
     let st2 = st.clone();
     match tty {
@@ -151,7 +165,7 @@ async fn start(
                     stdin: Some(world_ctl.as_fd()),
                     stdout: Some(world_ctl.as_fd()),
                     stderr: Some(world_ctl.as_fd()),
-                    cancel: None,
+                    cancel: Some(cancel_r.as_fd()),
                 };
                 st2.engine.world_exec(&id, &req, stdio)
             });
@@ -178,6 +192,7 @@ async fn start(
             let control = master.try_clone().map_err(io)?;
             let output = pipe::Receiver::from_owned_fd_unchecked(master).map_err(io)?;
             Ok(Started {
+                cancel: cancel_w,
                 io: Streams::Tty {
                     output,
                     input,
@@ -200,11 +215,12 @@ async fn start(
                     stdin: Some(in_w.as_fd()),
                     stdout: Some(out_w.as_fd()),
                     stderr: Some(err_w.as_fd()),
-                    cancel: None,
+                    cancel: Some(cancel_r.as_fd()),
                 };
                 st2.engine.world_exec(&id, &req, stdio)
             });
             Ok(Started {
+                cancel: cancel_w,
                 io: Streams::Pipes {
                     stdin,
                     stdout,
@@ -246,41 +262,66 @@ async fn pump(s: Started, rd: &mut ChannelReadHalf, wr: &ChannelWriteHalf<Msg>) 
         }
     };
     let mut job = s.job;
+    let mut cancel = Some(s.cancel);
     let mut result = None;
     let mut grace: Option<tokio::time::Instant> = None;
     let mut client_open = true;
+    // Input the program has not taken yet. Reading the channel never waits
+    // on the program (that would hold russh's whole connection, window
+    // adjustments included, and deadlock a program that writes before it
+    // reads); past INPUT_CAP the channel is simply not read until it drains.
+    let mut queue: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
+    let mut queued = 0usize;
+    let mut eof = false;
     loop {
         if result.is_some() && outputs.is_empty() {
             break;
         }
+        if eof && queue.is_empty() {
+            in_tx = None;
+        }
         let deadline =
             grace.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+        let tx = in_tx.clone();
         tokio::select! {
-            m = rd.wait(), if client_open => match m {
+            m = rd.wait(), if client_open && queued < INPUT_CAP => match m {
                 Some(ChannelMsg::Data { data }) => {
-                    if let Some(tx) = &in_tx {
-                        if tx.send(data).await.is_err() {
-                            in_tx = None;
-                        }
+                    if in_tx.is_some() {
+                        queued += data.len();
+                        queue.push_back(data);
                     }
                 }
-                Some(ChannelMsg::Eof) => in_tx = None,
+                Some(ChannelMsg::Eof) => eof = true,
                 Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
                     if let Some(m) = &master_for_resize {
                         let _ = pty::set_size(m.as_fd(), pty::WinSize::clamped(row_height, col_width));
                     }
                 }
                 Some(ChannelMsg::Close) | None => {
-                    // The client is gone: close every handle on the
-                    // program's streams, as `sshd` does when a connection
-                    // drops. A terminal hangs up (`SIGHUP`); a program
-                    // without one reads EOF and gets `EPIPE` if it writes.
+                    // The client is gone: the program is killed (its whole
+                    // tree, through the exec's cancel fd) and every handle
+                    // on its streams is closed.
                     client_open = false;
+                    cancel = None;
                     in_tx = None;
+                    queue.clear();
                     master_for_resize = None;
                     outputs.shutdown().await;
                 }
                 Some(_) => {}
+            },
+            p = async { tx.expect("guarded").reserve_owned().await }, if in_tx.is_some() && !queue.is_empty() => match p {
+                Ok(permit) => {
+                    if let Some(b) = queue.pop_front() {
+                        queued -= b.len();
+                        permit.send(b);
+                    }
+                }
+                Err(_) => {
+                    in_tx = None;
+                    queue.clear();
+                    queued = 0;
+                }
             },
             _ = outputs.join_next(), if !outputs.is_empty() => {}
             r = &mut job, if result.is_none() => {
@@ -290,6 +331,7 @@ async fn pump(s: Started, rd: &mut ChannelReadHalf, wr: &ChannelWriteHalf<Msg>) 
             _ = tokio::time::sleep_until(deadline), if grace.is_some() => break,
         }
     }
+    drop(cancel);
     outputs.abort_all();
     input.abort();
     match result {

@@ -54,13 +54,23 @@ pub fn load_or_create_host_key(state_dir: &Path) -> Result<PrivateKey, Error> {
         let what = format!("{what} {}", p.display());
         move |e| Error::Io(what, e)
     };
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return PrivateKey::from_openssh(&text).map_err(|e| {
-            Error::Io(
+    match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // Never replace a key that is there but unreadable.
+        Err(e) => {
+            return Err(Error::Io(
                 format!("read the SSH host key {}", path.display()),
-                std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-            )
-        });
+                e,
+            ))
+        }
+        Ok(text) => {
+            return PrivateKey::from_openssh(&text).map_err(|e| {
+                Error::Io(
+                    format!("read the SSH host key {}", path.display()),
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+                )
+            })
+        }
     }
     let mut seed = [0u8; 32];
     std::fs::File::open("/dev/urandom")
@@ -94,8 +104,17 @@ pub fn load_or_create_host_key(state_dir: &Path) -> Result<PrivateKey, Error> {
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io("rename to", &path))?;
-    Ok(key)
+    // Linked, not renamed: a key another daemon made meanwhile stays, and
+    // that one is used.
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_or_create_host_key(state_dir)
+        }
+        Err(e) => Err(Error::Io(format!("create {}", path.display()), e)),
+    }
 }
 
 /// Serves SSH on `listener` until `stop` turns true.

@@ -55,7 +55,7 @@ impl Program {
 /// OpenSSH's default `AcceptEnv LANG LC_*`. Anything else (`LD_PRELOAD`,
 /// `PATH`, ...) is refused.
 pub fn accepted_env(name: &str, value: &str) -> bool {
-    let locale = name == "LANG" || (name.starts_with("LC_") && name.len() > 3);
+    let locale = name == "LANG" || (name.starts_with("LC_") && (4..=32).contains(&name.len()));
     locale
         && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
         && value.len() <= 256

@@ -94,11 +94,18 @@ pub fn exec(
     drop(null);
     if let Some(cancel) = stdio.cancel {
         if wait_or_cancel(&conn, cancel, deadline)? {
-            return Ok(ExecStatus {
-                exit_code: 128 + libc::SIGKILL,
-                signal: Some(libc::SIGKILL),
-                timed_out: false,
-            });
+            // The agent killed the tree and closes without a reply, unless
+            // the command ended on its own just before: then its status.
+            return Ok(
+                match proto::recv_reply(conn.as_fd(), Instant::now() + EXEC_GRACE) {
+                    Ok(Reply::Exited(st)) => st,
+                    _ => ExecStatus {
+                        exit_code: 128 + libc::SIGKILL,
+                        signal: Some(libc::SIGKILL),
+                        timed_out: false,
+                    },
+                },
+            );
         }
     }
     finish_exec(&conn, deadline)
@@ -106,7 +113,7 @@ pub fn exec(
 
 /// Waits until the agent answers (`false`) or `cancel` fires (`true`): then
 /// the connection is half-closed, which makes the agent kill the command's
-/// tree, and the agent's close is awaited.
+/// tree.
 fn wait_or_cancel(
     conn: &UnixStream,
     cancel: std::os::fd::BorrowedFd<'_>,
@@ -123,8 +130,6 @@ fn wait_or_cancel(
         }
         if cancelled {
             let _ = conn.shutdown(std::net::Shutdown::Write);
-            // The agent kills the tree, then closes without a reply.
-            let _ = proto::recv_reply(conn.as_fd(), Instant::now() + EXEC_GRACE);
             return Ok(true);
         }
         if ms == 0 {
