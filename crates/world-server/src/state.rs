@@ -28,6 +28,26 @@ pub struct AppState {
     pub log_requests: bool,
     /// Processes started through the E2B door, for `SendSignal`.
     pub e2b: crate::e2b::Procs,
+    /// Permits for calls that hold a blocking thread as long as a program
+    /// runs (SSH channels, E2B commands, file streams, interpreter runs):
+    /// fewer than the pool has threads, so short calls always find one.
+    pub long_calls: Arc<tokio::sync::Semaphore>,
+}
+
+/// Long-lived calls at once (the blocking pool has 256 threads).
+pub const LONG_CALLS: usize = 160;
+
+impl AppState {
+    /// A permit for a long-lived call, or why not.
+    pub fn long_call(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.long_calls.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "busy",
+                format!("{LONG_CALLS} long-running calls (shells, commands, file streams) are running: end some first"),
+            )
+        })
+    }
 }
 
 impl AppState {
@@ -52,6 +72,7 @@ impl AppState {
             body_limit: cfg.body_limit,
             log_requests: cfg.log_requests,
             e2b: crate::e2b::Procs::default(),
+            long_calls: Arc::new(tokio::sync::Semaphore::new(LONG_CALLS)),
         })
     }
 

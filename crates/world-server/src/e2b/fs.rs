@@ -24,6 +24,9 @@ use super::connect::{unary, Code, ConnectError};
 use super::Sandbox;
 use crate::state::AppState;
 
+/// Most entries one listing answers (each becomes a JSON object here).
+const MAX_ENTRIES: usize = 50_000;
+
 /// Exit codes of the scripts below.
 const GONE: i32 = 44;
 const NOT_DIR: i32 = 45;
@@ -107,6 +110,12 @@ pub fn entries(out: &[u8]) -> Result<Vec<Value>, ConnectError> {
         ));
     }
     let parts: Vec<&[u8]> = out.split(|b| *b == 0).collect();
+    if parts.len() / 8 > MAX_ENTRIES {
+        return Err(ConnectError::new(
+            Code::ResourceExhausted,
+            format!("more than {MAX_ENTRIES} entries; list a smaller depth"),
+        ));
+    }
     let mut v = Vec::new();
     for f in parts.chunks_exact(8) {
         let s = |i: usize| String::from_utf8_lossy(f[i]).into_owned();
@@ -305,7 +314,11 @@ pub async fn read(
     let (mut out, w) = super::stream_pair().map_err(io)?;
     let req = ExecRequest::new(&["cat", "--", &p]);
     let (st2, id) = (st.clone(), sb.id.clone());
+    let permit = st
+        .long_call()
+        .map_err(|e| ConnectError::new(Code::ResourceExhausted, e.message))?;
     let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let stdio = ExecStdio {
             stdin: None,
             stdout: Some(w.as_fd()),
@@ -374,7 +387,11 @@ where
     );
     let req = ExecRequest::new(&["/bin/sh", "-c", &script, "sh", path, &tmp]);
     let (st2, id) = (st.clone(), sb.id.clone());
+    let permit = st
+        .long_call()
+        .map_err(|e| ConnectError::new(Code::ResourceExhausted, e.message))?;
     let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let stdio = ExecStdio {
             stdin: Some(r.as_fd()),
             stdout: None,

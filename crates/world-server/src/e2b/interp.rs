@@ -34,6 +34,9 @@ use crate::state::AppState;
 /// The session behind E2B's default context.
 pub const DEFAULT_CONTEXT: &str = "default";
 
+/// Most contexts per sandbox.
+const MAX_CONTEXTS: usize = 64;
+
 /// Most bytes of rich formats passed on per result.
 const FORMATS_MAX: usize = 8 << 20;
 
@@ -202,7 +205,9 @@ pub async fn execute(
     let (mut out_r, out_w) = pair()?;
     let (mut err_r, err_w) = pair()?;
     let (st2, id, code) = (st.clone(), sb.id.clone(), r.code);
+    let permit = st.long_call()?;
     let mut job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let e = &st2.engine;
         let (set, restore) = env_code(&env);
         if !env.is_empty() {
@@ -338,20 +343,32 @@ pub async fn create_context(
     if !cwd.starts_with('/') || cwd.contains('\0') || cwd.len() > 4096 {
         return Err(bad("cwd must be an absolute path"));
     }
-    if st.meta.world(sb.id.as_str()).contexts.len() >= 64 {
-        return Err(bad("at most 64 contexts per sandbox"));
-    }
     let name = world_substrate::lineage::random_id("ctx");
     let (n2, c2, sb2) = (name.clone(), cwd.clone(), sb.clone());
     st.run(move |st| {
-        start_in(st, &sb2, &n2, &c2)?;
-        st.meta.update(|m| {
-            m.worlds
-                .entry(sb2.id.to_string())
-                .or_default()
-                .contexts
-                .insert(n2.clone(), c2.clone())
+        // Counted and claimed in one step, so concurrent creates cannot
+        // pass the cap together.
+        let claimed = st.meta.update(|m| {
+            let w = m.worlds.entry(sb2.id.to_string()).or_default();
+            if w.contexts.len() >= MAX_CONTEXTS {
+                return false;
+            }
+            w.contexts.insert(n2.clone(), c2.clone());
+            true
         });
+        if !claimed {
+            return Err(crate::ApiError::bad_request(format!(
+                "at most {MAX_CONTEXTS} contexts per sandbox"
+            )));
+        }
+        if let Err(e) = start_in(st, &sb2, &n2, &c2) {
+            st.meta.update(|m| {
+                if let Some(w) = m.worlds.get_mut(sb2.id.as_str()) {
+                    w.contexts.remove(&n2);
+                }
+            });
+            return Err(e);
+        }
         Ok(())
     })
     .await?;

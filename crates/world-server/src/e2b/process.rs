@@ -187,6 +187,9 @@ pub async fn start(
     let pair = || super::stream_pair().map_err(io);
     let (mut out_r, out_w) = pair()?;
     let (mut err_r, err_w) = pair()?;
+    let permit = st
+        .long_call()
+        .map_err(|e| ConnectError::new(Code::ResourceExhausted, e.message))?;
     let (cancel_r, cancel_w) = std::io::pipe().map_err(io)?;
     let (stdin_host, stdin_world) = if with_stdin {
         let (a, b) = pair()?;
@@ -204,6 +207,7 @@ pub async fn start(
     );
     let (st2, id2) = (st.clone(), sb.id.clone());
     let mut job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let stdio = ExecStdio {
             stdin: stdin_world.as_ref().map(|f| f.as_fd()),
             stdout: Some(out_w.as_fd()),

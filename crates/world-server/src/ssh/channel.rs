@@ -33,8 +33,8 @@ use crate::state::AppState;
 pub const STDIN_QUEUE: usize = 16;
 
 /// Input bytes held for a program that does not read them yet; past this
-/// the channel is not read (the client's window then closes).
-pub const INPUT_CAP: usize = 4 << 20;
+/// the program is ended (it is not reading what its client sends).
+pub const INPUT_CAP: usize = 64 << 20;
 
 /// How long output of background processes that still hold the program's
 /// streams is forwarded after it exits.
@@ -152,6 +152,7 @@ async fn start(
     let (cancel_r, cancel_w) =
         std::io::pipe().map_err(|e| format!("cannot set up the streams: {e}"))?;
     let cancel_w = OwnedFd::from(cancel_w);
+    let permit = st.long_call().map_err(|e| e.message)?;
     let io = |e: std::io::Error| format!("cannot set up the streams: {e}");
     let st2 = st.clone();
     match tty {
@@ -161,6 +162,7 @@ async fn start(
             let (host_ctl, world_ctl) = std::os::unix::net::UnixStream::pair().map_err(io)?;
             let world_ctl = OwnedFd::from(world_ctl);
             let mut job = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let stdio = ExecStdio {
                     stdin: Some(world_ctl.as_fd()),
                     stdout: Some(world_ctl.as_fd()),
@@ -211,6 +213,7 @@ async fn start(
             let (stdout, out_w) = pair()?;
             let (stderr, err_w) = pair()?;
             let job = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let stdio = ExecStdio {
                     stdin: Some(in_w.as_fd()),
                     stdout: Some(out_w.as_fd()),
@@ -267,9 +270,12 @@ async fn pump(s: Started, rd: &mut ChannelReadHalf, wr: &ChannelWriteHalf<Msg>) 
     let mut grace: Option<tokio::time::Instant> = None;
     let mut client_open = true;
     // Input the program has not taken yet. Reading the channel never waits
-    // on the program (that would hold russh's whole connection, window
-    // adjustments included, and deadlock a program that writes before it
-    // reads); past INPUT_CAP the channel is simply not read until it drains.
+    // on the program: russh tops up the client's window as data arrives,
+    // so its only brake is to stop reading the connection, which also
+    // stops the client's window adjustments for our output, and a program
+    // that writes while its input still comes (`cat`) would deadlock. Past
+    // INPUT_CAP of unread input the program is ended instead.
+    let mut overflow = false;
     let mut queue: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
     let mut queued = 0usize;
     let mut eof = false;
@@ -284,9 +290,17 @@ async fn pump(s: Started, rd: &mut ChannelReadHalf, wr: &ChannelWriteHalf<Msg>) 
             grace.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
         let tx = in_tx.clone();
         tokio::select! {
-            m = rd.wait(), if client_open && queued < INPUT_CAP => match m {
+            m = rd.wait(), if client_open => match m {
                 Some(ChannelMsg::Data { data }) => {
-                    if in_tx.is_some() {
+                    if in_tx.is_some() && queued + data.len() > INPUT_CAP {
+                        // The program does not read what it is sent: it is
+                        // ended rather than held for without bound.
+                        overflow = true;
+                        cancel = None;
+                        in_tx = None;
+                        queue.clear();
+                        queued = 0;
+                    } else if in_tx.is_some() {
                         queued += data.len();
                         queue.push_back(data);
                     }
@@ -332,6 +346,19 @@ async fn pump(s: Started, rd: &mut ChannelReadHalf, wr: &ChannelWriteHalf<Msg>) 
         }
     }
     drop(cancel);
+    if overflow {
+        let mut e = wr.make_writer_ext(Some(1));
+        let _ = e
+            .write_all(
+                format!(
+                    "world: the program left {} MiB of its input unread; it was ended\n",
+                    INPUT_CAP >> 20
+                )
+                .as_bytes(),
+            )
+            .await;
+        let _ = e.flush().await;
+    }
     outputs.abort_all();
     input.abort();
     match result {
