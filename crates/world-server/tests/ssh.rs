@@ -40,6 +40,15 @@ fn have_openssh() -> bool {
     found
 }
 
+/// A daemon with its SSH door, or `None` (with a message) without the
+/// OpenSSH clients or without root.
+fn start() -> Option<Daemon> {
+    if !have_openssh() {
+        return None;
+    }
+    Daemon::start()
+}
+
 struct Door<'a> {
     d: &'a Daemon,
     port: String,
@@ -101,10 +110,7 @@ fn world(d: &Daemon, body: serde_json::Value) -> String {
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn openssh_clients_work_against_a_world() {
-    if !have_openssh() {
-        return;
-    }
-    let Some(d) = Daemon::start() else { return };
+    let Some(d) = start() else { return };
     let door = Door::new(&d);
     let w = world(&d, json!({}));
     let u = door.user(&w);
@@ -213,10 +219,7 @@ fn openssh_clients_work_against_a_world() {
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn bad_logins_and_requests_are_refused() {
-    if !have_openssh() {
-        return;
-    }
-    let Some(d) = Daemon::start() else { return };
+    let Some(d) = start() else { return };
     let door = Door::new(&d);
     let w = world(&d, json!({}));
     // A wrong token, in the name or as the password.
@@ -270,10 +273,7 @@ fn bad_logins_and_requests_are_refused() {
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn attack_a_program_over_ssh_stays_in_its_world() {
-    if !have_openssh() {
-        return;
-    }
-    let Some(d) = Daemon::start() else { return };
+    let Some(d) = start() else { return };
     let door = Door::new(&d);
     let w = world(&d, json!({"memory_mib": 64}));
     let u = door.user(&w);
@@ -414,10 +414,7 @@ c.close()
 #[test]
 #[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
 fn bulk_both_ways_and_a_gone_client_ends_its_program() {
-    if !have_openssh() {
-        return;
-    }
-    let Some(d) = Daemon::start() else { return };
+    let Some(d) = start() else { return };
     let door = Door::new(&d);
     let w = world(&d, json!({}));
     let u = door.user(&w);
