@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::json;
+use world_engine::actions;
 use world_engine::world::world_id;
 use world_engine::{Engine, Error};
-use world_substrate::snapshot::{BranchOptions, Branched, SnapshotInfo};
+use world_substrate::snapshot::{Branched, SnapshotInfo};
 use world_substrate::ExecRequest;
 
 use crate::args::{BranchArgs, RunCodeArgs, ServiceCmd, SnapshotsCmd};
@@ -31,17 +32,10 @@ struct CodeRun {
     duration_ms: f64,
 }
 
-/// A timeout flag: a positive number of seconds, at most a week.
+/// A timeout flag, checked as every door checks one
+/// ([`actions::seconds`]).
 pub(crate) fn secs(t: Option<f64>, what: &str) -> Result<Option<Duration>> {
-    let max = world_substrate::config::MAX_EXEC_TIMEOUT.as_secs_f64();
-    match t {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 && t <= max => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(Error::Invalid(format!(
-            "{what} {t} must be a positive number of seconds, at most a week ({max})"
-        ))
-        .into()),
-    }
+    Ok(actions::seconds(t, what)?)
 }
 
 /// `world run-code`: returns the exit code (0 ok, 1 exception, 124 timeout).
@@ -77,9 +71,13 @@ pub fn run_code(via: &Via, out: &Out, a: RunCodeArgs) -> Result<i32> {
             }
         }
         Via::Daemon(d) => {
-            let body = json!({"code": code, "session": a.session, "timeout": a.timeout});
+            let body = actions::RunCodeRequest {
+                code,
+                session: Some(a.session),
+                timeout: a.timeout,
+            };
             let path = format!("/v1/worlds/{}/run-code", enc(id.as_str()));
-            let r: CodeRun = d.call_as("POST", &path, Some(&body))?;
+            let r: CodeRun = d.post(&path, &body)?;
             if !out.json {
                 // The daemon answers when the code is done: print its output now.
                 out!("{}", r.stdout);
@@ -120,10 +118,12 @@ pub fn snapshot(via: &Via, out: &Out, id: &str, name: Option<&str>) -> Result<()
     let id = world_id(id)?;
     let info: SnapshotInfo = match via {
         Via::Local(engine) => engine.snapshot(&id, name)?,
-        Via::Daemon(d) => d.call_as(
-            "POST",
+        Via::Daemon(d) => d.post(
             &format!("/v1/worlds/{}/snapshot", enc(id.as_str())),
-            Some(&json!({ "name": name })),
+            &actions::SnapshotRequest {
+                name: name.map(str::to_string),
+                ..actions::SnapshotRequest::default()
+            },
         )?,
     };
     for w in &info.warnings {
@@ -189,21 +189,17 @@ pub fn snapshots(via: &Via, out: &Out, cmd: Option<SnapshotsCmd>) -> Result<()> 
 
 /// `world branch`.
 pub fn branch(via: &Via, out: &Out, a: BranchArgs) -> Result<()> {
-    let opts = BranchOptions {
-        apply_seeds: !a.no_seed,
-        start_services: !a.no_services,
-        keep_snapshot: a.keep_snapshot,
-        ..BranchOptions::default()
+    let body = actions::BranchRequest {
+        count: a.count,
+        apply_seeds: Some(!a.no_seed),
+        start_services: Some(!a.no_services),
+        keep_snapshot: Some(a.keep_snapshot),
+        metadata: None,
     };
+    let opts = body.options()?;
     let b: Branched = match via {
         Via::Local(engine) => engine.branch(&a.source, a.count, &opts)?,
         Via::Daemon(d) => {
-            let body = json!({
-                "count": a.count,
-                "apply_seeds": opts.apply_seeds,
-                "start_services": opts.start_services,
-                "keep_snapshot": opts.keep_snapshot,
-            });
             // The engine looks for a snapshot first, then a world: so does
             // the world route; a source that cannot be a world id can
             // only be a snapshot.
@@ -211,7 +207,7 @@ pub fn branch(via: &Via, out: &Out, a: BranchArgs) -> Result<()> {
                 Ok(w) => format!("/v1/worlds/{}/branch", enc(w.as_str())),
                 Err(_) => format!("/v1/snapshots/{}/branch", enc(&a.source)),
             };
-            d.call_as("POST", &path, Some(&body))?
+            d.post(&path, &body)?
         }
     };
     for w in &b.warnings {

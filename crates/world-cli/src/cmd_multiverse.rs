@@ -6,17 +6,16 @@
 
 use anyhow::Result;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use world_core::ids::VerseId;
 use world_core::wev::GameSense;
 use world_core::wev::WevReport;
-use world_engine::actions::{GameRequest, OracleKind, PullUpRequest};
-use world_engine::verse::default_children;
+use world_engine::actions::{self, GameRequest, OracleKind, PullUpRequest};
 use world_engine::world::world_id;
 use world_engine::Error;
 
 use crate::args::{PullUpArgs, RunVersesArgs, Sense, WorldOracleKind};
-use crate::cmd_verse::{child_spec, partition_id, verse_id};
+use crate::cmd_verse::{child_request, partition_id};
 use crate::output::{opt, table, Out};
 use crate::output::{out, outln};
 use crate::remote::{enc, Via};
@@ -85,32 +84,26 @@ pub fn push_down(
     children: &[String],
     allow: bool,
 ) -> Result<()> {
-    let specs = if children.is_empty() {
-        default_children()
-    } else {
-        children
-            .iter()
-            .map(|c| child_spec(c))
-            .collect::<Result<Vec<_>>>()?
+    let req = actions::PushDownRequest {
+        children: if children.is_empty() {
+            None
+        } else {
+            Some(
+                children
+                    .iter()
+                    .map(|c| child_request(c))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        },
+        allow_nonconserving: Some(allow),
     };
+    let specs = req.children()?;
     let world = world_id(world)?;
     let raw = match via {
         Via::Local(engine) => serde_json::to_string(&engine.push_down(&world, specs, allow)?)?,
         Via::Daemon(d) => {
-            // The parts as given (child_spec checked them): NAME:PROB:TRIT.
-            let children: Vec<Value> = children
-                .iter()
-                .map(|c| {
-                    let p: Vec<&str> = c.rsplitn(3, ':').collect();
-                    json!({"name": p[2], "prob": p[1], "trit": p[0]})
-                })
-                .collect();
-            let body = json!({
-                "children": (!children.is_empty()).then_some(children),
-                "allow_nonconserving": allow,
-            });
             let path = format!("/v1/worlds/{}/push-down", enc(world.as_str()));
-            d.call("POST", &path, Some(&body))?
+            d.post_text(&path, &req)?
         }
     };
     let p: PushedDown = serde_json::from_str(&raw)?;
@@ -153,29 +146,32 @@ pub fn push_down(
 
 /// `world run-verses`: exits 0 when every verse's code succeeded, 1 otherwise.
 pub fn run_verses(via: &Via, out: &Out, a: RunVersesArgs) -> Result<i32> {
-    let partition = match &a.partition {
-        Some(p) => Some((
-            partition_id(p)?,
-            a.code
-                .clone()
-                .ok_or_else(|| Error::Invalid("--partition needs --code".into()))?,
-        )),
-        None => None,
-    };
-    let mut named = Vec::new();
+    if a.partition.is_some() != a.code.is_some() {
+        return Err(Error::Invalid("--partition and --code go together".into()).into());
+    }
+    let mut runs = Vec::new();
     for v in &a.verses {
         let (verse, code) = v
             .split_once('=')
             .ok_or_else(|| Error::Invalid(format!("--verse {v:?} must be VERSE=CODE")))?;
-        named.push((verse_id(verse)?, code.to_string()));
+        runs.push(actions::VerseCode {
+            verse: verse.to_string(),
+            code: code.to_string(),
+        });
     }
-    if partition.is_none() && named.is_empty() {
-        return Err(Error::Invalid(
-            "nothing to run: give --partition P --code CODE or --verse V=CODE".into(),
-        )
-        .into());
-    }
-    let timeout = crate::cmd_branch::secs(a.timeout, "--timeout")?;
+    let req = actions::RunVersesRequest {
+        partition: a.partition.clone(),
+        code: a.code.clone(),
+        runs: (!runs.is_empty()).then_some(runs),
+        session: Some(a.session.clone()),
+        timeout: a.timeout,
+    };
+    let actions::VerseRuns {
+        partition,
+        runs: named,
+        timeout,
+        ..
+    } = req.checked()?;
     let raw = match via {
         Via::Local(engine) => {
             // The partition's children first, then the named verses.
@@ -194,20 +190,7 @@ pub fn run_verses(via: &Via, out: &Out, a: RunVersesArgs) -> Result<i32> {
             runs.extend(named);
             serde_json::to_string(&engine.run_verses(&runs, &a.session, timeout)?)?
         }
-        Via::Daemon(d) => {
-            let runs: Vec<Value> = named
-                .iter()
-                .map(|(v, code)| json!({"verse": v.to_string(), "code": code}))
-                .collect();
-            let body = json!({
-                "partition": partition.as_ref().map(|(p, _)| p.to_string()),
-                "code": partition.as_ref().map(|(_, c)| c),
-                "runs": runs,
-                "session": a.session,
-                "timeout": a.timeout,
-            });
-            d.call("POST", "/v1/verses/run", Some(&body))?
-        }
+        Via::Daemon(d) => d.post_text("/v1/verses/run", &req)?,
     };
     let results: Vec<VerseResult> = serde_json::from_str(&raw)?;
     let failed = results
@@ -275,7 +258,7 @@ pub fn pull_up(via: &Via, out: &Out, a: PullUpArgs) -> Result<()> {
         Via::Local(engine) => serde_json::to_string(&engine.pull_up(partition, &oracle, game)?)?,
         Via::Daemon(d) => {
             let path = format!("/v1/partitions/{}/pull-up", enc(&partition.to_string()));
-            d.call("POST", &path, Some(&serde_json::to_value(&req)?))?
+            d.post_text(&path, &req)?
         }
     };
     let r: PulledUp = serde_json::from_str(&raw)?;

@@ -4,10 +4,9 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use world_core::ids::{PartitionId, VerseId};
 use world_core::ledger::Op;
-use world_core::prob::Prob;
-use world_core::trit::Trit;
 use world_core::verse::{ChildSpec, PartitionStatus, VerseStatus};
 use world_core::wev::GameSense;
+use world_engine::actions;
 use world_engine::verse::{default_children, owner, token, GameInput, OracleChoice};
 use world_engine::{Engine, Error};
 
@@ -39,22 +38,22 @@ pub fn partition_id(s: &str) -> Result<PartitionId> {
 
 /// Parses `NAME:PROB:TRIT`.
 pub fn child_spec(s: &str) -> Result<ChildSpec> {
+    Ok(child_request(s)?.spec()?)
+}
+
+/// Parses `NAME:PROB:TRIT` into the request every door sends (checked by
+/// [`actions::ChildRequest::spec`]).
+pub fn child_request(s: &str) -> Result<actions::ChildRequest> {
     let parts: Vec<&str> = s.rsplitn(3, ':').collect();
     if parts.len() != 3 {
         return Err(invalid(format!(
             "child {s:?} must be NAME:PROB:TRIT, e.g. nash:0.45:-1"
         )));
     }
-    let (name, prob, trit) = (parts[2], parts[1], parts[0]);
-    let prob = Prob::parse(prob)
-        .map_err(|e| invalid(format!("child {s:?}: probability {prob:?}: {e}")))?;
-    let trit: Trit = trit
-        .parse()
-        .map_err(|_| invalid(format!("child {s:?}: trit {trit:?} must be -1, 0 or +1")))?;
-    Ok(ChildSpec {
-        name: name.to_string(),
-        prob,
-        trit,
+    Ok(actions::ChildRequest {
+        name: parts[2].to_string(),
+        prob: actions::NumOrStr::Str(parts[1].to_string()),
+        trit: actions::NumOrStr::Str(parts[0].to_string()),
     })
 }
 

@@ -9,9 +9,10 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde_json::{json, Value};
+use world_engine::actions;
 use world_engine::world::world_id;
 use world_engine::{Engine, Error};
-use world_substrate::{CreateOptions, Created, ExecRequest, ExecStdio, Limits, WorldId, WorldInfo};
+use world_substrate::{Created, ExecRequest, ExecStdio, WorldId, WorldInfo};
 
 use crate::args::{CreateArgs, ExecArgs, ImageCmd};
 use crate::output::{opt, table, Out};
@@ -20,28 +21,23 @@ use crate::remote::{enc, Daemon, Via};
 
 /// `world create`.
 pub fn create(via: &Via, out: &Out, a: CreateArgs) -> Result<()> {
-    let opts = CreateOptions {
-        id: a.id.as_deref().map(world_id).transpose()?,
-        image: Some(a.image.clone()),
-        limits: Limits {
-            vcpu_count: a.vcpus,
-            mem_size_mib: a.memory,
-            pids_max: a.pids,
-            disk_mib: (a.disk > 0).then_some(a.disk),
-        },
+    // The daemon's route reads the same request and checks it the same way.
+    let req = actions::CreateRequest {
+        id: a.id,
+        image: Some(a.image),
+        vcpus: Some(a.vcpus),
+        memory_mib: Some(a.memory),
+        pids_max: Some(a.pids),
+        disk_mib: Some(a.disk),
+        ..actions::CreateRequest::default()
+    };
+    let actions::CreateFrom::Image(opts) = req.checked()?.0 else {
+        unreachable!("a create without snapshot_id is from an image")
     };
     let c = match via {
         Via::Local(engine) => engine.world_create(&opts)?,
         Via::Daemon(d) => {
-            let body = json!({
-                "id": a.id,
-                "image": a.image,
-                "vcpus": a.vcpus,
-                "memory_mib": a.memory,
-                "pids_max": a.pids,
-                "disk_mib": a.disk,
-            });
-            let w: WorldInfo = d.call_as("POST", "/v1/worlds", Some(&body))?;
+            let w: WorldInfo = d.post("/v1/worlds", &req)?;
             Created {
                 id: w.id,
                 create_ms: w.create_ms,
@@ -173,17 +169,13 @@ const DAEMON_STDIN_MAX: usize = 3 << 20;
 /// the command ends. Stdin that the daemon cannot take (not UTF-8, over
 /// 3 MiB) runs the command in-process instead, fed from a pipe.
 fn exec_remote(engine: &Engine, d: &Daemon, id: &WorldId, req: &ExecRequest) -> Result<i32> {
-    let env: serde_json::Map<String, Value> = req
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let mut body = json!({
-        "argv": req.argv,
-        "env": env,
-        "cwd": req.cwd,
-        "timeout": req.timeout.map(|t| t.as_secs_f64()),
-    });
+    let mut body = actions::ExecRequest {
+        argv: Some(req.argv.clone()),
+        env: Some(req.env.iter().cloned().collect()),
+        cwd: req.cwd.clone(),
+        timeout: req.timeout.map(|t| t.as_secs_f64()),
+        ..actions::ExecRequest::default()
+    };
     let mut input = Vec::new();
     if !std::io::stdin().is_terminal() {
         std::io::stdin().read_to_end(&mut input)?;
@@ -222,14 +214,14 @@ fn exec_remote(engine: &Engine, d: &Daemon, id: &WorldId, req: &ExecRequest) -> 
     }
     match String::from_utf8(input) {
         Ok(text) if text.len() <= DAEMON_STDIN_MAX => {
-            body["stdin"] = Value::String(text);
-            let r: Value = serde_json::from_str(&d.call("POST", &path, Some(&body))?)?;
-            out!("{}", r["stdout"].as_str().unwrap_or(""));
-            eprint!("{}", r["stderr"].as_str().unwrap_or(""));
-            if r["timed_out"].as_bool() == Some(true) {
+            body.stdin = Some(text);
+            let r: actions::ExecResponse = d.post(&path, &body)?;
+            out!("{}", r.stdout);
+            eprint!("{}", r.stderr);
+            if r.timed_out {
                 timed_out(req);
             }
-            Ok(r["exit_code"].as_i64().unwrap_or(1) as i32)
+            Ok(r.exit_code)
         }
         other => {
             let input = other.map_or_else(|e| e.into_bytes(), String::into_bytes);

@@ -269,13 +269,13 @@ impl Daemon {
         &self,
         method: &str,
         path: &str,
-        body: Option<&Value>,
+        body: Option<String>,
         timeout: Option<Duration>,
     ) -> Result<Response> {
         let mut s = UnixStream::connect(&self.socket).map_err(self.io("connect"))?;
         s.set_read_timeout(timeout)
             .map_err(self.io("set a timeout"))?;
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let body = body.unwrap_or_default();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\nAccept: application/json, text/event-stream\r\n",
             self.token
@@ -334,7 +334,44 @@ impl Daemon {
     /// A request whose 2xx answer is returned as JSON text (as the daemon
     /// wrote it, so its field order is kept); error answers are [`Error::Api`].
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<String> {
-        self.request(method, path, body, None)?.text(&self.socket)
+        self.request(method, path, body.map(Value::to_string), None)?
+            .text(&self.socket)
+    }
+
+    /// POSTs a typed request (one of [`world_engine::actions`], the type
+    /// the daemon's route reads) and parses the answer into `T`.
+    pub fn post<R: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &R,
+    ) -> Result<T> {
+        let text = self.post_text(path, body)?;
+        self.parse("POST", path, &text)
+    }
+
+    /// POSTs a typed request; the answer as the daemon wrote it.
+    pub fn post_text<R: serde::Serialize>(&self, path: &str, body: &R) -> Result<String> {
+        self.request("POST", path, Some(self.encode(body)?), None)?
+            .text(&self.socket)
+    }
+
+    fn encode<R: serde::Serialize>(&self, body: &R) -> Result<String> {
+        serde_json::to_string(body).map_err(|e| Error::Protocol {
+            socket: self.socket.clone(),
+            what: format!("cannot encode the request: {e}"),
+        })
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        text: &str,
+    ) -> Result<T> {
+        serde_json::from_str(text).map_err(|e| Error::Protocol {
+            socket: self.socket.clone(),
+            what: format!("unexpected answer to {method} {path}: {e}"),
+        })
     }
 
     /// [`Daemon::call`], parsed into `T`.
@@ -345,21 +382,18 @@ impl Daemon {
         body: Option<&Value>,
     ) -> Result<T> {
         let text = self.call(method, path, body)?;
-        serde_json::from_str(&text).map_err(|e| Error::Protocol {
-            socket: self.socket.clone(),
-            what: format!("unexpected answer to {method} {path}: {e}"),
-        })
+        self.parse(method, path, &text)
     }
 
     /// POSTs to a server-sent-events endpoint and calls `on_event` with
     /// each `data:` payload as it arrives, until `[DONE]` or the end.
-    pub fn stream(
+    pub fn stream<R: serde::Serialize>(
         &self,
         path: &str,
-        body: &Value,
+        body: &R,
         mut on_event: impl FnMut(&str) -> std::io::Result<()>,
     ) -> Result<()> {
-        let resp = self.request("POST", path, Some(body), None)?;
+        let resp = self.request("POST", path, Some(self.encode(body)?), None)?;
         if !(200..300).contains(&resp.status) {
             let (status, body) = resp.read_all(&self.socket)?;
             return Err(api_error(status, &body));

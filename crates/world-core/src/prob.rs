@@ -167,6 +167,26 @@ impl TryFrom<u64> for Prob {
     }
 }
 
+impl schemars::JsonSchema for Prob {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Prob".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A probability: integer billionths (written so), or a decimal string such as \"0.45\" (read).",
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
+                {"type": "string"}
+            ]
+        })
+    }
+}
+
 impl Serialize for Prob {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(self.0)

@@ -46,6 +46,20 @@ impl Trit {
     }
 }
 
+impl schemars::JsonSchema for Trit {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Trit".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"description": "A trit: -1, 0 or +1.", "type": "integer", "enum": [-1, 0, 1]})
+    }
+}
+
 impl From<Trit> for i8 {
     fn from(t: Trit) -> i8 {
         t.value()

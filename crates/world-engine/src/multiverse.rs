@@ -46,7 +46,7 @@ use crate::verse::GameInput;
 use crate::{Engine, Error, Result};
 
 /// One verse of a push_down.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VerseWorld {
     /// The verse.
     pub verse: VerseId,
@@ -63,7 +63,7 @@ pub struct VerseWorld {
 }
 
 /// What a push_down did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PushedDown {
     /// The parent world.
     pub world: WorldId,
@@ -88,7 +88,7 @@ pub struct PushedDown {
 }
 
 /// The result of running code in one verse.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VerseResult {
     /// The verse.
     pub verse: VerseId,
@@ -141,7 +141,7 @@ impl WorldOracle {
 }
 
 /// What a pull_up did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PulledUp {
     /// The resolution record's id.
     pub resolution_id: String,

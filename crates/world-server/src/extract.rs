@@ -1,7 +1,12 @@
 //! Extractors that turn malformed requests into [`ApiError`]s (JSON
 //! bodies, query strings) instead of axum's plain-text rejections.
+//!
+//! Every request body of the API is a JSON object: a body whose top level
+//! is anything else is refused before it reaches serde, which would
+//! otherwise read a struct from a JSON array (`[]` as every field left
+//! out, so `POST /v1/worlds` with `[]` made a world).
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -20,10 +25,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(r) => Err(json_rejection(r)),
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|ct| is_json_type(ct.as_bytes()));
+        if !json {
+            return Err(unsupported_media_type());
         }
+        let bytes = body_bytes(req, state).await?;
+        object(&bytes).map(Body)
     }
 }
 
@@ -43,9 +53,7 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptBody(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(OptBody)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        object(&bytes).map(OptBody)
     }
 }
 
@@ -72,10 +80,23 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request("missing JSON body"));
         }
-        serde_json::from_slice(&bytes)
-            .map(LaxBody)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        object(&bytes).map(LaxBody)
     }
+}
+
+/// A JSON object read as `T`, or a 400 saying what is wrong.
+fn object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::bad_request("missing JSON body")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ))
+        }
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// Whether a `Content-Type` value names JSON (`application/json` or a
@@ -119,18 +140,6 @@ fn unsupported_media_type() -> ApiError {
     )
 }
 
-fn json_rejection(r: JsonRejection) -> ApiError {
-    let status = r.status();
-    let text = r.body_text();
-    match status {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(status, "payload_too_large", "request body is too large")
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => unsupported_media_type(),
-        _ => ApiError::bad_request(text),
-    }
-}
-
 /// A query string of type `T`; failures are 400 with a clear message.
 pub struct Q<T>(pub T);
 
@@ -151,8 +160,25 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::is_json_type;
+    use super::{is_json_type, object};
     use proptest::prelude::*;
+
+    #[test]
+    fn only_objects_are_bodies() {
+        #[derive(serde::Deserialize, Debug)]
+        struct AllOptional {
+            #[serde(default)]
+            _a: Option<u32>,
+        }
+        assert!(object::<AllOptional>(b" {}").is_ok());
+        for bad in [&b"[]"[..], b"[null]", b"null", b"1", b"\"x\"", b"", b"  "] {
+            assert!(
+                object::<AllOptional>(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn json_types() {

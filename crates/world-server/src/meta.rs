@@ -9,24 +9,24 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+pub use world_engine::actions::TtlAction;
 
-/// User metadata: string keys and values (Morph's model).
-pub type Metadata = BTreeMap<String, String>;
+pub use world_engine::actions::Metadata;
 
 /// A TTL: when it expires and what then happens.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ttl {
     /// Seconds from when it was set.
     pub ttl_seconds: Option<u64>,
     /// Expiry, seconds since the epoch.
     pub ttl_expire_at: Option<u64>,
     /// `stop` (destroy) or `pause` (freeze); snapshots ignore it.
-    pub ttl_action: Option<String>,
+    pub ttl_action: Option<TtlAction>,
 }
 
 impl Ttl {
     /// A TTL of `secs` from now (`None`: no TTL).
-    pub fn from_now(secs: Option<u64>, action: Option<String>) -> Ttl {
+    pub fn from_now(secs: Option<u64>, action: Option<TtlAction>) -> Ttl {
         Ttl {
             ttl_seconds: secs,
             ttl_expire_at: secs.map(|s| now().saturating_add(s)),

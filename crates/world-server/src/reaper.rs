@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use world_substrate::WorldId;
 
-use crate::meta::{now, Ttl};
+use crate::meta::{now, Ttl, TtlAction};
 use crate::state::AppState;
 
 /// Runs until `stop` turns true.
@@ -36,7 +36,7 @@ fn sweep(st: &AppState) {
         let Some(wid) = WorldId::new(id) else {
             continue;
         };
-        if w.ttl.ttl_action.as_deref() == Some("pause") {
+        if w.ttl.ttl_action == Some(TtlAction::Pause) {
             if !w.paused && st.set_frozen(&wid, true).is_ok() {
                 st.meta.update(|f| {
                     let e = f.worlds.entry(id.clone()).or_default();

@@ -36,7 +36,7 @@ pub struct ResolutionMeta {
 }
 
 /// One journal row, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct JournalRow {
     /// Commit order, from 1.
     pub seq: u64,

@@ -34,7 +34,7 @@ pub struct NewEntity {
 }
 
 /// A row of `world_runtime_entities`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EntityRow {
     /// Entity id.
     pub entity_id: String,
@@ -61,7 +61,7 @@ pub struct EntityRow {
 }
 
 /// A row of `world_branches`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BranchRow {
     /// Branch id.
     pub branch_id: String,
@@ -80,7 +80,7 @@ pub struct BranchRow {
 }
 
 /// A row of `verse_resolutions` joined with its details.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ResolutionRow {
     /// Resolution id.
     pub resolution_id: String,
@@ -105,7 +105,7 @@ pub struct ResolutionRow {
 }
 
 /// Timing summary of one operation kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MetricSummary {
     /// Operation kind.
     pub operation: String,

@@ -12,7 +12,7 @@ use crate::ledger_io::ResolutionMeta;
 use crate::{records, Error, NewEntity, Result, Store};
 
 /// One run of code in a verse, as recorded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VerseRun {
     /// Run id.
     pub run_id: String,

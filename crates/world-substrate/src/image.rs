@@ -48,7 +48,7 @@ pub enum ImageError {
 }
 
 /// Kind of image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageKind {
     /// Host /usr bound read-only plus a synthesized /etc.
@@ -58,7 +58,7 @@ pub enum ImageKind {
 }
 
 /// Record of an image.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImageInfo {
     /// Name.
     pub name: String,

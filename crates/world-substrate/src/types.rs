@@ -57,6 +57,24 @@ impl WorldId {
     }
 }
 
+impl schemars::JsonSchema for WorldId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WorldId".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9-]{0,31}$",
+            "description": "A world's id (also its hostname)."
+        })
+    }
+}
+
 impl fmt::Display for WorldId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -64,7 +82,7 @@ impl fmt::Display for WorldId {
 }
 
 /// Resource limits of a world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Limits {
     /// CPU quota in whole CPUs (1..=host CPUs x 4).
     pub vcpu_count: u32,
@@ -138,7 +156,7 @@ pub struct Created {
 }
 
 /// Lifecycle state of a world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorldState {
     /// The supervisor is alive; exec works.
@@ -164,7 +182,7 @@ impl fmt::Display for WorldState {
 }
 
 /// What `inspect` and `list` report about a world.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorldInfo {
     /// Id (= hostname).
     pub id: WorldId,
@@ -221,7 +239,7 @@ impl ExecRequest {
 }
 
 /// How an exec ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExecStatus {
     /// Shell-style exit code: the exit status, or 128 + signal.
     pub exit_code: i32,

@@ -93,6 +93,27 @@ macro_rules! number_id {
             }
         }
 
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                // Written as "v12"; read from that, "12" or 12.
+                schemars::json_schema!({
+                    "description": concat!("A ", $kind, " id: \"", $prefix, "<n>\" (also read from \"<n>\" or a number)."),
+                    "anyOf": [
+                        {"type": "string", "pattern": concat!("^", $prefix, "?[0-9]+$")},
+                        {"type": "integer", "minimum": 0}
+                    ]
+                })
+            }
+        }
+
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 // "v12" / "p4": readable in the journal and in --json output.

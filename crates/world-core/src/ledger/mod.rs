@@ -37,12 +37,22 @@ pub struct Ledger {
 }
 
 /// The stored form of a ledger; also its serde form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LedgerParts {
     /// The verse tree.
     pub tree: VerseTree,
     /// Every non-zero balance, sorted by key.
     pub balances: Vec<(BalanceKey, u64)>,
+}
+
+impl schemars::JsonSchema for Ledger {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Ledger".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        LedgerParts::json_schema(g)
+    }
 }
 
 impl From<Ledger> for LedgerParts {

@@ -11,7 +11,9 @@ use crate::verse::ChildSpec;
 
 /// One balance cell: `bal[token][verse][owner]`. Orders by token, then
 /// verse, then owner.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct BalanceKey {
     /// The asset.
     pub token: Token,
@@ -40,7 +42,7 @@ impl fmt::Display for BalanceKey {
 
 /// One ledger operation. Serialized with an `"op"` tag in snake case, e.g.
 /// `{"op":"push_down","token":"usd","owner":"alice","parent":1,"amount":5}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// Add a root verse (a new, independent outcome space).
@@ -158,7 +160,7 @@ impl Op {
 /// What an operation did, besides balance writes. Serialized externally
 /// tagged in snake case (`"moved"`, `{"resolved":{...}}`): internal tagging
 /// cannot carry the `u128` totals through serde.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
     /// A root was created.
@@ -189,7 +191,7 @@ pub enum Effect {
 }
 
 /// The result of a successful operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Applied {
     /// What it did.
     pub effect: Effect,

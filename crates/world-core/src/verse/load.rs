@@ -13,12 +13,22 @@ use crate::trit::gf3_sum;
 
 /// The stored form of a tree: its verses and partitions. This is also the
 /// tree's serde form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TreeParts {
     /// Every verse.
     pub verses: Vec<Verse>,
     /// Every partition.
     pub partitions: Vec<Partition>,
+}
+
+impl schemars::JsonSchema for VerseTree {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "VerseTree".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        TreeParts::json_schema(g)
+    }
 }
 
 impl From<VerseTree> for TreeParts {

@@ -23,7 +23,7 @@ use crate::trit::Trit;
 pub use load::TreeParts;
 
 /// Whether a verse can still happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VerseStatus {
     /// Not ruled out by any resolution.
@@ -34,7 +34,7 @@ pub enum VerseStatus {
 }
 
 /// One verse: an event in the outcome space of its root.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Verse {
     /// Its id.
     pub id: VerseId,
@@ -71,7 +71,7 @@ impl Verse {
 }
 
 /// One child asked for in a partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChildSpec {
     /// Its name, non-empty and unique within the partition.
     pub name: String,
@@ -93,7 +93,7 @@ impl ChildSpec {
 }
 
 /// Whether a partition is still undecided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum PartitionStatus {
     /// Undecided: every child is possible.
@@ -106,7 +106,7 @@ pub enum PartitionStatus {
 }
 
 /// A split of one verse into >= 2 disjoint, exhaustive child verses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Partition {
     /// Its id.
     pub id: PartitionId,

@@ -12,7 +12,7 @@ use thiserror::Error;
 
 /// Whether a game's numbers are costs (lower is better) or welfare
 /// (higher is better).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GameSense {
     /// Total cost: PoA = C_nash / C_opt.
@@ -22,7 +22,7 @@ pub enum GameSense {
 }
 
 /// Price of anarchy and WEV of one game.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WevReport {
     /// Price of anarchy, >= 1.
     pub poa: f64,

@@ -38,12 +38,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::extract::{Body, OptBody};
-use crate::meta::{Metadata, Ttl};
+use crate::meta::{Metadata, Ttl, TtlAction};
 use crate::routes::views::WorldView;
-use crate::routes::worlds::{create_world, get_world, list_worlds, set_paused, CreateSpec};
-use crate::routes::{metadata_in, world_id, St};
+use crate::routes::worlds::{create_world, get_world, list_worlds, set_paused};
+use crate::routes::{world_id, St};
 use crate::state::AppState;
 use crate::ApiError;
+use world_engine::actions::CreateRequest;
 
 /// The envd version we answer: new enough that the SDK takes its most
 /// direct paths (no `user` parameter, octet-stream uploads).
@@ -73,9 +74,9 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// `POST /v2/sandboxes` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct NewSandbox {
+pub(crate) struct NewSandbox {
     #[serde(rename = "templateID")]
     template_id: String,
     timeout: Option<u64>,
@@ -152,9 +153,9 @@ async fn create(st: St, Body(r): Body<NewSandbox>) -> Result<(StatusCode, Json<V
         r.template_id
     };
     let action = if r.auto_pause == Some(true) {
-        "pause"
+        TtlAction::Pause
     } else {
-        "stop"
+        TtlAction::Stop
     };
     // A snapshot's id or name is a template too (E2B's `create_snapshot`
     // then `Sandbox.create(snapshot_id)`).
@@ -165,16 +166,17 @@ async fn create(st: St, Body(r): Body<NewSandbox>) -> Result<(StatusCode, Json<V
             .map(|s| s.id),
         None => None,
     };
-    let spec = CreateSpec {
+    let spec = CreateRequest {
         image: if snapshot.is_some() {
             None
         } else {
             image_of(&template)
         },
         snapshot_id: snapshot,
-        metadata: metadata_in(r.metadata)?,
-        ttl: Ttl::from_now(Some(secs), Some(action.into())),
-        ..CreateSpec::default()
+        metadata: r.metadata,
+        ttl_seconds: Some(secs),
+        ttl_action: Some(action),
+        ..CreateRequest::default()
     };
     let w = create_world(&st, spec).await?;
     let id = w.info.id.to_string();
@@ -327,9 +329,9 @@ async fn kill(st: St, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TimeoutReq {
+pub(crate) struct TimeoutReq {
     timeout: u64,
 }
 
@@ -343,7 +345,7 @@ async fn set_lifetime(
         st.engine.world_inspect(&id)?;
         st.meta.update(|m| {
             let e = m.worlds.entry(id.to_string()).or_default();
-            let action = e.ttl.ttl_action.clone().or(Some("stop".into()));
+            let action = e.ttl.ttl_action.or(Some(TtlAction::Stop));
             e.ttl = Ttl::from_now(Some(secs), action);
         });
         Ok(())
@@ -374,8 +376,8 @@ async fn pause(st: St, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct ConnectReq {
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
+pub(crate) struct ConnectReq {
     timeout: Option<u64>,
 }
 
@@ -437,9 +439,9 @@ mod tests {
 /// E2B's cap on forks per call.
 const MAX_FORKS: usize = 20;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ForkReq {
+pub(crate) struct ForkReq {
     timeout: Option<u64>,
     count: Option<usize>,
 }
@@ -470,11 +472,7 @@ async fn fork(
     .await?;
     let template = pmeta.template.clone().unwrap_or_else(|| "base".into());
     let kids = b.children.clone();
-    let action = pmeta
-        .ttl
-        .ttl_action
-        .clone()
-        .unwrap_or_else(|| "stop".into());
+    let action = pmeta.ttl.ttl_action.unwrap_or(TtlAction::Stop);
     st.run(move |st| {
         st.meta.update(|m| {
             for c in &kids {
@@ -484,7 +482,7 @@ async fn fork(
                 // The sessions are forked with their memory: so are the
                 // code-interpreter contexts that name them.
                 e.contexts = pmeta.contexts.clone();
-                e.ttl = Ttl::from_now(Some(secs), Some(action.clone()));
+                e.ttl = Ttl::from_now(Some(secs), Some(action));
             }
         });
         Ok(())
@@ -498,8 +496,8 @@ async fn fork(
     Ok((StatusCode::CREATED, Json(Value::Array(out))))
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct SnapshotReq {
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
+pub(crate) struct SnapshotReq {
     name: Option<String>,
     /// E2B's `mode`: memory is always kept here (sessions' memory).
     #[serde(default)]

@@ -1,7 +1,6 @@
 //! `/v1/worlds/{id}/exec` (captured) and `/v1/worlds/{id}/exec/stream`
 //! (server-sent events); the Morph instance routes reuse both.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -13,13 +12,12 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-use world_engine::ErrorKind;
-use world_substrate::{ExecRequest, ExecStdio, Substrate, WorldId};
+use world_engine::actions::{self, Command, ExecResponse};
+use world_substrate::{ExecRequest, ExecStdio, WorldId};
 
-use super::{no_nul, seconds, world_id, St};
+use super::{world_id, St};
 use crate::extract::Body;
 use crate::state::AppState;
 use crate::ApiError;
@@ -30,109 +28,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/worlds/{id}/exec/stream", post(exec_stream))
 }
 
-/// A command: a shell line (run with `sh -c`) or an argv.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Command {
-    /// `sh -c LINE`.
-    Shell(String),
-    /// Program and arguments (a single element is a shell line, as in Morph).
-    Argv(Vec<String>),
-}
-
-/// `POST /v1/worlds/{id}/exec` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecReq {
-    /// Program and arguments.
-    argv: Option<Vec<String>>,
-    /// Or a shell line.
-    command: Option<Command>,
-    /// Extra environment.
-    env: Option<BTreeMap<String, String>>,
-    /// Working directory in the world.
-    cwd: Option<String>,
-    /// Seconds before the whole tree is killed.
-    timeout: Option<f64>,
-    /// Standard input (captured exec only).
-    stdin: Option<String>,
-}
-
-/// Turns a command into an argv (`sh -c` for shell lines).
+/// Turns a command into an argv (`sh -c` for shell lines), checked.
 pub fn argv_of(c: Command) -> Result<Vec<String>, ApiError> {
-    let argv = match c {
-        Command::Shell(s) => vec!["sh".into(), "-c".into(), s],
-        Command::Argv(v) if v.len() == 1 => vec!["sh".into(), "-c".into(), v[0].clone()],
-        Command::Argv(v) => v,
-    };
-    check_argv(&argv)?;
-    Ok(argv)
-}
-
-fn check_argv(argv: &[String]) -> Result<(), ApiError> {
-    if argv.is_empty() || argv[0].is_empty() {
-        return Err(ApiError::bad_request("no command given"));
-    }
-    for a in argv {
-        no_nul(a, "command arguments")?;
-    }
-    Ok(())
-}
-
-impl ExecReq {
-    fn into_request(self) -> Result<(ExecRequest, Vec<u8>), ApiError> {
-        let argv = match (self.argv, self.command) {
-            (Some(a), None) => {
-                check_argv(&a)?;
-                a
-            }
-            (None, Some(c)) => argv_of(c)?,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "give exactly one of `argv` (a list) or `command` (a shell line)",
-                ))
-            }
-        };
-        let mut req = ExecRequest::new(&argv);
-        for (k, v) in self.env.unwrap_or_default() {
-            if k.is_empty() || k.contains('=') {
-                return Err(ApiError::bad_request(format!(
-                    "env name {k:?} must be non-empty and without '='"
-                )));
-            }
-            no_nul(&k, "env names")?;
-            no_nul(&v, "env values")?;
-            req.env.push((k, v));
-        }
-        if let Some(c) = &self.cwd {
-            no_nul(c, "cwd")?;
-            if !c.starts_with('/') {
-                return Err(ApiError::bad_request(
-                    "cwd must be an absolute path in the world",
-                ));
-            }
-        }
-        req.cwd = self.cwd;
-        req.timeout = seconds(self.timeout, "timeout")?;
-        Ok((req, self.stdin.unwrap_or_default().into_bytes()))
-    }
-}
-
-/// The outcome of a captured exec.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExecView {
-    /// Shell-style exit code (128+N for signal N, 124 timeout, 127 not found).
-    pub exit_code: i32,
-    /// The signal that killed it.
-    pub signal: Option<i32>,
-    /// Whether the timeout killed it.
-    pub timed_out: bool,
-    /// Captured stdout.
-    pub stdout: String,
-    /// Captured stderr.
-    pub stderr: String,
-    /// Wall time, ms.
-    pub duration_ms: f64,
+    Ok(c.argv()?)
 }
 
 /// Runs a command in a world and captures its output.
@@ -141,40 +39,13 @@ pub async fn exec_captured(
     id: WorldId,
     req: ExecRequest,
     stdin: Vec<u8>,
-) -> Result<ExecView, ApiError> {
+) -> Result<ExecResponse, ApiError> {
     st.run(move |st| {
         st.ensure_not_paused(&id)?;
         let t = Instant::now();
-        let r = st
-            .engine
-            .substrate()
-            .and_then(|s| s.exec_output(&id, &req, &stdin).map_err(Into::into));
+        let r = st.engine.world_exec_output(&id, &req, &stdin);
         let duration_ms = t.elapsed().as_secs_f64() * 1000.0;
-        match r {
-            Ok(o) => Ok(ExecView {
-                exit_code: o.status.shell_code(),
-                signal: o.status.signal,
-                timed_out: o.status.timed_out,
-                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-                duration_ms,
-            }),
-            Err(e) => match e.kind() {
-                ErrorKind::CommandNotFound | ErrorKind::NotExecutable => Ok(ExecView {
-                    exit_code: if e.kind() == ErrorKind::CommandNotFound {
-                        127
-                    } else {
-                        126
-                    },
-                    signal: None,
-                    timed_out: false,
-                    stdout: String::new(),
-                    stderr: format!("{e}\n"),
-                    duration_ms,
-                }),
-                _ => Err(e.into()),
-            },
-        }
+        Ok(ExecResponse::from_outcome(r, duration_ms)?)
     })
     .await
 }
@@ -182,17 +53,17 @@ pub async fn exec_captured(
 async fn exec(
     st: St,
     Path(id): Path<String>,
-    Body(r): Body<ExecReq>,
-) -> Result<Json<ExecView>, ApiError> {
+    Body(r): Body<actions::ExecRequest>,
+) -> Result<Json<ExecResponse>, ApiError> {
     let id = world_id(&id)?;
-    let (req, stdin) = r.into_request()?;
+    let (req, stdin) = r.to_substrate()?;
     Ok(Json(exec_captured(&st, id, req, stdin).await?))
 }
 
 async fn exec_stream(
     st: St,
     Path(id): Path<String>,
-    Body(r): Body<ExecReq>,
+    Body(r): Body<actions::ExecRequest>,
 ) -> Result<Response, ApiError> {
     let id = world_id(&id)?;
     if r.stdin.is_some() {
@@ -200,7 +71,7 @@ async fn exec_stream(
             "stdin is not supported by the streaming exec; use /exec",
         ));
     }
-    let (req, _) = r.into_request()?;
+    let (req, _) = r.to_substrate()?;
     exec_sse(&st, id, req).await
 }
 
@@ -303,11 +174,7 @@ pub async fn exec_sse(
             Some(Ok(Ok(s))) => s.shell_code(),
             Some(Ok(Err(e))) => {
                 let _ = tx.send(event("stderr", &format!("{e}\n"))).await;
-                match e.kind() {
-                    ErrorKind::CommandNotFound => 127,
-                    ErrorKind::NotExecutable => 126,
-                    _ => 125,
-                }
+                e.kind().exec_exit_code().unwrap_or(125)
             }
             _ => 125,
         };

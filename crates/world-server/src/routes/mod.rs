@@ -4,11 +4,11 @@
 pub(crate) mod exec;
 mod images;
 mod morph_images;
-mod morph_instances;
-mod morph_snapshots;
+pub(crate) mod morph_instances;
+pub(crate) mod morph_snapshots;
 mod records;
-mod sandboxes;
-mod services;
+pub(crate) mod sandboxes;
+pub(crate) mod services;
 pub(crate) mod snapshots;
 mod verses;
 pub(crate) mod views;
@@ -21,7 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{middleware, Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 use world_substrate::WorldId;
 
 use crate::meta::Metadata;
@@ -101,17 +101,17 @@ async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())
 }
 
-async fn health(st: St) -> Json<Value> {
+async fn health(st: St) -> Json<views::Health> {
     // The database it serves (absolute), so that `world` sends a command
     // here only when it means the same file.
     let db = st.engine.db_path();
     let db = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());
-    Json(json!({
-        "ok": true,
-        "version": env!("CARGO_PKG_VERSION"),
-        "url": st.public_url(),
-        "db": db,
-    }))
+    Json(views::Health {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").into(),
+        url: st.public_url(),
+        db,
+    })
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -138,38 +138,10 @@ pub fn world_id(s: &str) -> Result<WorldId, ApiError> {
     Ok(world_engine::world::world_id(s)?)
 }
 
-/// Most metadata entries, and longest key and value.
-const META_MAX: (usize, usize, usize) = (64, 256, 4096);
-
-/// Turns JSON metadata into strings (numbers and booleans as their JSON
-/// text; the original design sends `{"trit": -1}`), with size limits.
+/// Turns JSON metadata into strings, with size limits
+/// ([`world_engine::actions::metadata`]).
 pub fn metadata_in(v: Option<BTreeMap<String, Value>>) -> Result<Metadata, ApiError> {
-    let v = v.unwrap_or_default();
-    if v.len() > META_MAX.0 {
-        return Err(ApiError::bad_request(format!(
-            "metadata has {} entries; at most {} are allowed",
-            v.len(),
-            META_MAX.0
-        )));
-    }
-    let mut out = Metadata::new();
-    for (k, val) in v {
-        let s = match val {
-            Value::String(s) => s,
-            Value::Null => continue,
-            other => other.to_string(),
-        };
-        if k.is_empty() || k.len() > META_MAX.1 || s.len() > META_MAX.2 {
-            return Err(ApiError::bad_request(format!(
-                "metadata key {:?}: keys must be 1-{} bytes and values at most {} bytes",
-                k.chars().take(40).collect::<String>(),
-                META_MAX.1,
-                META_MAX.2
-            )));
-        }
-        out.insert(k, s);
-    }
-    Ok(out)
+    Ok(world_engine::actions::metadata(v)?)
 }
 
 /// Whether `m` has every `metadata[k]=v` filter of a query string.
@@ -185,25 +157,13 @@ pub fn matches_filter(m: &Metadata, query: &BTreeMap<String, String>) -> bool {
     })
 }
 
-/// A positive, finite number of seconds, or a 400.
+/// A positive, finite number of seconds, or a 400
+/// ([`world_engine::actions::seconds`]).
 pub fn seconds(t: Option<f64>, what: &str) -> Result<Option<std::time::Duration>, ApiError> {
-    match t {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 * 7.0 => {
-            Ok(Some(std::time::Duration::from_secs_f64(t)))
-        }
-        Some(t) => Err(ApiError::bad_request(format!(
-            "{what} {t} must be a positive number of seconds (at most a week)"
-        ))),
-    }
+    Ok(world_engine::actions::seconds(t, what)?)
 }
 
 /// Refuses strings with NUL bytes (they cannot reach a process).
 pub fn no_nul(s: &str, what: &str) -> Result<(), ApiError> {
-    if s.contains('\0') {
-        return Err(ApiError::bad_request(format!(
-            "{what} must not contain NUL bytes"
-        )));
-    }
-    Ok(())
+    Ok(world_engine::actions::no_nul(s, what)?)
 }

@@ -17,18 +17,19 @@ use serde_json::{json, Value};
 use world_substrate::snapshot::BranchOptions;
 use world_substrate::{ExecRequest, WorldId};
 
-use super::exec::{argv_of, exec_captured, exec_sse, Command};
+use super::exec::{argv_of, exec_captured, exec_sse};
 use super::services::{expose_service, hide_service, ExposeReq};
 use super::views::WorldView;
 use super::worlds::{
     branch_source, create_world, get_world, list_worlds, replace_metadata, set_paused,
-    snapshot_world, CreateSpec, TtlAction,
+    snapshot_world, TtlAction,
 };
 use super::{matches_filter, metadata_in, seconds, world_id, St};
 use crate::extract::{Body, OptBody, Q};
-use crate::meta::{Metadata, SnapMeta, Ttl};
+use crate::meta::{SnapMeta, Ttl};
 use crate::state::AppState;
 use crate::ApiError;
+use world_engine::actions::{Command, CreateRequest, MetadataIn};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -88,14 +89,16 @@ pub fn view(w: &WorldView) -> Value {
 pub async fn start_from(
     st: &Arc<AppState>,
     snapshot: String,
-    metadata: Metadata,
-    ttl: Ttl,
+    metadata: Option<MetadataIn>,
+    ttl_seconds: Option<u64>,
+    ttl_action: Option<TtlAction>,
 ) -> Result<Value, ApiError> {
-    let spec = CreateSpec {
+    let spec = CreateRequest {
         snapshot_id: Some(snapshot),
         metadata,
-        ttl,
-        ..CreateSpec::default()
+        ttl_seconds,
+        ttl_action,
+        ..CreateRequest::default()
     };
     Ok(view(&create_world(st, spec).await?))
 }
@@ -134,7 +137,7 @@ pub struct StartQ {
 }
 
 /// `POST /api/instance` body.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 pub struct StartReq {
     metadata: Option<BTreeMap<String, Value>>,
     ttl_seconds: Option<u64>,
@@ -146,9 +149,8 @@ async fn start(
     Q(q): Q<StartQ>,
     OptBody(r): OptBody<StartReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let ttl = Ttl::from_now(r.ttl_seconds, r.ttl_action.map(TtlAction::name));
     Ok(Json(
-        start_from(&st, q.snapshot_id, metadata_in(r.metadata)?, ttl).await?,
+        start_from(&st, q.snapshot_id, r.metadata, r.ttl_seconds, r.ttl_action).await?,
     ))
 }
 
@@ -187,7 +189,7 @@ async fn set_metadata(
 }
 
 /// `POST /api/instance/{id}/ttl` body.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 pub struct TtlReq {
     ttl_seconds: Option<u64>,
     ttl_action: Option<TtlAction>,
@@ -201,10 +203,7 @@ async fn set_ttl(
     let id = world_id(&id)?;
     let w = get_world(&st, id.clone()).await?;
     // Without a new action the current one stays (Morph's rule).
-    let action = r
-        .ttl_action
-        .map(TtlAction::name)
-        .or(w.ttl.ttl_action.clone());
+    let action = r.ttl_action.or(w.ttl.ttl_action);
     let ttl = Ttl::from_now(r.ttl_seconds, action);
     st.meta
         .update(|f| f.worlds.entry(id.to_string()).or_default().ttl = ttl);
@@ -212,7 +211,7 @@ async fn set_ttl(
 }
 
 /// `POST /api/instance/{id}/exec` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ExecReq {
     command: Command,
     timeout: Option<f64>,
@@ -252,7 +251,7 @@ pub struct SnapQ {
 }
 
 /// `POST /api/instance/{id}/snapshot` body.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 pub struct SnapReq {
     metadata: Option<BTreeMap<String, Value>>,
     ttl_seconds: Option<u64>,

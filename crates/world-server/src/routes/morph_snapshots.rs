@@ -16,12 +16,13 @@ use serde_json::{json, Value};
 use world_substrate::snapshot::SnapshotInfo;
 use world_substrate::Limits;
 
-use super::worlds::{create_world, snapshot_world, CreateSpec};
+use super::worlds::{create_world, snapshot_world};
 use super::{matches_filter, metadata_in, St};
 use crate::extract::{OptBody, Q};
 use crate::meta::{SnapMeta, Ttl};
 use crate::state::AppState;
 use crate::ApiError;
+use world_engine::actions::CreateRequest;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -113,7 +114,7 @@ async fn list_paginated(
 }
 
 /// `POST /api/snapshot` body (Morph's; unknown fields are ignored).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 pub struct CreateReq {
     image_id: Option<String>,
     vcpus: Option<u32>,
@@ -145,12 +146,12 @@ async fn create(st: St, OptBody(r): OptBody<CreateReq>) -> Result<Json<Value>, A
     }
     let w = create_world(
         &st,
-        CreateSpec {
+        CreateRequest {
             image: Some(r.image_id.unwrap_or_else(|| "host".into())),
             vcpus: r.vcpus,
             memory_mib: r.memory,
             disk_mib: r.disk_size,
-            ..CreateSpec::default()
+            ..CreateRequest::default()
         },
     )
     .await?;
@@ -194,7 +195,7 @@ async fn set_metadata(
 }
 
 /// `{"ttl_seconds": N | null}`.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 pub struct TtlReq {
     ttl_seconds: Option<u64>,
 }
@@ -218,11 +219,11 @@ async fn set_ttl(
 
 /// `POST /api/snapshot/{id}/boot` body: limits are inherited from the
 /// snapshot (a branch cannot change them); metadata and TTL apply.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 pub struct BootReq {
     metadata: Option<BTreeMap<String, Value>>,
     ttl_seconds: Option<u64>,
-    ttl_action: Option<super::worlds::TtlAction>,
+    ttl_action: Option<crate::meta::TtlAction>,
 }
 
 async fn boot(
@@ -231,15 +232,8 @@ async fn boot(
     OptBody(r): OptBody<BootReq>,
 ) -> Result<Json<Value>, ApiError> {
     let info = super::snapshots::one(&st, id).await?;
-    let w = super::morph_instances::start_from(
-        &st,
-        info.id,
-        metadata_in(r.metadata)?,
-        Ttl::from_now(
-            r.ttl_seconds,
-            r.ttl_action.map(super::worlds::TtlAction::name),
-        ),
-    )
-    .await?;
+    let w =
+        super::morph_instances::start_from(&st, info.id, r.metadata, r.ttl_seconds, r.ttl_action)
+            .await?;
     Ok(Json(w))
 }

@@ -16,17 +16,16 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::views::{CodeView, WorldView};
-use super::worlds::{
-    create_world, get_world, list_worlds, run_code_in, snapshot_world, CreateSpec,
-};
+use super::views::{Destroyed, SandboxSnapshot, WorldView};
+use super::worlds::{create_world, get_world, list_worlds, run_code_in, snapshot_world};
 use super::{metadata_in, world_id, St};
 use crate::extract::{LaxBody, OptBody};
-use crate::meta::{SnapMeta, Ttl};
+use crate::meta::SnapMeta;
 use crate::state::AppState;
 use crate::ApiError;
+use world_engine::actions::{CodeResponse, CreateRequest, RunCodeRequest};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -37,7 +36,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// `POST /v1/sandboxes` body (every field optional).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateReq {
     snapshot_id: Option<String>,
@@ -54,21 +53,18 @@ async fn create(
     st: St,
     OptBody(r): OptBody<CreateReq>,
 ) -> Result<(StatusCode, Json<WorldView>), ApiError> {
-    let mut metadata = metadata_in(r.metadata)?;
+    let mut metadata = r.metadata.unwrap_or_default();
     if let Some(s) = r.seed {
-        metadata.extend(metadata_in(Some(BTreeMap::from([(
-            "seed".to_string(),
-            s,
-        )])))?);
+        metadata.insert("seed".into(), s);
     }
-    let spec = CreateSpec {
+    let spec = CreateRequest {
         snapshot_id: r.snapshot_id,
         image: r.image,
         vcpus: r.vcpus,
         memory_mib: r.memory_mib,
-        metadata,
-        ttl: Ttl::from_now(r.ttl_seconds, None),
-        ..CreateSpec::default()
+        metadata: Some(metadata),
+        ttl_seconds: r.ttl_seconds,
+        ..CreateRequest::default()
     };
     Ok((StatusCode::CREATED, Json(create_world(&st, spec).await?)))
 }
@@ -81,15 +77,17 @@ async fn inspect(st: St, Path(id): Path<String>) -> Result<Json<WorldView>, ApiE
     Ok(Json(get_world(&st, world_id(&id)?).await?))
 }
 
-async fn destroy(st: St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn destroy(st: St, Path(id): Path<String>) -> Result<Json<Destroyed>, ApiError> {
     let id = world_id(&id)?;
     let i2 = id.clone();
     st.run(move |st| st.destroy_world(&i2)).await?;
-    Ok(Json(json!({"destroyed": id.to_string()})))
+    Ok(Json(Destroyed {
+        destroyed: id.to_string(),
+    }))
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots` body.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotReq {
     name: Option<String>,
@@ -100,7 +98,7 @@ async fn snapshot(
     st: St,
     Path(id): Path<String>,
     OptBody(r): OptBody<SnapshotReq>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SandboxSnapshot>), ApiError> {
     let meta = SnapMeta {
         metadata: metadata_in(r.metadata)?,
         ..SnapMeta::default()
@@ -110,31 +108,20 @@ async fn snapshot(
     let info = snapshot_world(&st, world_id(&id)?, r.name, meta, true).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "snapshot_id": info.id,
-            "name": info.name,
-            "world": info.world,
-            "snapshot_ms": info.snapshot_ms,
-            "warnings": info.warnings,
-        })),
+        Json(SandboxSnapshot {
+            snapshot_id: info.id,
+            name: info.name,
+            world: info.world.to_string(),
+            snapshot_ms: info.snapshot_ms,
+            warnings: info.warnings,
+        }),
     ))
-}
-
-/// `POST /v1/sandboxes/{id}/execute` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecuteReq {
-    code: String,
-    session: Option<String>,
-    timeout: Option<f64>,
 }
 
 async fn execute(
     st: St,
     Path(id): Path<String>,
-    LaxBody(r): LaxBody<ExecuteReq>,
-) -> Result<Json<CodeView>, ApiError> {
-    Ok(Json(
-        run_code_in(&st, world_id(&id)?, r.session, r.code, r.timeout).await?,
-    ))
+    LaxBody(r): LaxBody<RunCodeRequest>,
+) -> Result<Json<CodeResponse>, ApiError> {
+    Ok(Json(run_code_in(&st, world_id(&id)?, r).await?))
 }

@@ -40,7 +40,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// `{name, port}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ExposeReq {
     /// Service name (1-64 of `[A-Za-z0-9._-]`).
     pub name: String,

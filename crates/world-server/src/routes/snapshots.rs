@@ -6,15 +6,15 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
 use world_substrate::snapshot::{Branched, SnapshotInfo};
 
-use super::views::SnapshotView;
-use super::worlds::{branch_source, BranchReq};
+use super::views::{Deleted, SnapshotView};
+use super::worlds::branch_source;
 use super::{metadata_in, no_nul, St};
 use crate::extract::Body;
 use crate::state::AppState;
 use crate::ApiError;
+use world_engine::actions::BranchRequest;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -68,18 +68,18 @@ async fn inspect(st: St, Path(id): Path<String>) -> Result<Json<SnapshotView>, A
     Ok(Json(SnapshotView::new(info, m)))
 }
 
-async fn delete(st: St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn delete(st: St, Path(id): Path<String>) -> Result<Json<Deleted>, ApiError> {
     let id = remove(&st, id).await?;
-    Ok(Json(json!({"deleted": id})))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 async fn branch(
     st: St,
     Path(id): Path<String>,
-    Body(r): Body<BranchReq>,
+    Body(r): Body<BranchRequest>,
 ) -> Result<(StatusCode, Json<Branched>), ApiError> {
     let info = one(&st, id).await?;
-    let opts = r.options();
+    let opts = r.options()?;
     let m = metadata_in(r.metadata)?;
     let b = branch_source(&st, info.id, r.count, opts, m).await?;
     Ok((StatusCode::CREATED, Json(b)))

@@ -3,13 +3,13 @@
 
 use serde::Serialize;
 use world_substrate::snapshot::SnapshotInfo;
-use world_substrate::{CodeResult, WorldInfo};
+use world_substrate::WorldInfo;
 
 use crate::meta::{Metadata, SnapMeta, Ttl, WorldMeta};
 use crate::state::AppState;
 
 /// An exposed service as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ServiceView {
     /// Name.
     pub name: String,
@@ -20,7 +20,7 @@ pub struct ServiceView {
 }
 
 /// A world: the engine's info plus what the daemon keeps.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WorldView {
     /// The engine's view.
     #[serde(flatten)]
@@ -61,7 +61,7 @@ impl WorldView {
 }
 
 /// A snapshot: the engine's info plus metadata.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SnapshotView {
     /// The engine's view.
     #[serde(flatten)]
@@ -86,35 +86,44 @@ impl SnapshotView {
     }
 }
 
-/// The result of running code in a session.
-#[derive(Debug, Clone, Serialize)]
-pub struct CodeView {
-    /// Captured stdout.
-    pub stdout: String,
-    /// Captured stderr.
-    pub stderr: String,
-    /// `repr()` of the last expression.
-    pub value: Option<String>,
-    /// Traceback of an uncaught exception.
-    pub error: Option<String>,
-    /// Whether the timeout interrupted it.
-    pub timed_out: bool,
-    /// Time in the session, ms.
-    pub duration_ms: f64,
-    /// 0 ok, 1 exception, 124 timeout (like `world run-code`).
-    pub exit_code: i32,
+/// The answer to a destroy.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Destroyed {
+    /// The world destroyed.
+    pub destroyed: String,
 }
 
-impl From<CodeResult> for CodeView {
-    fn from(r: CodeResult) -> CodeView {
-        CodeView {
-            stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
-            exit_code: r.shell_code(),
-            value: r.value_repr,
-            error: r.error,
-            timed_out: r.timed_out,
-            duration_ms: r.duration_ms,
-        }
-    }
+/// The answer to a snapshot's delete.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Deleted {
+    /// The snapshot deleted.
+    pub deleted: String,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Health {
+    /// Always true when it answers.
+    pub ok: bool,
+    /// The daemon's version.
+    pub version: String,
+    /// Its public URL.
+    pub url: String,
+    /// The database it serves (absolute).
+    pub db: std::path::PathBuf,
+}
+
+/// The original design's snapshot answer.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SandboxSnapshot {
+    /// Its id.
+    pub snapshot_id: String,
+    /// Its name.
+    pub name: String,
+    /// The world it was taken from.
+    pub world: String,
+    /// Time taken, ms.
+    pub snapshot_ms: f64,
+    /// What the user may lose.
+    pub warnings: Vec<String>,
 }

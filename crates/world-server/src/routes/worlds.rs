@@ -9,13 +9,15 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
-use world_substrate::snapshot::{BranchOptions, Branched, SnapshotError, SnapshotInfo, MAX_BRANCH};
-use world_substrate::{CreateOptions, Limits, WorldId};
+use serde_json::Value;
+use world_engine::actions::{
+    BranchRequest, CodeResponse, CreateFrom, CreateRequest, RunCodeRequest, SnapshotRequest,
+};
+use world_substrate::snapshot::{BranchOptions, Branched, SnapshotError, SnapshotInfo};
+use world_substrate::WorldId;
 
-use super::views::{CodeView, SnapshotView, WorldView};
-use super::{metadata_in, no_nul, seconds, world_id, St};
+use super::views::{Destroyed, SnapshotView, WorldView};
+use super::{metadata_in, no_nul, world_id, St};
 use crate::extract::{Body, OptBody};
 use crate::meta::{Metadata, SnapMeta, Ttl, WorldMeta};
 use crate::state::AppState;
@@ -33,112 +35,29 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/worlds/{id}/metadata", axum::routing::put(set_metadata))
 }
 
-/// What a new world is made from.
-#[derive(Debug, Clone, Default)]
-pub struct CreateSpec {
-    /// Id to use.
-    pub id: Option<String>,
-    /// Image (default `host`).
-    pub image: Option<String>,
-    /// CPU quota.
-    pub vcpus: Option<u32>,
-    /// Memory MiB.
-    pub memory_mib: Option<u64>,
-    /// Processes.
-    pub pids_max: Option<u32>,
-    /// Disk MiB (0: no limit).
-    pub disk_mib: Option<u64>,
-    /// Start from this snapshot (a branch of one) instead of an image.
-    pub snapshot_id: Option<String>,
-    /// User metadata.
-    pub metadata: Metadata,
-    /// TTL.
-    pub ttl: Ttl,
-}
-
-/// `POST /v1/worlds` body.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CreateReq {
-    id: Option<String>,
-    image: Option<String>,
-    vcpus: Option<u32>,
-    memory_mib: Option<u64>,
-    pids_max: Option<u32>,
-    disk_mib: Option<u64>,
-    snapshot_id: Option<String>,
-    metadata: Option<BTreeMap<String, Value>>,
-    ttl_seconds: Option<u64>,
-    ttl_action: Option<TtlAction>,
-}
-
-/// What happens when a TTL expires.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TtlAction {
-    /// Destroy the world.
-    Stop,
-    /// Freeze it.
-    Pause,
-}
-
-impl TtlAction {
-    /// The stored name.
-    pub fn name(self) -> String {
-        match self {
-            TtlAction::Stop => "stop".into(),
-            TtlAction::Pause => "pause".into(),
-        }
-    }
-}
+pub use crate::meta::TtlAction;
 
 /// Creates a world (from an image, or as a branch of a snapshot) and
-/// records its metadata.
-pub async fn create_world(st: &Arc<AppState>, spec: CreateSpec) -> Result<WorldView, ApiError> {
-    if let Some(s) = &spec.snapshot_id {
-        if spec.image.is_some() || spec.id.is_some() {
-            return Err(ApiError::bad_request(
-                "give either snapshot_id or image/id: a world from a snapshot is a branch of it",
-            ));
-        }
-        no_nul(s, "snapshot_id")?;
-    }
+/// records its metadata and TTL: every door's create.
+pub async fn create_world(st: &Arc<AppState>, req: CreateRequest) -> Result<WorldView, ApiError> {
+    let (from, metadata) = req.checked()?;
+    let ttl = Ttl::from_now(req.ttl_seconds, req.ttl_action);
+    let snapshot_id = req.snapshot_id;
     st.run(move |st| {
-        let id = match &spec.snapshot_id {
-            Some(snap) => {
-                let b = st.engine.branch(snap, 1, &BranchOptions::default())?;
+        let id = match from {
+            CreateFrom::Snapshot(snap) => {
+                let b = st.engine.branch(&snap, 1, &BranchOptions::default())?;
                 b.children
                     .into_iter()
                     .next()
                     .ok_or_else(|| ApiError::internal("branch made no world"))?
             }
-            None => {
-                let d = Limits::default();
-                let opts = CreateOptions {
-                    id: spec.id.as_deref().map(world_id).transpose()?,
-                    image: spec.image.clone(),
-                    limits: Limits {
-                        vcpu_count: spec.vcpus.unwrap_or(d.vcpu_count),
-                        mem_size_mib: spec.memory_mib.unwrap_or(d.mem_size_mib),
-                        pids_max: spec.pids_max.unwrap_or(d.pids_max),
-                        disk_mib: match spec.disk_mib {
-                            Some(0) => None,
-                            Some(n) => Some(n),
-                            None => d.disk_mib,
-                        },
-                    },
-                };
-                if let Some(i) = &opts.image {
-                    no_nul(i, "image")?;
-                }
-                opts.limits.validate().map_err(ApiError::bad_request)?;
-                st.engine.world_create(&opts)?.id
-            }
+            CreateFrom::Image(opts) => st.engine.world_create(&opts)?.id,
         };
         let meta = WorldMeta {
-            metadata: spec.metadata.clone(),
-            ttl: spec.ttl.clone(),
-            snapshot_id: spec.snapshot_id.clone(),
+            metadata,
+            ttl,
+            snapshot_id,
             ..WorldMeta::default()
         };
         st.meta
@@ -226,11 +145,7 @@ pub async fn branch_source(
     opts: BranchOptions,
     metadata: Metadata,
 ) -> Result<Branched, ApiError> {
-    if count == 0 || count > MAX_BRANCH {
-        return Err(ApiError::bad_request(format!(
-            "count {count} out of range 1..={MAX_BRANCH}"
-        )));
-    }
+    world_engine::actions::check_count(count)?;
     no_nul(&source, "source")?;
     st.run(move |st| {
         if let Some(w) = WorldId::new(&source) {
@@ -273,20 +188,9 @@ pub async fn branch_source(
 
 async fn create(
     st: St,
-    Body(r): Body<CreateReq>,
+    Body(r): Body<CreateRequest>,
 ) -> Result<(StatusCode, Json<WorldView>), ApiError> {
-    let spec = CreateSpec {
-        id: r.id,
-        image: r.image,
-        vcpus: r.vcpus,
-        memory_mib: r.memory_mib,
-        pids_max: r.pids_max,
-        disk_mib: r.disk_mib,
-        snapshot_id: r.snapshot_id,
-        metadata: metadata_in(r.metadata)?,
-        ttl: Ttl::from_now(r.ttl_seconds, r.ttl_action.map(TtlAction::name)),
-    };
-    Ok((StatusCode::CREATED, Json(create_world(&st, spec).await?)))
+    Ok((StatusCode::CREATED, Json(create_world(&st, r).await?)))
 }
 
 async fn list(st: St) -> Result<Json<Vec<WorldView>>, ApiError> {
@@ -297,36 +201,25 @@ async fn inspect(st: St, Path(id): Path<String>) -> Result<Json<WorldView>, ApiE
     Ok(Json(get_world(&st, world_id(&id)?).await?))
 }
 
-async fn destroy(st: St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn destroy(st: St, Path(id): Path<String>) -> Result<Json<Destroyed>, ApiError> {
     let id = world_id(&id)?;
     let i2 = id.clone();
     st.run(move |st| st.destroy_world(&i2)).await?;
-    Ok(Json(json!({"destroyed": id.to_string()})))
-}
-
-/// `POST /v1/worlds/{id}/run-code` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunCodeReq {
-    code: String,
-    session: Option<String>,
-    timeout: Option<f64>,
+    Ok(Json(Destroyed {
+        destroyed: id.to_string(),
+    }))
 }
 
 /// Runs code in a session of a world.
 pub async fn run_code_in(
     st: &Arc<AppState>,
     id: WorldId,
-    session: Option<String>,
-    code: String,
-    timeout: Option<f64>,
-) -> Result<CodeView, ApiError> {
-    no_nul(&code, "code")?;
-    let timeout = seconds(timeout, "timeout")?;
-    let session = session.unwrap_or_else(|| "default".into());
+    r: RunCodeRequest,
+) -> Result<CodeResponse, ApiError> {
+    let (session, timeout) = r.checked()?;
     st.run(move |st| {
         st.ensure_not_paused(&id)?;
-        Ok(st.engine.run_code(&id, &session, &code, timeout)?.into())
+        Ok(st.engine.run_code(&id, &session, &r.code, timeout)?.into())
     })
     .await
 }
@@ -334,73 +227,34 @@ pub async fn run_code_in(
 async fn run_code(
     st: St,
     Path(id): Path<String>,
-    Body(r): Body<RunCodeReq>,
-) -> Result<Json<CodeView>, ApiError> {
-    Ok(Json(
-        run_code_in(&st, world_id(&id)?, r.session, r.code, r.timeout).await?,
-    ))
-}
-
-/// `POST /v1/worlds/{id}/snapshot` body.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotReq {
-    name: Option<String>,
-    metadata: Option<BTreeMap<String, Value>>,
-    ttl_seconds: Option<u64>,
+    Body(r): Body<RunCodeRequest>,
+) -> Result<Json<CodeResponse>, ApiError> {
+    Ok(Json(run_code_in(&st, world_id(&id)?, r).await?))
 }
 
 async fn snapshot(
     st: St,
     Path(id): Path<String>,
-    OptBody(r): OptBody<SnapshotReq>,
+    OptBody(r): OptBody<SnapshotRequest>,
 ) -> Result<(StatusCode, Json<SnapshotView>), ApiError> {
+    let (name, metadata) = r.checked()?;
     let meta = SnapMeta {
-        metadata: metadata_in(r.metadata)?,
+        metadata,
         ttl: Ttl::from_now(r.ttl_seconds, None),
         ..SnapMeta::default()
     };
-    let info = snapshot_world(&st, world_id(&id)?, r.name, meta, false).await?;
+    let info = snapshot_world(&st, world_id(&id)?, name, meta, false).await?;
     let m = st.meta.snap(&info.id);
     Ok((StatusCode::CREATED, Json(SnapshotView::new(info, m))))
-}
-
-/// `POST /v1/worlds/{id}/branch` and `/v1/snapshots/{id}/branch` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BranchReq {
-    /// Number of children.
-    pub count: usize,
-    /// Seed `random` in children (default true).
-    pub apply_seeds: Option<bool>,
-    /// Start declared services (default true).
-    pub start_services: Option<bool>,
-    /// Keep the implicit snapshot of a world (default true).
-    pub keep_snapshot: Option<bool>,
-    /// Metadata of every child.
-    pub metadata: Option<BTreeMap<String, Value>>,
-}
-
-impl BranchReq {
-    /// The substrate's options.
-    pub fn options(&self) -> BranchOptions {
-        let d = BranchOptions::default();
-        BranchOptions {
-            apply_seeds: self.apply_seeds.unwrap_or(d.apply_seeds),
-            start_services: self.start_services.unwrap_or(d.start_services),
-            keep_snapshot: self.keep_snapshot.unwrap_or(true),
-            ..d
-        }
-    }
 }
 
 async fn branch(
     st: St,
     Path(id): Path<String>,
-    Body(r): Body<BranchReq>,
+    Body(r): Body<BranchRequest>,
 ) -> Result<(StatusCode, Json<Branched>), ApiError> {
     let id = world_id(&id)?;
-    let opts = r.options();
+    let opts = r.options()?;
     let m = metadata_in(r.metadata)?;
     let b = branch_source(&st, id.to_string(), r.count, opts, m).await?;
     Ok((StatusCode::CREATED, Json(b)))

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod contract;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -51,6 +53,9 @@ pub struct Daemon {
     pub token: String,
     /// `127.0.0.1:PORT` of the SSH door.
     pub ssh_addr: String,
+    /// The daemon's `/openapi.json`, which every [`Daemon::req`] exchange
+    /// is checked against (fetched at the first).
+    pub contract: std::sync::OnceLock<contract::Contract>,
 }
 
 impl Daemon {
@@ -67,6 +72,7 @@ impl Daemon {
             addr: String::new(),
             token: String::new(),
             ssh_addr: String::new(),
+            contract: std::sync::OnceLock::new(),
         };
         d.spawn();
         Some(d)
@@ -149,15 +155,35 @@ impl Daemon {
         c.wait().ok()
     }
 
+    /// One JSON request with the token; the exchange is checked against
+    /// the daemon's OpenAPI document ([`contract`]).
     pub fn req(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
         let b = body.map(|b| b.to_string().into_bytes());
-        self.raw(
+        let r = self.raw(
             method,
             path,
             b.as_deref(),
             Some(&self.token),
             Some("application/json"),
-        )
+        );
+        self.contract().check(
+            method,
+            path,
+            body,
+            r.status,
+            &r.body,
+            r.header("content-type"),
+        );
+        r
+    }
+
+    /// The daemon's OpenAPI document, as a checker.
+    pub fn contract(&self) -> &contract::Contract {
+        self.contract.get_or_init(|| {
+            let r = self.raw("GET", "/openapi.json", None, Some(&self.token), None);
+            assert_eq!(r.status, 200, "/openapi.json: {}", r.text());
+            contract::Contract::new(r.json())
+        })
     }
     pub fn get(&self, path: &str) -> Resp {
         self.req("GET", path, None)

@@ -447,7 +447,7 @@ impl Default for BranchOptions {
 }
 
 /// A snapshot as reported to callers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SnapshotInfo {
     /// Id.
     pub id: String,
@@ -491,7 +491,7 @@ impl SnapshotInfo {
 }
 
 /// Result of a branch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Branched {
     /// The snapshot branched from (`None` when `branch_world` deleted it).
     pub snapshot: Option<String>,

@@ -1,11 +1,5 @@
-//! Typed requests shared by every front door: the CLI builds one from its
-//! arguments and runs it in-process or sends it to the daemon as JSON;
-//! the daemon's route deserializes the same type. Each request checks
-//! itself ([`PullUpRequest::oracle`], ...), so a rule is written once and
-//! every door refuses the same bad input with the same message.
-//!
-//! One verb so far (pull-up); the others still translate on each side
-//! (issue 15 moves them here).
+//! `pull-up`: resolve a partition over worlds with an oracle (`world
+//! pull-up`, `POST /v1/partitions/{p}/pull-up`).
 
 use serde::{Deserialize, Serialize};
 use world_core::ids::VerseId;
@@ -16,7 +10,7 @@ use crate::verse::GameInput;
 use crate::{Error, Result};
 
 /// Which oracle resolves a partition over worlds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OracleKind {
     /// The caller names the winner (`winner`).
@@ -30,7 +24,7 @@ pub enum OracleKind {
 }
 
 /// Game values for PoA and WEV.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GameRequest {
     /// Cost (or welfare) of the worst Nash equilibrium.
@@ -44,7 +38,7 @@ pub struct GameRequest {
 
 /// `pull-up`: resolve a partition over worlds and pull balances up
 /// (`world pull-up`, `POST /v1/partitions/{p}/pull-up`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PullUpRequest {
     /// Which oracle decides.
