@@ -57,6 +57,19 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Pause worlds: every process frozen, memory kept; exec, code,
+    /// snapshot and branch are refused until `world resume`.
+    Pause {
+        /// World ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Resume paused worlds.
+    Resume {
+        /// World ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
     /// Images worlds start from.
     #[command(subcommand)]
     Image(ImageCmd),

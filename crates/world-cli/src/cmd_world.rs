@@ -304,6 +304,36 @@ pub fn destroy(via: &Via, out: &Out, ids: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `world pause` (`paused`) and `world resume`: each world is frozen or
+/// thawed in turn (one already in that state stays as it is); the first
+/// refusal stops with its error.
+pub fn pause(via: &Via, out: &Out, ids: &[String], paused: bool) -> Result<()> {
+    let ids = ids
+        .iter()
+        .map(|i| world_id(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verb = if paused { "pause" } else { "resume" };
+    let mut done = Vec::new();
+    for id in &ids {
+        match via {
+            Via::Local(engine) if paused => engine.world_pause(id)?,
+            Via::Local(engine) => engine.world_resume(id)?,
+            Via::Daemon(d) => {
+                let path = format!("/v1/worlds/{}/{verb}", enc(id.as_str()));
+                d.call("POST", &path, None)?;
+            }
+        }
+        done.push(id.to_string());
+        if !out.json {
+            outln!("{verb}d {id}");
+        }
+    }
+    if out.json {
+        outln!("{}", json!({ format!("{verb}d"): done }));
+    }
+    Ok(())
+}
+
 /// `world image ...`.
 pub fn image(engine: &Engine, out: &Out, cmd: ImageCmd) -> Result<()> {
     match cmd {

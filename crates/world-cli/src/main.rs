@@ -95,6 +95,8 @@ fn main() {
         },
         Command::Cp { src, dst } => cmd_world::cp(&engine, &out, &src, &dst),
         Command::Destroy { ids } => cmd_world::destroy(&via, &out, &ids),
+        Command::Pause { ids } => cmd_world::pause(&via, &out, &ids, true),
+        Command::Resume { ids } => cmd_world::pause(&via, &out, &ids, false),
         Command::Image(cmd) => cmd_world::image(&engine, &out, cmd),
         Command::RunCode(a) => match cmd_branch::run_code(&via, &out, a) {
             Ok(code) => std::process::exit(code),

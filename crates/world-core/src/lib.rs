@@ -71,6 +71,7 @@ mod error;
 mod hash;
 pub mod ids;
 pub mod ledger;
+pub mod lifecycle;
 pub mod oracle;
 pub mod parallel;
 pub mod prob;

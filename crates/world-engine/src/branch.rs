@@ -95,7 +95,7 @@ impl Engine {
                 entity_id: info.id.clone(),
                 entity_type: "snapshot".into(),
                 parent_id: Some(id.to_string()),
-                state: "snapshotted".into(),
+                state: world_core::lifecycle::State::Snapshotted,
                 ..NewEntity::default()
             })?;
             store.insert_branch(
@@ -126,7 +126,11 @@ impl Engine {
         let sub = self.substrate()?;
         let info = sub.snapshot_info(snap)?;
         sub.delete_snapshot(&info.id)?;
-        match self.store()?.set_entity_state(&info.id, "deleted", true) {
+        match self.store()?.set_entity_state(
+            &info.id,
+            world_core::lifecycle::State::Destroyed,
+            true,
+        ) {
             Ok(()) | Err(world_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -170,7 +174,7 @@ impl Engine {
             store.insert_entity(&NewEntity {
                 entity_id: parent.to_string(),
                 entity_type: "sandbox".into(),
-                state: "running".into(),
+                state: world_core::lifecycle::State::Running,
                 ..NewEntity::default()
             })?;
         }
@@ -180,7 +184,7 @@ impl Engine {
                 entity_type: "sandbox".into(),
                 parent_id: Some(parent.to_string()),
                 snapshot_id: b.snapshot.clone(),
-                state: "running".into(),
+                state: world_core::lifecycle::State::Running,
                 memory_mib: limits.and_then(|l| i32::try_from(l.mem_size_mib).ok()),
                 vcpu_count: limits.and_then(|l| i32::try_from(l.vcpu_count).ok()),
                 ..NewEntity::default()
@@ -211,7 +215,10 @@ impl Engine {
         let store = self.store()?;
         let mut lost = Vec::new();
         for w in rep.removed_worlds.iter().chain(&rep.dead_worlds) {
-            if store.set_entity_state(w.as_str(), "lost", true).is_ok() {
+            if store
+                .set_entity_state(w.as_str(), world_core::lifecycle::State::Lost, true)
+                .is_ok()
+            {
                 lost.push(w.to_string());
             }
         }

@@ -80,9 +80,14 @@ fn substrate_kind(e: &world_substrate::Error) -> ErrorKind {
     use world_substrate::{Error as E, ExecError, WorldError as W};
     match e {
         E::World(W::NotFound(_)) => ErrorKind::NotFound,
-        E::World(W::InvalidId(_) | W::Exists(_) | W::NotRunning(..) | W::InvalidLimits(_)) => {
-            ErrorKind::Refused
-        }
+        E::World(
+            W::InvalidId(_)
+            | W::Exists(_)
+            | W::NotRunning(..)
+            | W::Transition(..)
+            | W::Unsupported(_)
+            | W::InvalidLimits(_),
+        ) => ErrorKind::Refused,
         E::Exec(ExecError::CommandNotFound(_)) => ErrorKind::CommandNotFound,
         E::Exec(ExecError::PermissionDenied(_)) => ErrorKind::NotExecutable,
         E::Exec(ExecError::NoSuchPath(_) | ExecError::BadRequest(_)) => ErrorKind::Refused,

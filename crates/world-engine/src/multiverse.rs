@@ -309,7 +309,7 @@ impl Engine {
                 entity_type: "sandbox".into(),
                 parent_id: Some(world.to_string()),
                 snapshot_id: Some(snapshot_id.clone()),
-                state: "running".into(),
+                state: world_core::lifecycle::State::Running,
                 memory_mib: i32::try_from(info.limits.mem_size_mib).ok(),
                 vcpu_count: i32::try_from(info.limits.vcpu_count).ok(),
                 ..Default::default()

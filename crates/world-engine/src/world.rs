@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use world_core::lifecycle::State;
 use world_store::NewEntity;
 use world_substrate::{
     CreateOptions, Created, ExecRequest, ExecStatus, ExecStdio, ImageInfo, Substrate, WorldId,
@@ -38,7 +39,7 @@ impl Engine {
             store.insert_entity(&NewEntity {
                 entity_id: created.id.as_str().to_string(),
                 entity_type: "sandbox".into(),
-                state: "running".into(),
+                state: State::Running,
                 memory_mib: i32::try_from(opts.limits.mem_size_mib).ok(),
                 vcpu_count: i32::try_from(opts.limits.vcpu_count).ok(),
                 boot_time_ms: Some(created.create_ms),
@@ -110,11 +111,38 @@ impl Engine {
         Ok(self.substrate()?.copy_out(id, world_src, host_dir)?)
     }
 
-    /// Destroys a world and marks its entity `destroyed`.
+    /// Destroys a world (paused or not) and marks its entity `destroyed`.
     pub fn world_destroy(&self, id: &WorldId) -> Result<()> {
         self.substrate()?.destroy(id)?;
-        let store = self.store()?;
-        match store.set_entity_state(id.as_str(), "destroyed", true) {
+        self.record_state(id, State::Destroyed, true)
+    }
+
+    /// Pauses a running world (every process frozen, memory kept) and
+    /// records it `paused`; it then refuses exec, code, snapshot and
+    /// branch until [`Engine::world_resume`]. A paused world stays as it
+    /// is; any other state is refused by the lifecycle.
+    pub fn world_pause(&self, id: &WorldId) -> Result<()> {
+        let sub = self.substrate()?;
+        if sub.inspect(id)?.state == State::Paused {
+            return Ok(());
+        }
+        sub.pause(id)?;
+        self.record_state(id, State::Paused, false)
+    }
+
+    /// Resumes a paused world and records it `running` again; a running
+    /// world stays as it is.
+    pub fn world_resume(&self, id: &WorldId) -> Result<()> {
+        let sub = self.substrate()?;
+        if sub.inspect(id)?.state == State::Running {
+            return Ok(());
+        }
+        sub.resume(id)?;
+        self.record_state(id, State::Running, false)
+    }
+
+    fn record_state(&self, id: &WorldId, state: State, resolved: bool) -> Result<()> {
+        match self.store()?.set_entity_state(id.as_str(), state, resolved) {
             // A world created by an older build may have no row: not an error.
             Ok(()) | Err(world_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),

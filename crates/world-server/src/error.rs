@@ -106,6 +106,16 @@ impl From<world_engine::Error> for ApiError {
             world_engine::Error::Invalid(_)
                 | world_engine::Error::Substrate(S::World(W::InvalidId(_) | W::InvalidLimits(_)))
         );
+        match &e {
+            world_engine::Error::Substrate(S::World(W::NotRunning(
+                _,
+                world_substrate::WorldState::Paused,
+            ))) => return ApiError::new(StatusCode::CONFLICT, "world_paused", message),
+            world_engine::Error::Substrate(S::World(W::Unsupported(_))) => {
+                return ApiError::unsupported(message)
+            }
+            _ => {}
+        }
         match e.kind() {
             ErrorKind::Refused if input => ApiError::bad_request(message),
             ErrorKind::Refused => ApiError::new(StatusCode::CONFLICT, "refused", message),

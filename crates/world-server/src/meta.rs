@@ -53,9 +53,6 @@ pub struct WorldMeta {
     /// TTL.
     #[serde(default)]
     pub ttl: Ttl,
-    /// Frozen by `pause`.
-    #[serde(default)]
-    pub paused: bool,
     /// The snapshot it was started from.
     #[serde(default)]
     pub snapshot_id: Option<String>,

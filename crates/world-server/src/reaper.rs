@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use world_substrate::WorldId;
+use world_substrate::{WorldId, WorldState};
 
 use crate::meta::{now, Ttl, TtlAction};
 use crate::state::AppState;
@@ -37,12 +37,22 @@ fn sweep(st: &AppState) {
             continue;
         };
         if w.ttl.ttl_action == Some(TtlAction::Pause) {
-            if !w.paused && st.set_frozen(&wid, true).is_ok() {
-                st.meta.update(|f| {
-                    let e = f.worlds.entry(id.clone()).or_default();
-                    e.paused = true;
-                    e.ttl = Ttl::default();
-                });
+            // Paused (now or already): the TTL is spent either way.
+            let paused = match st.engine.world_pause(&wid) {
+                Ok(()) => true,
+                Err(e) => {
+                    st.engine
+                        .world_inspect(&wid)
+                        .is_ok_and(|i| i.state == WorldState::Paused)
+                        || {
+                            eprintln!("world-serve: TTL pause of {id}: {e}");
+                            false
+                        }
+                }
+            };
+            if paused {
+                st.meta
+                    .update(|f| f.worlds.entry(id.clone()).or_default().ttl = Ttl::default());
             }
         } else if let Err(e) = st.destroy_world(&wid) {
             if e.status == axum::http::StatusCode::NOT_FOUND {

@@ -2,7 +2,6 @@
 //! synchronous engine.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use world_engine::{Engine, StoreMode};
 use world_substrate::WorldId;
@@ -16,12 +15,10 @@ pub struct AppState {
     pub engine: Engine,
     /// The bearer token.
     pub token: String,
-    /// Metadata, TTLs, pause state.
+    /// Metadata and TTLs.
     pub meta: MetaStore,
     /// `http://ADDR` of the TCP listener, for URLs handed to clients.
     public_url: Mutex<String>,
-    /// The substrate's cgroup name (pause/resume).
-    cgroup_name: String,
     /// Largest accepted body.
     pub body_limit: usize,
     /// Log every request on stderr.
@@ -68,7 +65,6 @@ impl AppState {
             token,
             meta,
             public_url: Mutex::new(format!("http://{}", cfg.listen)),
-            cgroup_name: cfg.substrate.cgroup_name.clone(),
             body_limit: cfg.body_limit,
             log_requests: cfg.log_requests,
             e2b: crate::e2b::Procs::default(),
@@ -102,40 +98,22 @@ impl AppState {
             .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
     }
 
-    /// Freezes (`true`) or thaws a world's processes.
-    pub fn set_frozen(&self, id: &WorldId, frozen: bool) -> Result<(), ApiError> {
-        let cg = world_substrate::cgroup::WorldCgroup::open(&self.cgroup_name, id.as_str());
-        let r = if frozen {
-            cg.freeze(Duration::from_secs(5))
-        } else {
-            cg.thaw()
-        };
-        match r {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(ApiError::unsupported(
-                "pause needs a cgroup freezer, which this host does not have",
-            )),
-            Err(e) => Err(ApiError::internal(format!("freezer of {id}: {e}"))),
+    /// Fails unless the world can run commands now: 409 `world_paused`
+    /// when it is paused, 409 `refused` when its supervisor is gone.
+    pub fn ensure_running(&self, id: &WorldId) -> Result<(), ApiError> {
+        let w = self.engine.world_inspect(id)?;
+        if w.state.can_exec() {
+            return Ok(());
         }
+        let e = world_substrate::Error::from(world_substrate::WorldError::NotRunning(
+            id.to_string(),
+            w.state,
+        ));
+        Err(e.into())
     }
 
-    /// Fails with 409 `world_paused` when the world is paused.
-    pub fn ensure_not_paused(&self, id: &WorldId) -> Result<(), ApiError> {
-        if self.meta.world(id.as_str()).paused {
-            return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "world_paused",
-                format!("world {id} is paused; resume it first"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Destroys a world (thawing it first if paused) and forgets its metadata.
+    /// Destroys a world (paused or not) and forgets its metadata.
     pub fn destroy_world(&self, id: &WorldId) -> Result<(), ApiError> {
-        if self.meta.world(id.as_str()).paused {
-            let _ = self.set_frozen(id, false);
-        }
         self.engine.world_destroy(id)?;
         self.meta.update(|m| m.worlds.remove(id.as_str()));
         Ok(())

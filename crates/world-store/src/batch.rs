@@ -164,11 +164,14 @@ impl Writes {
                     // One point update per id: DuckDB finds each row through
                     // the primary key, where an `IN (list)` scans the table.
                     let mut stmt = conn.prepare_cached(
-                        "UPDATE world_runtime_entities SET state = 'collapsed', resolved_at = now()
+                        "UPDATE world_runtime_entities SET state = ?, resolved_at = now()
                          WHERE entity_id = ?",
                     )?;
                     for id in ids {
-                        stmt.execute([id])?;
+                        stmt.execute(duckdb::params![
+                            world_core::lifecycle::State::Collapsed.as_str(),
+                            id
+                        ])?;
                     }
                 }
                 Step::Exec { sql, params } => {

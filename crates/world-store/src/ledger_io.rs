@@ -791,7 +791,7 @@ fn insert_verse(w: &mut Writes, ledger: &Ledger, id: VerseId) -> Result<()> {
             entity_type: "verse".into(),
             parent_id: v.parent.map(|p| p.to_string()),
             trit: v.trit.map(|t| t.value()),
-            state: "running".into(),
+            state: world_core::lifecycle::State::Running,
             ..Default::default()
         },
     );

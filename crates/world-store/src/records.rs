@@ -9,6 +9,7 @@ use crate::batch::{opt_f64, opt_text, text, Writes};
 use crate::ledger_io::{text_list, varchar_list_param};
 use crate::{Error, Result, Store};
 use duckdb::types::Value;
+use world_core::lifecycle::State;
 
 /// A new row of `world_runtime_entities`.
 #[derive(Debug, Clone, Default)]
@@ -23,8 +24,8 @@ pub struct NewEntity {
     pub snapshot_id: Option<String>,
     /// GF(3) trit, for verses.
     pub trit: Option<i8>,
-    /// 'running', 'snapshotted', 'collapsed', ...
-    pub state: String,
+    /// Its lifecycle state.
+    pub state: State,
     /// Memory limit in MiB.
     pub memory_mib: Option<i32>,
     /// CPU count.
@@ -143,7 +144,7 @@ pub(crate) fn entity_row(w: &mut Writes, e: &NewEntity) {
             opt_text(e.parent_id.clone()),
             opt_text(e.snapshot_id.clone()),
             e.trit.map_or(Value::Null, |t| Value::Int(i32::from(t))),
-            text(e.state.clone()),
+            text(e.state.as_str().to_string()),
             e.memory_mib.map_or(Value::Null, Value::Int),
             e.vcpu_count.map_or(Value::Null, Value::Int),
             opt_f64(e.boot_time_ms),
@@ -220,13 +221,14 @@ impl Store {
     }
 
     /// Sets an entity's state; `resolved` also stamps `resolved_at`.
-    pub fn set_entity_state(&self, entity_id: &str, state: &str, resolved: bool) -> Result<()> {
+    pub fn set_entity_state(&self, entity_id: &str, state: State, resolved: bool) -> Result<()> {
         let sql = if resolved {
             "UPDATE world_runtime_entities SET state = ?, resolved_at = CURRENT_TIMESTAMP WHERE entity_id = ?"
         } else {
             "UPDATE world_runtime_entities SET state = ? WHERE entity_id = ?"
         };
-        let n = self.write_direct(|conn| Ok(conn.execute(sql, params![state, entity_id])?))?;
+        let n =
+            self.write_direct(|conn| Ok(conn.execute(sql, params![state.as_str(), entity_id])?))?;
         if n == 0 {
             return Err(Error::NotFound {
                 kind: "entity",

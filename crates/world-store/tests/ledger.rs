@@ -265,7 +265,7 @@ fn a_push_down_commits_only_when_its_branch_succeeds() {
     let entity = |w: &String| world_store::NewEntity {
         entity_id: w.clone(),
         entity_type: "sandbox".into(),
-        state: "running".into(),
+        state: world_core::lifecycle::State::Running,
         ..Default::default()
     };
     let entities: Vec<_> = worlds.iter().map(entity).collect();

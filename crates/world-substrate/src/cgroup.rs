@@ -338,6 +338,21 @@ impl WorldCgroup {
             .collect()
     }
 
+    /// Whether the cgroup is frozen or freezing (`pause`); false where
+    /// there is no freezer.
+    pub fn is_frozen(&self) -> bool {
+        if self.v2 {
+            let Some((_, d)) = self.dirs.first() else {
+                return false;
+            };
+            return fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
+        }
+        self.dir("freezer").is_some_and(|d| {
+            fs::read_to_string(d.join("freezer.state"))
+                .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING"))
+        })
+    }
+
     /// Memory in use, bytes.
     pub fn memory_bytes(&self) -> Option<u64> {
         let d = self.dir("memory")?;

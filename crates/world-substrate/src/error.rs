@@ -22,9 +22,16 @@ pub enum WorldError {
     /// The id is taken.
     #[error("world '{0}' already exists")]
     Exists(String),
-    /// The world cannot run commands.
-    #[error("world '{0}' is {1}; destroy it")]
+    /// The world cannot run commands: it is paused, or its supervisor is
+    /// gone.
+    #[error("world '{0}' is {1}; {advice}", advice = not_running_advice(*.1))]
     NotRunning(String, crate::types::WorldState),
+    /// The lifecycle does not allow it (pausing a paused world, ...).
+    #[error("world '{0}': {1}")]
+    Transition(String, world_core::lifecycle::TransitionError),
+    /// This host cannot do it (pause without a cgroup freezer).
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// Limits out of range.
     #[error("invalid limits: {0}")]
     InvalidLimits(String),
@@ -34,6 +41,13 @@ pub enum WorldError {
     /// A host-side file operation failed (the cause is the source).
     #[error("{0}")]
     Io(&'static str, #[source] io::Error),
+}
+
+fn not_running_advice(s: crate::types::WorldState) -> &'static str {
+    match s {
+        crate::types::WorldState::Paused => "resume it first",
+        _ => "destroy it",
+    }
 }
 
 /// Errors of exec and copy requests.

@@ -146,4 +146,9 @@ pub trait Substrate {
     fn copy_out(&self, id: &WorldId, world_src: &str, host_dir: &Path) -> Result<()>;
     /// Kills everything in the world and removes all its traces.
     fn destroy(&self, id: &WorldId) -> Result<()>;
+    /// Freezes every process of a running world, its memory kept: the
+    /// world is `paused` and refuses exec, code, snapshot and branch.
+    fn pause(&self, id: &WorldId) -> Result<()>;
+    /// Thaws a paused world.
+    fn resume(&self, id: &WorldId) -> Result<()>;
 }

@@ -155,31 +155,10 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
-/// Lifecycle state of a world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WorldState {
-    /// The supervisor is alive; exec works.
-    Running,
-    /// The supervisor is gone (crash or host reboot); only destroy works.
-    Dead,
-}
-
-impl WorldState {
-    /// Whether exec and copy are allowed.
-    pub fn can_exec(self) -> bool {
-        self == WorldState::Running
-    }
-}
-
-impl fmt::Display for WorldState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WorldState::Running => "running",
-            WorldState::Dead => "dead",
-        })
-    }
-}
+/// A world's state: the one lifecycle enum of `world-core` (a live
+/// supervisor is `running`, or `paused` while the world's cgroup is
+/// frozen; a dead one is `lost`).
+pub use world_core::lifecycle::State as WorldState;
 
 /// What `inspect` and `list` report about a world.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

@@ -181,7 +181,10 @@ pub async fn dispatch(
     let alive = st
         .run(move |st| {
             let w = st.engine.world_inspect(&id2)?;
-            Ok((w.state.can_exec(), st.meta.world(id2.as_str()).paused))
+            Ok((
+                w.state.can_exec(),
+                w.state == world_substrate::WorldState::Paused,
+            ))
         })
         .await;
     match alive {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::Path;
-use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -41,7 +40,6 @@ pub async fn exec_captured(
     stdin: Vec<u8>,
 ) -> Result<ExecResponse, ApiError> {
     st.run(move |st| {
-        st.ensure_not_paused(&id)?;
         let t = Instant::now();
         let r = st.engine.world_exec_output(&id, &req, &stdin);
         let duration_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -103,19 +101,7 @@ pub async fn exec_sse(
     req: ExecRequest,
 ) -> Result<Response, ApiError> {
     let i2 = id.clone();
-    st.run(move |st| {
-        st.ensure_not_paused(&i2)?;
-        let w = st.engine.world_inspect(&i2)?;
-        if !w.state.can_exec() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "refused",
-                format!("world {i2} is {}", w.state),
-            ));
-        }
-        Ok(())
-    })
-    .await?;
+    st.run(move |st| st.ensure_running(&i2)).await?;
     let io = |e: std::io::Error| ApiError::internal(format!("exec stream: {e}"));
     let (out_r, out_w) = std::os::unix::net::UnixStream::pair().map_err(io)?;
     let (err_r, err_w) = std::os::unix::net::UnixStream::pair().map_err(io)?;

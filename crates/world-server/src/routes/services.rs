@@ -249,7 +249,6 @@ async fn relay(
     let port = svc.port;
     let out = st
         .run(move |st| {
-            st.ensure_not_paused(&id)?;
             let io = |e: std::io::Error| ApiError::internal(format!("service relay: {e}"));
             let (mut in_w, in_r) = std::os::unix::net::UnixStream::pair().map_err(io)?;
             let (out_r, out_w) = std::os::unix::net::UnixStream::pair().map_err(io)?;

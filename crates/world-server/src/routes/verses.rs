@@ -33,7 +33,6 @@ async fn push_down(
     let allow = r.allow_nonconserving.unwrap_or(false);
     let p = st
         .run(move |st| {
-            st.ensure_not_paused(&id)?;
             let p = st.engine.push_down(&id, children, allow)?;
             st.meta.update(|m| {
                 for v in &p.verses {

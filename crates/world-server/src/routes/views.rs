@@ -25,7 +25,7 @@ pub struct WorldView {
     /// The engine's view.
     #[serde(flatten)]
     pub info: WorldInfo,
-    /// Frozen by pause.
+    /// Frozen by pause (`state` is `paused`; kept for older clients).
     pub paused: bool,
     /// User metadata.
     pub metadata: Metadata,
@@ -51,8 +51,8 @@ impl WorldView {
                     url: format!("{base}/v1/services/{}/{}/", info.id, s.name),
                 })
                 .collect(),
+            paused: info.state == world_substrate::WorldState::Paused,
             info,
-            paused: meta.paused,
             metadata: meta.metadata,
             ttl: meta.ttl,
             snapshot_id: meta.snapshot_id,

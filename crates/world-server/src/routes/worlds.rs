@@ -108,7 +108,6 @@ pub async fn snapshot_world(
         no_nul(n, "name")?;
     }
     st.run(move |st| {
-        st.ensure_not_paused(&id)?;
         let info = st.engine.world_inspect(&id)?;
         let mut r = st.engine.snapshot(&id, name.as_deref());
         if unique_fallback {
@@ -148,9 +147,6 @@ pub async fn branch_source(
     world_engine::actions::check_count(count)?;
     no_nul(&source, "source")?;
     st.run(move |st| {
-        if let Some(w) = WorldId::new(&source) {
-            st.ensure_not_paused(&w)?;
-        }
         let source_world = WorldId::new(&source)
             .filter(|w| st.engine.world_inspect(w).is_ok())
             .map(|w| w.to_string());
@@ -217,11 +213,8 @@ pub async fn run_code_in(
     r: RunCodeRequest,
 ) -> Result<CodeResponse, ApiError> {
     let (session, timeout) = r.checked()?;
-    st.run(move |st| {
-        st.ensure_not_paused(&id)?;
-        Ok(st.engine.run_code(&id, &session, &r.code, timeout)?.into())
-    })
-    .await
+    st.run(move |st| Ok(st.engine.run_code(&id, &session, &r.code, timeout)?.into()))
+        .await
 }
 
 async fn run_code(
@@ -260,26 +253,15 @@ async fn branch(
     Ok((StatusCode::CREATED, Json(b)))
 }
 
-/// Pauses or resumes a world.
+/// Pauses or resumes a world ([`world_engine::Engine::world_pause`]:
+/// asking for the state it is in already changes nothing).
 pub async fn set_paused(st: &Arc<AppState>, id: WorldId, paused: bool) -> Result<(), ApiError> {
     st.run(move |st| {
-        let info = st.engine.world_inspect(&id)?;
-        if !info.state.can_exec() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "refused",
-                format!(
-                    "world {id} is {}; it cannot be paused or resumed",
-                    info.state
-                ),
-            ));
+        if paused {
+            st.engine.world_pause(&id)?;
+        } else {
+            st.engine.world_resume(&id)?;
         }
-        if st.meta.world(id.as_str()).paused == paused {
-            return Ok(());
-        }
-        st.set_frozen(&id, paused)?;
-        st.meta
-            .update(|m| m.worlds.entry(id.to_string()).or_default().paused = paused);
         Ok(())
     })
     .await

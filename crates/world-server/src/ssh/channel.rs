@@ -132,19 +132,9 @@ async fn start(
 ) -> Result<Started, String> {
     let id = world?;
     let i2 = id.clone();
-    st.run(move |st| {
-        st.ensure_not_paused(&i2)?;
-        let w = st.engine.world_inspect(&i2)?;
-        if !w.state.can_exec() {
-            return Err(crate::ApiError::bad_request(format!(
-                "world {i2} is {}",
-                w.state
-            )));
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| e.message)?;
+    st.run(move |st| st.ensure_running(&i2))
+        .await
+        .map_err(|e| e.message)?;
     let mut req = exec_request(program, tty, env);
     // As long as the client stays (a shell, a long copy): the program ends
     // with its channel, through the cancel fd, not at the exec timeout.

@@ -25,6 +25,7 @@ use crate::supervisor::LaunchSpec;
 use crate::types::{CreateOptions, Created, WorldId, WorldInfo, WorldState};
 use crate::{btrfs, sys, ExecOutput, ExecRequest, ExecStatus, ExecStdio, Substrate};
 use record::WorldRecord;
+use world_core::lifecycle::Event;
 
 /// Worlds on this Linux host.
 #[derive(Debug, Clone)]
@@ -110,10 +111,23 @@ impl LinuxSubstrate {
         Ok(())
     }
 
+    /// A world's live state: `lost` when its supervisor is gone, `paused`
+    /// while its cgroup is frozen, else `running`.
+    fn state_of(&self, r: &WorldRecord) -> WorldState {
+        match r.state() {
+            WorldState::Running
+                if WorldCgroup::open(&self.cfg.cgroup_name, r.id.as_str()).is_frozen() =>
+            {
+                WorldState::Paused
+            }
+            s => s,
+        }
+    }
+
     fn info(&self, r: &WorldRecord) -> WorldInfo {
         let cg = WorldCgroup::open(&self.cfg.cgroup_name, r.id.as_str());
-        let state = r.state();
-        let live = state == WorldState::Running;
+        let state = self.state_of(r);
+        let live = matches!(state, WorldState::Running | WorldState::Paused);
         WorldInfo {
             id: r.id.clone(),
             image: r.image.clone(),
@@ -132,10 +146,33 @@ impl LinuxSubstrate {
 
     pub(crate) fn running(&self, id: &WorldId) -> Result<WorldRecord> {
         let r = WorldRecord::load(&self.layout, id)?;
-        match r.state() {
+        match self.state_of(&r) {
             WorldState::Running => Ok(r),
             s => Err(WorldError::NotRunning(id.to_string(), s).into()),
         }
+    }
+
+    /// Freezes (`pause`) or thaws (`resume`) every process of a world, as
+    /// the lifecycle allows.
+    fn set_paused(&self, id: &WorldId, paused: bool) -> Result<()> {
+        let r = WorldRecord::load(&self.layout, id)?;
+        let event = if paused { Event::Pause } else { Event::Resume };
+        self.state_of(&r)
+            .apply(event)
+            .map_err(|e| WorldError::Transition(id.to_string(), e))?;
+        let cg = WorldCgroup::open(&self.cfg.cgroup_name, id.as_str());
+        let done = if paused {
+            cg.freeze(Duration::from_secs(5))?
+        } else {
+            cg.thaw()?
+        };
+        if !done {
+            return Err(WorldError::Unsupported(
+                "pause needs a cgroup freezer, which this host does not have",
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// Removes everything of a world; tolerant of half-made worlds.
@@ -154,6 +191,12 @@ impl LinuxSubstrate {
 
     pub(crate) fn teardown(&self, id: &str, rec: Option<&WorldRecord>) -> Result<()> {
         let t0 = Instant::now();
+        // A paused world's processes take no signal until thawed (v1
+        // freezer): thaw before the kill.
+        let cg = WorldCgroup::open(&self.cfg.cgroup_name, id);
+        if cg.is_frozen() {
+            let _ = cg.request_frozen(false);
+        }
         if let Some(r) = rec {
             self.kill_init(r);
         }
@@ -363,6 +406,14 @@ impl Substrate for LinuxSubstrate {
 
     fn inspect(&self, id: &WorldId) -> Result<WorldInfo> {
         Ok(self.info(&WorldRecord::load(&self.layout, id)?))
+    }
+
+    fn pause(&self, id: &WorldId) -> Result<()> {
+        self.set_paused(id, true)
+    }
+
+    fn resume(&self, id: &WorldId) -> Result<()> {
+        self.set_paused(id, false)
     }
 
     fn exec(&self, id: &WorldId, req: &ExecRequest, stdio: ExecStdio<'_>) -> Result<ExecStatus> {

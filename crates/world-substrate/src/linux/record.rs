@@ -93,7 +93,7 @@ impl WorldRecord {
         if self.pid > 0 && sys::process_start_time(self.pid) == Some(self.start_time) {
             WorldState::Running
         } else {
-            WorldState::Dead
+            WorldState::Lost
         }
     }
 

@@ -1463,7 +1463,7 @@ impl LinuxSubstrate {
         rep.dead_worlds = self
             .list()?
             .into_iter()
-            .filter(|w| w.state == WorldState::Dead)
+            .filter(|w| w.state == WorldState::Lost)
             .map(|w| w.id)
             .collect();
         Ok(rep)
