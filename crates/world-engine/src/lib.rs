@@ -12,6 +12,7 @@ pub mod actions;
 pub mod branch;
 mod error;
 pub mod lease;
+pub mod meta;
 pub mod multiverse;
 pub mod python;
 mod reaper;
@@ -39,6 +40,9 @@ pub struct Engine {
     inline: bool,
     /// Releases collapsed worlds in the background (held engines).
     reaper: Option<Arc<reaper::Reaper>>,
+    /// Metadata, TTLs and services of worlds and snapshots, in memory
+    /// (shared by clones; see [`meta`]).
+    meta: Arc<meta::MetaCache>,
 }
 
 impl Engine {
@@ -54,6 +58,7 @@ impl Engine {
             lease: None,
             inline: false,
             reaper: None,
+            meta: Arc::default(),
         }
     }
 
@@ -145,7 +150,8 @@ impl Engine {
     /// The store for a ledger or verse operation: like [`Engine::store`],
     /// but without waiting for spooled records, so it may only be used for
     /// what the store keeps current in memory (the ledger, verse-to-world
-    /// links, latest scores) and for writes.
+    /// links, latest scores), for tables no spooled batch writes
+    /// (`world_meta`) and for writes.
     pub(crate) fn verse_store(&self) -> Result<StoreHandle> {
         match &self.lease {
             Some(lease) => lease.acquire(false),

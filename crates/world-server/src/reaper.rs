@@ -26,9 +26,22 @@ fn expired(t: &Ttl, now: u64) -> bool {
     t.ttl_expire_at.is_some_and(|e| e <= now)
 }
 
+/// The sweep goes on after a failed write; the next one tries again.
+fn logged<T>(r: world_engine::Result<T>) {
+    if let Err(e) = r {
+        eprintln!("world-serve: TTL sweep: {e}");
+    }
+}
+
 fn sweep(st: &AppState) {
     let t = now();
-    let m = st.meta.snapshot();
+    let m = match st.engine.meta_all() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("world-serve: TTL sweep: {e}");
+            return;
+        }
+    };
     for (id, w) in &m.worlds {
         if !expired(&w.ttl, t) {
             continue;
@@ -51,12 +64,15 @@ fn sweep(st: &AppState) {
                 }
             };
             if paused {
-                st.meta
-                    .update(|f| f.worlds.entry(id.clone()).or_default().ttl = Ttl::default());
+                logged(
+                    st.engine.meta_update(|f| {
+                        f.worlds.entry(id.clone()).or_default().ttl = Ttl::default()
+                    }),
+                );
             }
         } else if let Err(e) = st.destroy_world(&wid) {
             if e.status == axum::http::StatusCode::NOT_FOUND {
-                st.meta.update(|f| f.worlds.remove(id));
+                logged(st.engine.meta_update(|f| f.worlds.remove(id)));
             } else {
                 eprintln!("world-serve: TTL of {id}: {e}");
             }
@@ -69,10 +85,10 @@ fn sweep(st: &AppState) {
         let r = st.engine.snapshot_delete(id);
         match r {
             Ok(()) => {
-                st.meta.update(|f| f.snapshots.remove(id));
+                logged(st.engine.meta_update(|f| f.snapshots.remove(id)));
             }
             Err(e) if e.kind() == world_engine::ErrorKind::NotFound => {
-                st.meta.update(|f| f.snapshots.remove(id));
+                logged(st.engine.meta_update(|f| f.snapshots.remove(id)));
             }
             Err(e) => eprintln!("world-serve: TTL of snapshot {id}: {e}"),
         }

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use world_engine::{Engine, StoreMode};
 use world_substrate::WorldId;
 
-use crate::meta::MetaStore;
 use crate::{ApiError, Error, ServerConfig};
 
 /// Everything handlers share.
@@ -15,8 +14,9 @@ pub struct AppState {
     pub engine: Engine,
     /// The bearer token.
     pub token: String,
-    /// Metadata and TTLs.
-    pub meta: MetaStore,
+    /// Where a daemon from before the `world_meta` table kept metadata
+    /// (moved into the database at start: [`world_engine::Engine::meta_import`]).
+    legacy_meta: std::path::PathBuf,
     /// `http://ADDR` of the TCP listener, for URLs handed to clients.
     public_url: Mutex<String>,
     /// Largest accepted body.
@@ -51,7 +51,7 @@ impl AppState {
     /// Prepares the state (token, metadata file) without touching worlds.
     pub fn new(cfg: &ServerConfig) -> Result<AppState, Error> {
         let token = crate::token::load_or_create_token(&cfg.substrate.state_dir)?;
-        let meta = MetaStore::load(cfg.substrate.state_dir.join("server").join("meta.json"));
+        let legacy_meta = cfg.substrate.state_dir.join("server").join("meta.json");
         let spool = world_store::SpoolOptions::from_env()
             .map_err(|e| Error::Io(e, std::io::Error::from(std::io::ErrorKind::InvalidInput)))?;
         Ok(AppState {
@@ -63,7 +63,7 @@ impl AppState {
                 .with_spool_options(spool)
                 .with_store_mode(StoreMode::held()),
             token,
-            meta,
+            legacy_meta,
             public_url: Mutex::new(format!("http://{}", cfg.listen)),
             body_limit: cfg.body_limit,
             log_requests: cfg.log_requests,
@@ -115,7 +115,7 @@ impl AppState {
     /// Destroys a world (paused or not) and forgets its metadata.
     pub fn destroy_world(&self, id: &WorldId) -> Result<(), ApiError> {
         self.engine.world_destroy(id)?;
-        self.meta.update(|m| m.worlds.remove(id.as_str()));
+        self.engine.meta_update(|m| m.worlds.remove(id.as_str()))?;
         Ok(())
     }
 
@@ -132,10 +132,11 @@ impl AppState {
                     .map(|w| w.id.to_string())
                     .collect();
                 let snaps: Vec<String> = st.engine.snapshots()?.into_iter().map(|s| s.id).collect();
-                st.meta.update(|m| {
+                st.engine.meta_import(&st.legacy_meta)?;
+                st.engine.meta_update(|m| {
                     m.worlds.retain(|k, _| worlds.contains(k));
                     m.snapshots.retain(|k, _| snaps.contains(k));
-                });
+                })?;
                 Ok((rep, worlds.len(), snaps.len()))
             })
             .await;

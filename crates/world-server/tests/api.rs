@@ -673,3 +673,80 @@ fn snapshot_ids_from_paths_cannot_reach_other_files() {
         "the planted file was touched"
     );
 }
+
+/// Metadata, TTLs and services live in the database (`world_meta`), not
+/// in a file beside it; a `meta.json` left by an older daemon is moved in
+/// at start (documents already in the table win) and renamed; paused
+/// state is the world's own (it survives the daemon).
+#[test]
+#[cfg_attr(not(world_root), ignore = "needs root: run the suite as root")]
+fn metadata_lives_in_the_database_and_old_files_move_in() {
+    let Some(mut d) = Daemon::start() else { return };
+    let a = d.ok(
+        "POST",
+        "/v1/worlds",
+        Some(json!({"metadata": {"in": "table"}, "ttl_seconds": 3600})),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = d.ok("POST", "/v1/worlds", Some(json!({})), 201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.ok("POST", &format!("/v1/worlds/{b}/pause"), None, 200);
+    d.terminate();
+    let legacy = d.state().join("server").join("meta.json");
+    assert!(!legacy.exists(), "the daemon wrote meta.json");
+    // The table holds a's document; nothing else keeps it.
+    let store = world_store::Store::open(&d.db()).unwrap();
+    let docs = store.meta_all().unwrap();
+    assert!(
+        docs.iter()
+            .any(|m| m.entity_id == a && m.doc.contains("\"in\":\"table\"")),
+        "{docs:?}"
+    );
+    // b as an older daemon left it: its document only in meta.json, which
+    // b takes; a keeps the table's.
+    store.meta_write(&[], std::slice::from_ref(&b)).unwrap();
+    drop(store);
+    std::fs::write(
+        &legacy,
+        json!({"worlds": {
+            a.clone(): {"metadata": {"in": "file"}},
+            b.clone(): {"metadata": {"from": "file"}, "paused": true},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    d.spawn();
+    let wa = d.ok("GET", &format!("/v1/worlds/{a}"), None, 200);
+    assert_eq!(wa["metadata"], json!({"in": "table"}));
+    assert!(wa["ttl"]["ttl_expire_at"].is_u64());
+    let wb = d.ok("GET", &format!("/v1/worlds/{b}"), None, 200);
+    assert_eq!(wb["metadata"], json!({"from": "file"}));
+    assert_eq!(
+        (wb["state"].clone(), wb["paused"].clone()),
+        (json!("paused"), json!(true))
+    );
+    assert!(!legacy.exists());
+    assert!(legacy.with_extension("json.imported").exists());
+    // A paused world refuses work with the daemon's own error.
+    let r = d.req(
+        "POST",
+        &format!("/v1/worlds/{b}/exec"),
+        Some(&json!({"command": "true"})),
+    );
+    assert_eq!(
+        (r.status, r.json()["error_code"].clone()),
+        (409, json!("world_paused"))
+    );
+    d.ok("POST", &format!("/v1/worlds/{b}/resume"), None, 200);
+    d.ok(
+        "POST",
+        &format!("/v1/worlds/{b}/exec"),
+        Some(json!({"command": "true"})),
+        200,
+    );
+}

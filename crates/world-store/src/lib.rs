@@ -25,6 +25,7 @@
 mod batch;
 mod error;
 pub mod ledger_io;
+pub mod meta_io;
 pub mod open;
 pub mod path;
 pub mod records;

@@ -237,6 +237,15 @@ impl Store {
         }
     }
 
+    /// Runs a direct write to tables no spooled batch ever writes
+    /// (`world_meta`): under the write lock, without waiting for the
+    /// spooled records (which may be held back far longer than a caller
+    /// should wait), since nothing orders the two.
+    pub(crate) fn write_unspooled<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let _write = lock(&self.shared.write);
+        f(&self.conn)
+    }
+
     /// Holds this process's write lock (one read-modify-write at a time).
     pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
         lock(&self.shared.write)

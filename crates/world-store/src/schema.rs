@@ -154,8 +154,20 @@ CREATE TABLE IF NOT EXISTS record_spool (
 INSERT INTO record_spool SELECT 0 WHERE NOT EXISTS (SELECT * FROM record_spool);
 "#;
 
+/// What users and front doors attach to worlds and snapshots (schema
+/// version 4): metadata, TTL, exposed services, ... as one JSON document
+/// per entity (see `meta_io`).
+const V4_WORLD_META: &str = r#"
+CREATE TABLE IF NOT EXISTS world_meta (
+    entity_id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    doc VARCHAR NOT NULL,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+"#;
+
 /// Ordered migrations; index + 1 is the schema version they bring the file to.
-pub const MIGRATIONS: &[&str] = &[V1_LEDGER, V2_VERSE_WORLDS, V3_RECORD_SPOOL];
+pub const MIGRATIONS: &[&str] = &[V1_LEDGER, V2_VERSE_WORLDS, V3_RECORD_SPOOL, V4_WORLD_META];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -182,11 +182,11 @@ async fn create(st: St, Body(r): Body<NewSandbox>) -> Result<(StatusCode, Json<V
     let id = w.info.id.to_string();
     let (t2, i2) = (template.clone(), id.clone());
     st.run(move |st| {
-        st.meta.update(|m| {
+        st.engine.meta_update(|m| {
             let e = m.worlds.entry(i2).or_default();
             e.env = env;
             e.template = Some(t2);
-        });
+        })?;
         Ok(())
     })
     .await?;
@@ -210,15 +210,15 @@ fn rfc3339(secs: u64) -> String {
 }
 
 /// A `ListedSandbox` / `SandboxDetail`.
-fn listed(st: &AppState, w: &WorldView) -> Value {
-    let meta = st.meta.world(w.info.id.as_str());
+fn listed(st: &AppState, w: &WorldView) -> Result<Value, ApiError> {
+    let meta = st.engine.world_meta(w.info.id.as_str())?;
     let template = meta.template.unwrap_or_else(|| "base".into());
     let end = w
         .ttl
         .ttl_expire_at
         .unwrap_or(w.info.created_at + MAX_TIMEOUT);
     let metadata: BTreeMap<&String, &String> = w.metadata.iter().collect();
-    json!({
+    Ok(json!({
         "templateID": template,
         "alias": template,
         "sandboxID": w.info.id,
@@ -231,7 +231,7 @@ fn listed(st: &AppState, w: &WorldView) -> Value {
         "state": state_of(w),
         "envdVersion": ENVD_VERSION,
         "metadata": metadata,
-    })
+    }))
 }
 
 /// One page of `all` from `from`, with `x-next-token` when more follow.
@@ -312,13 +312,13 @@ async fn list(st: St, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
                 .is_none_or(|s| s.iter().any(|x| x == state_of(w)))
         })
         .map(|w| listed(&st, w))
-        .collect();
+        .collect::<Result<_, _>>()?;
     page(picked, from, limit)
 }
 
 async fn detail(st: St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let w = get_world(&st, world_id(&id)?).await?;
-    let mut v = listed(&st, &w);
+    let mut v = listed(&st, &w)?;
     v["envdAccessToken"] = json!(st.token);
     Ok(Json(v))
 }
@@ -343,11 +343,11 @@ async fn set_lifetime(
 ) -> Result<(), ApiError> {
     st.run(move |st| {
         st.engine.world_inspect(&id)?;
-        st.meta.update(|m| {
+        st.engine.meta_update(|m| {
             let e = m.worlds.entry(id.to_string()).or_default();
             let action = e.ttl.ttl_action.or(Some(TtlAction::Stop));
             e.ttl = Ttl::from_now(Some(secs), action);
-        });
+        })?;
         Ok(())
     })
     .await
@@ -395,8 +395,8 @@ async fn connect(
         set_lifetime(&st, id.clone(), lifetime(Some(t))?).await?;
     }
     let template = st
-        .meta
-        .world(id.as_str())
+        .engine
+        .world_meta(id.as_str())?
         .template
         .unwrap_or_else(|| "base".into());
     Ok(Json(sandbox_json(&st, id.as_str(), &template)))
@@ -460,7 +460,7 @@ async fn fork(
     }
     let secs = lifetime(r.timeout)?;
     let parent = get_world(&st, id.clone()).await?;
-    let pmeta = st.meta.world(id.as_str());
+    let pmeta = st.engine.world_meta(id.as_str())?;
     let opts = world_substrate::snapshot::BranchOptions::default();
     let b = crate::routes::worlds::branch_source(
         &st,
@@ -474,7 +474,7 @@ async fn fork(
     let kids = b.children.clone();
     let action = pmeta.ttl.ttl_action.unwrap_or(TtlAction::Stop);
     st.run(move |st| {
-        st.meta.update(|m| {
+        st.engine.meta_update(|m| {
             for c in &kids {
                 let e = m.worlds.entry(c.to_string()).or_default();
                 e.env = pmeta.env.clone();
@@ -484,7 +484,7 @@ async fn fork(
                 e.contexts = pmeta.contexts.clone();
                 e.ttl = Ttl::from_now(Some(secs), Some(action));
             }
-        });
+        })?;
         Ok(())
     })
     .await?;

@@ -79,8 +79,13 @@ fn python_only(language: Option<&str>) -> Result<(), InterpError> {
 }
 
 /// Whether `id` names a context of the sandbox (the default one always).
-fn has_context(st: &AppState, sb: &Sandbox, id: &str) -> bool {
-    id == DEFAULT_CONTEXT || st.meta.world(sb.id.as_str()).contexts.contains_key(id)
+fn has_context(st: &AppState, sb: &Sandbox, id: &str) -> Result<bool, crate::ApiError> {
+    Ok(id == DEFAULT_CONTEXT
+        || st
+            .engine
+            .world_meta(sb.id.as_str())?
+            .contexts
+            .contains_key(id))
 }
 
 fn not_found(id: &str) -> InterpError {
@@ -189,7 +194,7 @@ pub async fn execute(
     }
     python_only(r.language.as_deref())?;
     let ctx = r.context_id.unwrap_or_else(|| DEFAULT_CONTEXT.into());
-    if !has_context(&st, &sb, &ctx) {
+    if !has_context(&st, &sb, &ctx)? {
         return Err(not_found(&ctx));
     }
     let env = r.env_vars.unwrap_or_default();
@@ -348,25 +353,25 @@ pub async fn create_context(
     st.run(move |st| {
         // Counted and claimed in one step, so concurrent creates cannot
         // pass the cap together.
-        let claimed = st.meta.update(|m| {
+        let claimed = st.engine.meta_update(|m| {
             let w = m.worlds.entry(sb2.id.to_string()).or_default();
             if w.contexts.len() >= MAX_CONTEXTS {
                 return false;
             }
             w.contexts.insert(n2.clone(), c2.clone());
             true
-        });
+        })?;
         if !claimed {
             return Err(crate::ApiError::bad_request(format!(
                 "at most {MAX_CONTEXTS} contexts per sandbox"
             )));
         }
         if let Err(e) = start_in(st, &sb2, &n2, &c2) {
-            st.meta.update(|m| {
+            st.engine.meta_update(|m| {
                 if let Some(w) = m.worlds.get_mut(sb2.id.as_str()) {
                     w.contexts.remove(&n2);
                 }
-            });
+            })?;
             return Err(e);
         }
         Ok(())
@@ -379,12 +384,16 @@ pub async fn create_context(
 pub async fn list_contexts(
     State(st): State<Arc<AppState>>,
     Extension(sb): Extension<Sandbox>,
-) -> Json<Value> {
+) -> Result<Json<Value>, InterpError> {
     let mut v = vec![context_json(DEFAULT_CONTEXT, HOME)];
-    for (id, cwd) in st.meta.world(sb.id.as_str()).contexts {
+    let meta = st
+        .engine
+        .world_meta(sb.id.as_str())
+        .map_err(crate::ApiError::from)?;
+    for (id, cwd) in meta.contexts {
         v.push(context_json(&id, &cwd));
     }
-    Json(Value::Array(v))
+    Ok(Json(Value::Array(v)))
 }
 
 /// `DELETE /contexts/{id}`.
@@ -393,16 +402,16 @@ pub async fn remove_context(
     Extension(sb): Extension<Sandbox>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, InterpError> {
-    if !has_context(&st, &sb, &id) || id == DEFAULT_CONTEXT {
+    if !has_context(&st, &sb, &id)? || id == DEFAULT_CONTEXT {
         return Err(not_found(&id));
     }
     st.run(move |st| {
         let _ = st.engine.session_stop(&sb.id, &id);
-        st.meta.update(|m| {
+        st.engine.meta_update(|m| {
             if let Some(w) = m.worlds.get_mut(sb.id.as_str()) {
                 w.contexts.remove(&id);
             }
-        });
+        })?;
         Ok(())
     })
     .await?;
@@ -415,12 +424,13 @@ pub async fn restart_context(
     Extension(sb): Extension<Sandbox>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, InterpError> {
-    if !has_context(&st, &sb, &id) {
+    if !has_context(&st, &sb, &id)? {
         return Err(not_found(&id));
     }
     let cwd = st
-        .meta
-        .world(sb.id.as_str())
+        .engine
+        .world_meta(sb.id.as_str())
+        .map_err(crate::ApiError::from)?
         .contexts
         .get(&id)
         .cloned()

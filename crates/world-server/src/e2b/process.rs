@@ -178,7 +178,11 @@ pub async fn start(
     let msg = first_message(&body)?;
     let r: StartRequest =
         serde_json::from_slice(msg).map_err(|e| invalid(format!("bad StartRequest: {e}")))?;
-    let base_env = st.meta.world(sb.id.as_str()).env;
+    let base_env = st
+        .engine
+        .world_meta(sb.id.as_str())
+        .map_err(crate::ApiError::from)?
+        .env;
     let config = json!({"cmd": r.process.cmd, "args": r.process.args,
         "envs": r.process.envs, "cwd": r.process.cwd});
     let with_stdin = r.stdin == Some(true);

@@ -205,8 +205,8 @@ async fn set_ttl(
     // Without a new action the current one stays (Morph's rule).
     let action = r.ttl_action.or(w.ttl.ttl_action);
     let ttl = Ttl::from_now(r.ttl_seconds, action);
-    st.meta
-        .update(|f| f.worlds.entry(id.to_string()).or_default().ttl = ttl);
+    st.engine
+        .meta_update(|f| f.worlds.entry(id.to_string()).or_default().ttl = ttl)?;
     Ok(Json(view(&get_world(&st, id).await?)))
 }
 
@@ -265,7 +265,7 @@ async fn snapshot(
 ) -> Result<Json<Value>, ApiError> {
     let id: WorldId = world_id(&id)?;
     if let Some(d) = &q.digest {
-        let all = st.meta.snapshot();
+        let all = st.engine.meta_all()?;
         if let Some((sid, _)) = all
             .snapshots
             .iter()
@@ -274,7 +274,7 @@ async fn snapshot(
             if let Ok(info) = super::snapshots::one(&st, sid.clone()).await {
                 return Ok(Json(super::morph_snapshots::view(
                     &info,
-                    &st.meta.snap(&info.id),
+                    &st.engine.snapshot_meta(&info.id)?,
                 )));
             }
         }
@@ -288,7 +288,7 @@ async fn snapshot(
     let info = snapshot_world(&st, id, None, meta, false).await?;
     Ok(Json(super::morph_snapshots::view(
         &info,
-        &st.meta.snap(&info.id),
+        &st.engine.snapshot_meta(&info.id)?,
     )))
 }
 
@@ -300,7 +300,7 @@ pub struct BranchQ {
 
 async fn branch(st: St, Path(id): Path<String>, Q(q): Q<BranchQ>) -> Result<Json<Value>, ApiError> {
     let id = world_id(&id)?;
-    let meta = st.meta.world(id.as_str()).metadata;
+    let meta = st.engine.world_meta(id.as_str())?.metadata;
     let opts = BranchOptions {
         keep_snapshot: true,
         ..BranchOptions::default()
@@ -316,7 +316,7 @@ async fn branch(st: St, Path(id): Path<String>, Q(q): Q<BranchQ>) -> Result<Json
         instances.push(view(&get_world(&st, c).await?));
     }
     Ok(Json(json!({
-        "snapshot": super::morph_snapshots::view(&snap, &st.meta.snap(&snap.id)),
+        "snapshot": super::morph_snapshots::view(&snap, &st.engine.snapshot_meta(&snap.id)?),
         "instances": instances,
     })))
 }

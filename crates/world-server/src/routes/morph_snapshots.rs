@@ -60,14 +60,16 @@ async fn filtered(
     q: &BTreeMap<String, String>,
 ) -> Result<Vec<Value>, ApiError> {
     let all = super::snapshots::all(st).await?;
+    let meta = st.engine.meta_all()?;
+    let of = |id: &str| meta.snapshots.get(id).cloned().unwrap_or_default();
     Ok(all
         .iter()
         .filter(|s| matches_filter(&s.metadata, q))
         .filter(|s| {
             q.get("digest")
-                .is_none_or(|d| st.meta.snap(&s.info.id).digest.as_deref() == Some(d))
+                .is_none_or(|d| of(&s.info.id).digest.as_deref() == Some(d))
         })
-        .map(|s| view(&s.info, &st.meta.snap(&s.info.id)))
+        .map(|s| view(&s.info, &of(&s.info.id)))
         .collect())
 }
 
@@ -128,14 +130,14 @@ pub struct CreateReq {
 async fn create(st: St, OptBody(r): OptBody<CreateReq>) -> Result<Json<Value>, ApiError> {
     let metadata = metadata_in(r.metadata)?;
     if let Some(d) = &r.digest {
-        let all = st.meta.snapshot();
+        let all = st.engine.meta_all()?;
         if let Some((id, _)) = all
             .snapshots
             .iter()
             .find(|(_, m)| m.digest.as_deref() == Some(d))
         {
             if let Ok(info) = super::snapshots::one(&st, id.clone()).await {
-                return Ok(Json(view(&info, &st.meta.snap(&info.id))));
+                return Ok(Json(view(&info, &st.engine.snapshot_meta(&info.id)?)));
             }
         }
     }
@@ -167,12 +169,12 @@ async fn create(st: St, OptBody(r): OptBody<CreateReq>) -> Result<Json<Value>, A
     let destroyed = st.run(move |st| st.destroy_world(&i2)).await;
     let snap = snap?;
     destroyed?;
-    Ok(Json(view(&snap, &st.meta.snap(&snap.id))))
+    Ok(Json(view(&snap, &st.engine.snapshot_meta(&snap.id)?)))
 }
 
 async fn inspect(st: St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let info = super::snapshots::one(&st, id).await?;
-    Ok(Json(view(&info, &st.meta.snap(&info.id))))
+    Ok(Json(view(&info, &st.engine.snapshot_meta(&info.id)?)))
 }
 
 async fn delete(st: St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -189,9 +191,9 @@ async fn set_metadata(
 ) -> Result<Json<Value>, ApiError> {
     let m = metadata_in(Some(m))?;
     let info = super::snapshots::one(&st, id).await?;
-    st.meta
-        .update(|f| f.snapshots.entry(info.id.clone()).or_default().metadata = m);
-    Ok(Json(view(&info, &st.meta.snap(&info.id))))
+    st.engine
+        .meta_update(|f| f.snapshots.entry(info.id.clone()).or_default().metadata = m)?;
+    Ok(Json(view(&info, &st.engine.snapshot_meta(&info.id)?)))
 }
 
 /// `{"ttl_seconds": N | null}`.
@@ -211,10 +213,10 @@ async fn set_ttl(
         ));
     }
     let info = super::snapshots::one(&st, id).await?;
-    st.meta.update(|f| {
+    st.engine.meta_update(|f| {
         f.snapshots.entry(info.id.clone()).or_default().ttl = Ttl::from_now(r.ttl_seconds, None)
-    });
-    Ok(Json(view(&info, &st.meta.snap(&info.id))))
+    })?;
+    Ok(Json(view(&info, &st.engine.snapshot_meta(&info.id)?)))
 }
 
 /// `POST /api/snapshot/{id}/boot` body: limits are inherited from the

@@ -84,15 +84,15 @@ pub async fn expose_service(
     }
     st.run(move |st| {
         let info = st.engine.world_inspect(&id)?;
-        st.meta.update(|f| {
+        st.engine.meta_update(|f| {
             let w = f.worlds.entry(id.to_string()).or_default();
             w.http_services.retain(|s| s.name != r.name);
             w.http_services.push(HttpService {
                 name: r.name,
                 port: r.port,
             });
-        });
-        Ok(WorldView::new(st, info, st.meta.world(id.as_str())))
+        })?;
+        Ok(WorldView::new(st, info, st.engine.world_meta(id.as_str())?))
     })
     .await
 }
@@ -105,18 +105,18 @@ pub async fn hide_service(
 ) -> Result<WorldView, ApiError> {
     st.run(move |st| {
         let info = st.engine.world_inspect(&id)?;
-        let removed = st.meta.update(|f| {
+        let removed = st.engine.meta_update(|f| {
             let w = f.worlds.entry(id.to_string()).or_default();
             let n = w.http_services.len();
             w.http_services.retain(|s| s.name != name);
             n != w.http_services.len()
-        });
+        })?;
         if !removed {
             return Err(ApiError::not_found(format!(
                 "world {id} has no service {name:?}"
             )));
         }
-        Ok(WorldView::new(st, info, st.meta.world(id.as_str())))
+        Ok(WorldView::new(st, info, st.engine.world_meta(id.as_str())?))
     })
     .await
 }
@@ -213,8 +213,8 @@ async fn relay(
 ) -> Result<Response, ApiError> {
     let id = world_id(&world)?;
     let svc = st
-        .meta
-        .world(id.as_str())
+        .engine
+        .world_meta(id.as_str())?
         .http_services
         .into_iter()
         .find(|s| s.name == name)

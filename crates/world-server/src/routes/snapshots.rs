@@ -26,7 +26,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// Every snapshot with its metadata.
 pub async fn all(st: &Arc<AppState>) -> Result<Vec<SnapshotView>, ApiError> {
     st.run(|st| {
-        let m = st.meta.snapshot();
+        let m = st.engine.meta_all()?;
         Ok(st
             .engine
             .snapshots()?
@@ -52,7 +52,7 @@ pub async fn remove(st: &Arc<AppState>, id: String) -> Result<String, ApiError> 
     let info = one(st, id).await?;
     st.run(move |st| {
         st.engine.snapshot_delete(&info.id)?;
-        st.meta.update(|m| m.snapshots.remove(&info.id));
+        st.engine.meta_update(|m| m.snapshots.remove(&info.id))?;
         Ok(info.id)
     })
     .await
@@ -64,7 +64,7 @@ async fn list(st: St) -> Result<Json<Vec<SnapshotView>>, ApiError> {
 
 async fn inspect(st: St, Path(id): Path<String>) -> Result<Json<SnapshotView>, ApiError> {
     let info = one(&st, id).await?;
-    let m = st.meta.snap(&info.id);
+    let m = st.engine.snapshot_meta(&info.id)?;
     Ok(Json(SnapshotView::new(info, m)))
 }
 

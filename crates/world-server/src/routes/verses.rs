@@ -34,7 +34,7 @@ async fn push_down(
     let p = st
         .run(move |st| {
             let p = st.engine.push_down(&id, children, allow)?;
-            st.meta.update(|m| {
+            st.engine.meta_update(|m| {
                 for v in &p.verses {
                     let mut wm = WorldMeta::default();
                     wm.metadata.insert("verse".into(), v.name.clone());
@@ -42,7 +42,7 @@ async fn push_down(
                     wm.metadata.insert("trit".into(), v.trit.to_string());
                     m.worlds.insert(v.world.to_string(), wm);
                 }
-            });
+            })?;
             Ok(p)
         })
         .await?;
@@ -88,11 +88,11 @@ async fn pull_up(
     let r = st
         .run(move |st| {
             let r = st.engine.pull_up(p, &oracle, game)?;
-            st.meta.update(|m| {
+            st.engine.meta_update(|m| {
                 for w in &r.collapsed_worlds {
                     m.worlds.remove(w);
                 }
-            });
+            })?;
             Ok(r)
         })
         .await?;

@@ -60,8 +60,8 @@ pub async fn create_world(st: &Arc<AppState>, req: CreateRequest) -> Result<Worl
             snapshot_id,
             ..WorldMeta::default()
         };
-        st.meta
-            .update(|m| m.worlds.insert(id.to_string(), meta.clone()));
+        st.engine
+            .meta_update(|m| m.worlds.insert(id.to_string(), meta.clone()))?;
         let info = st.engine.world_inspect(&id)?;
         Ok(WorldView::new(st, info, meta))
     })
@@ -72,7 +72,7 @@ pub async fn create_world(st: &Arc<AppState>, req: CreateRequest) -> Result<Worl
 pub async fn get_world(st: &Arc<AppState>, id: WorldId) -> Result<WorldView, ApiError> {
     st.run(move |st| {
         let info = st.engine.world_inspect(&id)?;
-        Ok(WorldView::new(st, info, st.meta.world(id.as_str())))
+        Ok(WorldView::new(st, info, st.engine.world_meta(id.as_str())?))
     })
     .await
 }
@@ -80,7 +80,7 @@ pub async fn get_world(st: &Arc<AppState>, id: WorldId) -> Result<WorldView, Api
 /// Every world.
 pub async fn list_worlds(st: &Arc<AppState>) -> Result<Vec<WorldView>, ApiError> {
     st.run(|st| {
-        let all = st.meta.snapshot();
+        let all = st.engine.meta_all()?;
         Ok(st
             .engine
             .world_list()?
@@ -129,7 +129,8 @@ pub async fn snapshot_world(
             spec: Some((l.vcpu_count, l.mem_size_mib, l.disk_mib.unwrap_or(0))),
             ..meta
         };
-        st.meta.update(|f| f.snapshots.insert(snap.id.clone(), m));
+        st.engine
+            .meta_update(|f| f.snapshots.insert(snap.id.clone(), m))?;
         Ok(snap)
     })
     .await
@@ -155,17 +156,17 @@ pub async fn branch_source(
             if let Some(w) = source_world.as_deref().and_then(WorldId::new) {
                 if let Ok(info) = st.engine.world_inspect(&w) {
                     let l = info.limits;
-                    st.meta.update(|f| {
+                    st.engine.meta_update(|f| {
                         f.snapshots.entry(s.clone()).or_insert_with(|| SnapMeta {
                             image_id: Some(info.image.clone()),
                             spec: Some((l.vcpu_count, l.mem_size_mib, l.disk_mib.unwrap_or(0))),
                             ..SnapMeta::default()
                         });
-                    });
+                    })?;
                 }
             }
         }
-        st.meta.update(|f| {
+        st.engine.meta_update(|f| {
             for c in &b.children {
                 f.worlds.insert(
                     c.to_string(),
@@ -176,7 +177,7 @@ pub async fn branch_source(
                     },
                 );
             }
-        });
+        })?;
         Ok(b)
     })
     .await
@@ -237,7 +238,7 @@ async fn snapshot(
         ..SnapMeta::default()
     };
     let info = snapshot_world(&st, world_id(&id)?, name, meta, false).await?;
-    let m = st.meta.snap(&info.id);
+    let m = st.engine.snapshot_meta(&info.id)?;
     Ok((StatusCode::CREATED, Json(SnapshotView::new(info, m))))
 }
 
@@ -287,9 +288,9 @@ pub async fn replace_metadata(
 ) -> Result<WorldView, ApiError> {
     st.run(move |st| {
         let info = st.engine.world_inspect(&id)?;
-        st.meta
-            .update(|f| f.worlds.entry(id.to_string()).or_default().metadata = m);
-        Ok(WorldView::new(st, info, st.meta.world(id.as_str())))
+        st.engine
+            .meta_update(|f| f.worlds.entry(id.to_string()).or_default().metadata = m)?;
+        Ok(WorldView::new(st, info, st.engine.world_meta(id.as_str())?))
     })
     .await
 }
