@@ -252,7 +252,6 @@ pub fn service(engine: &Engine, out: &Out, cmd: ServiceCmd) -> Result<()> {
     }
 }
 
-/// `world repair`.
 /// `world pool TARGET [--size N [--wait]]`: a lineage's pool of world
 /// shells (local: it talks to the lineage manager, not the daemon).
 pub fn pool(
