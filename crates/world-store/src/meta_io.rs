@@ -79,10 +79,9 @@ impl Store {
         }
         // No spooled batch writes `world_meta`: no need to wait for them.
         self.write_unspooled(|conn| {
-            conn.execute_batch("BEGIN TRANSACTION")?;
             // Two statements whatever the count (DuckDB spends about half
             // a millisecond on each): a branch of 100 writes 100 documents.
-            let r = (|| -> Result<()> {
+            crate::open::transaction(conn, |conn| {
                 let ids: Vec<&String> = delete
                     .iter()
                     .chain(put.iter().map(|d| &d.entity_id))
@@ -105,14 +104,7 @@ impl Store {
                     )?;
                 }
                 Ok(())
-            })();
-            match r {
-                Ok(()) => Ok(conn.execute_batch("COMMIT")?),
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    Err(e)
-                }
-            }
+            })
         })
     }
 }

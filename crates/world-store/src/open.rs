@@ -338,16 +338,25 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        match f(&self.conn) {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
+        transaction(&self.conn, f)
+    }
+}
+
+/// Runs `f` in one transaction on `conn`: committed when it succeeds,
+/// rolled back (and its error returned) when it fails.
+pub(crate) fn transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
         }
     }
 }

@@ -173,22 +173,14 @@ fn write_batches(conn: &Connection, batches: Vec<Pending>) -> Result<()> {
     let Some(last) = batches.last().map(|p| p.id) else {
         return Ok(());
     };
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let r = (|| {
+    crate::open::transaction(conn, |conn| {
         for p in batches {
             p.writes.flush(conn)?;
         }
         conn.prepare_cached("UPDATE record_spool SET last_id = ?")?
             .execute([last])?;
         Ok(())
-    })();
-    match r {
-        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    })
 }
 
 /// Most batches the writer commits in one transaction.
